@@ -1,0 +1,53 @@
+# Everything installs into a local virtualenv from pyproject.toml: no other set-up step.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run demo test lint typecheck check bench bench-smoke chaos soak clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The quick start: the whole pipeline on embedded defaults (private Redis, bundled MNS emulator, demo events).
+run: $(STAMP)
+	$(BIN)/ims-worker run --demo
+
+## Same, but exits once every demo event was handled (what CI runs).
+demo: $(STAMP)
+	$(BIN)/ims-worker run --demo --exit-when-done
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run_all --smoke
+
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos tests/chaos
+
+MINUTES ?= 15
+soak: $(STAMP)
+	IMS_WORKER_SOAK_MINUTES=$(MINUTES) $(BIN)/python -m pytest -m chaos tests/chaos
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .ims-worker

@@ -1,0 +1,30 @@
+"""Shared fixtures. Integration tests talk to a private, real redis-server started here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.servers import RedisServer, running_redis
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "worker" / "samples"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A clean database on the session's private Redis (flushed before each test)."""
+    if redis_server.process is None:  # a previous test stopped it to simulate an outage
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url

@@ -1,0 +1,23 @@
+"""ims-event-worker: IMS (via MNS) and media-provider webhooks, routed through Celery to handler plugins.
+
+The public API for plugin authors is ``Event``, ``handler``, ``Retry`` and ``Permanent``.
+"""
+
+from __future__ import annotations
+
+from worker.errors import BrokerUnavailable, ConfigurationError, InvalidPayload, Permanent, Retry, WorkerError
+from worker.events import Event, Transport, normalize
+from worker.registry import handler
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "Event",
+    "InvalidPayload",
+    "Permanent",
+    "Retry",
+    "Transport",
+    "WorkerError",
+    "handler",
+    "normalize",
+]

@@ -1,0 +1,61 @@
+"""The normalized event handed to handlers, and the transport it arrived by.
+
+``Event`` is frozen and round-trips through JSON: ``Event.model_validate(e.model_dump(mode="json")) == e``.
+That is how it crosses the broker: the task message carries the dump, the worker rebuilds the typed event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+
+
+class EventData(BaseModel):
+    """Base of every typed payload model. Providers add fields over time: extras are kept, never rejected."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+class Transport(BaseModel):
+    """How an event reached us: from an MNS queue (with its message id and dequeue count) or over HTTP."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["mns", "http"]
+    queue: str | None = None
+    message_id: str | None = None
+    dequeue_count: int | None = None
+    request_id: str | None = None
+
+
+class Event(BaseModel):
+    """One provider event, validated and normalized.
+
+    ``type`` is the Celery task name (``ims.ProduceMediaComplete``); ``id`` is stable across redeliveries of the
+    same provider event; ``data`` is the typed model of that type with the provider's field names; ``raw`` is
+    the original JSON object (for RTC, the whole subscription message; ``index`` says which content item).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    id: str
+    source: str
+    occurred_at: datetime | None = None
+    received_at: datetime
+    data: SerializeAsAny[EventData]
+    raw: dict[str, Any]
+    transport: Transport = Field(default_factory=lambda: Transport(kind="http"))
+    index: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_data(cls, value: Any) -> Any:
+        # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``.
+        if isinstance(value, dict) and isinstance(value.get("data"), dict) and "type" in value:
+            from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
+
+            value = {**value, "data": model_for(str(value["type"])).model_validate(value["data"])}
+        return value

@@ -1,0 +1,170 @@
+"""One typed Settings object, read once from the environment (prefix ``IMS_WORKER_``) and a ``.env`` file.
+
+Components take a ``Settings`` in their constructor; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+# Sources of events and the Celery queue each one is routed to by default.
+DEFAULT_QUEUE_BY_SOURCE: dict[str, str] = {
+    "ims": "ims",
+    "live.caster": "live",
+    "live.record": "live",
+    "rtc": "rtc",
+    "tencent": "tencent",
+}
+
+CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Secrets are ``SecretStr`` so that they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMS_WORKER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- broker and Redis -------------------------------------------------------------------------------
+    broker_url: str = DEFAULT_BROKER_URL
+    redis_url: str | None = Field(
+        default=None, description="dedupe markers, dead letters, handler ledger; defaults to the broker URL"
+    )
+
+    # --- MNS consumer -----------------------------------------------------------------------------------
+    mns_endpoint: str | None = None
+    mns_access_key_id: str | None = None
+    mns_access_key_secret: SecretStr | None = None
+    mns_security_token: SecretStr | None = None
+    mns_queues: CommaList = Field(default_factory=list)
+    mns_pollers_per_queue: int = Field(default=2, ge=1, le=64)
+    mns_batch_size: int = Field(default=16, ge=1, le=16)
+    mns_wait_seconds: int = Field(default=20, ge=0, le=30)
+    mns_socket_timeout: float = Field(default=45.0, gt=0, description="must exceed mns_wait_seconds")
+    mns_max_dequeue_count: int = Field(default=10, ge=1)
+    consumer_grace_seconds: float = Field(default=25.0, gt=0)
+    consumer_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables")
+    consumer_health_file: str | None = Field(
+        default=None, description="touched after every successful poll (liveness probe)"
+    )
+
+    # --- processing -------------------------------------------------------------------------------------
+    handler_modules: CommaList = Field(default_factory=list)
+    queue_routes: dict[str, str] = Field(
+        default_factory=dict, description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue'
+    )
+    task_max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_seconds: float = Field(default=2.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    task_soft_time_limit: float = Field(default=300.0, gt=0)
+    task_time_limit: float = Field(default=330.0, gt=0)
+    max_redeliveries: int = Field(
+        default=5, ge=1, description="times one task message may be redelivered after a worker loss"
+    )
+    handler_claim_seconds: int = Field(default=600, ge=1)
+    handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    dedupe_ttl_seconds: dict[str, int] = Field(
+        default_factory=lambda: {
+            "ims": 7 * 86400,
+            "live.caster": 86400,
+            "live.record": 3600,
+            "rtc": 86400,
+            "tencent": 86400,
+            "unknown": 86400,
+        },
+        description="JSON: source -> seconds an event id stays a duplicate",
+    )
+
+    # --- webhook shim -----------------------------------------------------------------------------------
+    shim_host: str = "127.0.0.1"
+    shim_port: int = Field(default=8080, ge=0, le=65535)
+    shim_public_url: str | None = None
+    shim_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    signature_window_seconds: int = Field(default=300, ge=1)
+    ims_callback_key: SecretList = Field(default_factory=list)
+    live_auth_key: SecretList = Field(default_factory=list)
+    rtc_app_key: SecretList = Field(default_factory=list)
+    tencent_callback_key: SecretList = Field(default_factory=list)
+    caster_token: SecretList = Field(default_factory=list)
+
+    # --- operations -------------------------------------------------------------------------------------
+    log_format: Literal["json", "console"] | None = None
+    log_level: str = "INFO"
+    state_dir: str = ".ims-worker"
+
+    @field_validator(
+        "mns_queues",
+        "handler_modules",
+        "ims_callback_key",
+        "live_auth_key",
+        "rtc_app_key",
+        "tencent_callback_key",
+        "caster_token",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.mns_socket_timeout <= self.mns_wait_seconds:
+            raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+        return self
+
+    @property
+    def effective_redis_url(self) -> str:
+        """Where dedupe markers, dead letters and handler ledgers live."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+            return self.broker_url
+        return DEFAULT_BROKER_URL
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+    def queue_for_source(self, source: str) -> str:
+        """The Celery queue events of ``source`` go to; unknown types go to ``unknown``."""
+        if source in self.queue_routes:
+            return self.queue_routes[source]
+        return DEFAULT_QUEUE_BY_SOURCE.get(source, "unknown")
+
+    def dedupe_ttl_for(self, source: str) -> int:
+        return self.dedupe_ttl_seconds.get(source, self.dedupe_ttl_seconds.get("unknown", 86400))
+
+    @property
+    def retry_countdown_ceiling(self) -> float:
+        """The longest a task can wait between attempts, used to size the broker's visibility timeout."""
+        return self.retry_backoff_max_seconds
+
+    @property
+    def visibility_timeout(self) -> int:
+        # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
+        # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
+        return int(self.task_time_limit + self.retry_countdown_ceiling + 3600)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once. Tests and the CLI pass overrides explicitly."""
+    return Settings(**overrides)
