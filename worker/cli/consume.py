@@ -1,0 +1,16 @@
+"""`ims-worker consume`: PROVISIONAL placeholder until its issue lands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    print("ims-worker consume: not available yet")
+    return 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("consume", help="(not available yet)")
+    parser.set_defaults(func=_not_yet)
