@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     mns_socket_timeout: float = Field(default=45.0, gt=0, description="must exceed mns_wait_seconds")
     mns_max_dequeue_count: int = Field(default=10, ge=1)
     consumer_grace_seconds: float = Field(default=25.0, gt=0)
+    consumer_metrics_host: str = "127.0.0.1"
     consumer_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables")
     consumer_health_file: str | None = Field(
         default=None, description="touched after every successful poll (liveness probe)"

@@ -1,0 +1,52 @@
+"""Building SDK queue clients the way a long-running consumer needs them.
+
+The SDK holds one ``http.client`` connection per client and is not thread-safe, so every poller thread builds
+its own. HTTPS connections are created without a socket timeout (``set_connection_timeout`` only rebuilds plain
+HTTP connections), so a stalled network would block a poller forever: we set the timeout on both kinds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Any
+
+from mns.account import Account
+from mns.queue import Queue
+
+from worker.errors import ConfigurationError
+from worker.settings import Settings
+
+
+def open_queue(settings: Settings, queue_name: str) -> Queue:
+    """An SDK ``Queue`` that returns raw bodies (we decode tolerantly ourselves) with timeouts on every socket."""
+    if not settings.mns_endpoint:
+        raise ConfigurationError("IMS_WORKER_MNS_ENDPOINT is not set")
+    if not settings.mns_access_key_id or settings.mns_access_key_secret is None:
+        raise ConfigurationError("IMS_WORKER_MNS_ACCESS_KEY_ID and IMS_WORKER_MNS_ACCESS_KEY_SECRET must be set")
+    token = settings.mns_security_token.get_secret_value() if settings.mns_security_token else ""
+    try:
+        account = Account(
+            settings.mns_endpoint,
+            settings.mns_access_key_id,
+            settings.mns_access_key_secret.get_secret_value(),
+            token,
+        )
+    except Exception as exc:  # the SDK raises its parameter exception for a malformed endpoint
+        raise ConfigurationError(f"invalid IMS_WORKER_MNS_ENDPOINT {settings.mns_endpoint!r}") from exc
+    client: Any = account.get_client()
+    client.set_connection_timeout(settings.mns_socket_timeout)
+    client.http.conn.timeout = settings.mns_socket_timeout  # what HTTPSConnection.connect() uses
+    queue = account.get_queue(queue_name)
+    # IMS writes plain JSON; the SDK's default base64 decoding would turn it into garbage silently.
+    queue.set_encoding(False)
+    return queue
+
+
+def interrupt(queue: Queue) -> None:
+    """Break a long poll in progress from another thread (used at shutdown): the receive raises at once."""
+    conn = queue.mns_client.http.conn
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,236 @@
+"""The MNS consumer: poller threads that receive, publish and delete, and the loop boundary that classifies errors.
+
+Each poller owns its SDK client (the SDK is not thread-safe), its publisher and its dead-letter store. One
+``_poll_once`` is one batch: BatchReceive (long poll) -> publish -> BatchDelete. Every exception of a poll is
+caught in exactly one place, ``Poller.run``, and turned into a backoff, a clean exit, or a fatal configuration
+error that stops the whole consumer.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import structlog
+from mns.mns_exception import MNSClientNetworkException, MNSExceptionBase, MNSServerException
+
+from worker.backoff import backoff_delay
+from worker.deadletter import DeadLetterStore
+from worker.errors import BrokerUnavailable, ConfigurationError
+from worker.mns import metrics
+from worker.mns.batch import BatchHandler
+from worker.mns.client import interrupt, open_queue
+from worker.mns.health import PollHealth
+from worker.publish import Publisher
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Server answers that no retry can fix: the operator must change the settings.
+FATAL_CODES = frozenset(
+    {"QueueNotExist", "SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId", "InvalidQueueName"}
+)
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+# A long poll that answers "empty" much faster than asked means MNS is shedding load: pause instead of spinning.
+EARLY_EMPTY_PAUSE_SECONDS = 1.0
+
+
+class Poller(threading.Thread):
+    """One receive loop on one queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue_name: str,
+        index: int,
+        stopping: threading.Event,
+        health: PollHealth,
+        on_fatal: Any,
+    ) -> None:
+        super().__init__(name=f"poller-{queue_name}-{index}", daemon=True)
+        self.settings = settings
+        self.queue_name = queue_name
+        self.stopping = stopping
+        self.health = health
+        self.on_fatal = on_fatal
+        self.receiving = False
+        self.queue: Any = None
+        self._failures = 0
+        self._rng = random.Random()  # noqa: S311 - jitter only
+
+    def run(self) -> None:
+        structlog.contextvars.bind_contextvars(queue=self.queue_name, poller=self.name)
+        try:
+            self.queue = open_queue(self.settings, self.queue_name)
+            handler = BatchHandler(
+                self.queue_name,
+                Publisher(self.settings),
+                DeadLetterStore.from_url(self.settings.effective_redis_url),
+                self.settings.mns_max_dequeue_count,
+            )
+        except ConfigurationError as exc:
+            self.on_fatal(exc)
+            return
+        while not self.stopping.is_set():
+            try:
+                self._poll_once(handler)
+                self._failures = 0
+            except MNSServerException as exc:
+                if exc.type == "MessageNotExist":
+                    continue  # handled in _receive; never reaches here, kept for safety
+                if exc.type in FATAL_CODES:
+                    self.on_fatal(ConfigurationError(f"MNS queue {self.queue_name!r}: {exc.type}: {exc.message}"))
+                    return
+                self._back_off(f"mns-{exc.type}", exc.message)
+            except MNSClientNetworkException as exc:
+                if self.stopping.is_set():
+                    break  # our own interrupt of a long poll at shutdown
+                self._back_off("mns-network", exc.type)
+            except (BrokerUnavailable, redis.RedisError) as exc:
+                self._back_off("broker-unavailable", str(exc))
+            except (MNSExceptionBase, KeyError, UnicodeDecodeError, ValueError, OSError) as exc:
+                # The SDK lets KeyError (missing headers) and UnicodeDecodeError escape its hierarchy.
+                self._back_off(f"unexpected-{type(exc).__name__}", repr(exc)[:200])
+            except Exception as exc:  # noqa: BLE001 - the loop boundary: a poller must never die
+                log.exception("mns.poller.unexpected_error")
+                self._back_off(f"unexpected-{type(exc).__name__}", repr(exc)[:200])
+        log.info("mns.poller.stopped")
+
+    def _poll_once(self, handler: BatchHandler) -> None:
+        messages = self._receive()
+        if not messages:
+            return
+        started = time.perf_counter()
+        metrics.RECEIVED.labels(self.queue_name).inc(len(messages))
+        outcome = handler.handle(messages)
+        self._delete(outcome.handles_to_delete)
+        elapsed = time.perf_counter() - started
+        metrics.BATCH_SECONDS.labels(self.queue_name).observe(elapsed)
+        log.info(
+            "mns.batch",
+            count=len(messages),
+            published=outcome.published,
+            duplicates=outcome.duplicates,
+            dead_lettered=outcome.dead_lettered,
+            deleted=len(outcome.handles_to_delete),
+            latency_ms=round(elapsed * 1000, 1),
+        )
+
+    def _receive(self) -> Sequence[Any]:
+        wait = self.settings.mns_wait_seconds
+        started = time.monotonic()
+        self.receiving = True
+        try:
+            if self.stopping.is_set():
+                return []
+            messages: Sequence[Any] = self.queue.batch_receive_message(self.settings.mns_batch_size, wait)
+        except MNSServerException as exc:
+            if exc.type != "MessageNotExist":
+                raise
+            self.health.record_poll()
+            metrics.LAST_POLL.labels(self.queue_name).set_to_current_time()
+            if wait and time.monotonic() - started < wait / 2:
+                self.stopping.wait(EARLY_EMPTY_PAUSE_SECONDS)
+            return []
+        finally:
+            self.receiving = False
+        self.health.record_poll()
+        metrics.LAST_POLL.labels(self.queue_name).set_to_current_time()
+        return messages
+
+    def _delete(self, handles: list[str]) -> None:
+        if not handles:
+            return
+        try:
+            self.queue.batch_delete_message(handles)
+        except MNSServerException as exc:
+            # Partial failure: the SDK lists each refused handle. Those messages come back after their
+            # visibility timeout and are absorbed as duplicates, so this is logged, not retried.
+            failures = exc.sub_errors or [{"ReceiptHandle": "*", "ErrorCode": exc.type, "ErrorMessage": exc.message}]
+            for failure in failures:
+                metrics.DELETE_FAILURES.labels(self.queue_name, failure.get("ErrorCode", "")).inc()
+                log.warning(
+                    "mns.delete.failed",
+                    receipt_handle=failure.get("ReceiptHandle"),
+                    code=failure.get("ErrorCode"),
+                    message=failure.get("ErrorMessage"),
+                )
+            metrics.DELETED.labels(self.queue_name).inc(len(handles) - len(failures))
+            return
+        metrics.DELETED.labels(self.queue_name).inc(len(handles))
+
+    def _back_off(self, kind: str, detail: str) -> None:
+        self._failures += 1
+        delay = backoff_delay(self._failures, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=self._rng)
+        metrics.ERRORS.labels(self.queue_name, kind).inc()
+        log.warning("mns.poller.backoff", kind=kind, detail=detail, attempt=self._failures,
+                    delay_s=round(delay, 2))  # fmt: skip
+        self.stopping.wait(delay)
+
+    def interrupt_receive(self) -> None:
+        if self.receiving and self.queue is not None:
+            interrupt(self.queue)
+
+
+class Consumer:
+    """All pollers of all queues, with graceful shutdown and a fatal-error path."""
+
+    def __init__(self, settings: Settings, queues: Sequence[str] | None = None) -> None:
+        self.settings = settings
+        self.queues = list(queues if queues is not None else settings.mns_queues)
+        if not self.queues:
+            raise ConfigurationError("no MNS queue configured: set IMS_WORKER_MNS_QUEUES")
+        self.stopping = threading.Event()
+        self.health = PollHealth(
+            max_silence_seconds=settings.mns_wait_seconds + settings.mns_socket_timeout + 30,
+            health_file=settings.consumer_health_file,
+        )
+        self.fatal: ConfigurationError | None = None
+        self.pollers: list[Poller] = []
+
+    def check_queues(self) -> None:
+        """Fail fast on a wrong queue name, endpoint or key instead of backing off forever."""
+        for name in self.queues:
+            try:
+                open_queue(self.settings, name).get_attributes()
+            except MNSServerException as exc:
+                raise ConfigurationError(f"MNS queue {name!r}: {exc.type}: {exc.message}") from exc
+            except MNSClientNetworkException as exc:
+                log.warning("mns.check.unreachable", queue=name, error=exc.type)
+
+    def _on_fatal(self, exc: ConfigurationError) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        log.error("mns.consumer.fatal", error=str(exc))
+        self.stopping.set()
+
+    def start(self) -> None:
+        for name in self.queues:
+            for index in range(self.settings.mns_pollers_per_queue):
+                poller = Poller(self.settings, name, index, self.stopping, self.health, self._on_fatal)
+                self.pollers.append(poller)
+                poller.start()
+        log.info("mns.consumer.started", queues=self.queues, pollers=len(self.pollers))
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def wait(self) -> bool:
+        """Block until stopped; then let batches in hand finish within the grace period. True if all did."""
+        while not self.stopping.wait(0.5):
+            pass
+        for poller in self.pollers:
+            poller.interrupt_receive()  # a long poll holds no message yet: cutting it short loses nothing
+        deadline = time.monotonic() + self.settings.consumer_grace_seconds
+        for poller in self.pollers:
+            poller.join(max(0.0, deadline - time.monotonic()))
+        stuck = [p.name for p in self.pollers if p.is_alive()]
+        if stuck:
+            log.error("mns.consumer.grace_exceeded", pollers=stuck)
+        log.info("mns.consumer.stopped", clean=not stuck)
+        return not stuck
