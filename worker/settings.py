@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(
         default=5, ge=1, description="times one task message may be redelivered after a worker loss"
     )
+    broker_visibility_timeout: int | None = Field(
+        default=None, ge=1, description="seconds; default derived from time limits and retry backoff"
+    )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
     dedupe_ttl_seconds: dict[str, int] = Field(
@@ -161,6 +164,8 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
+        if self.broker_visibility_timeout is not None:
+            return self.broker_visibility_timeout
         # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
         # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
         return int(self.task_time_limit + self.retry_countdown_ceiling + 3600)
