@@ -1,16 +1,93 @@
-"""`ims-worker shim`: PROVISIONAL placeholder until its issue lands."""
+"""``ims-worker shim``: the HTTP webhook receiver, served by uvicorn (uvloop + httptools when installed).
+
+``--workers N`` starts N uvicorn worker processes sharing the listening socket. On a 2-core machine that also
+runs Redis and the Celery worker, keep the default of 1 (one process saturates a core at several thousand
+requests per second, which no provider approaches); use 2 on a host dedicated to the shim. With N > 1 the
+Prometheus metrics of every process are aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
+directory unless you set one).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import shutil
+import tempfile
 from typing import Any
 
+import uvicorn
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print("ims-worker shim: not available yet")
-    return 1
+from worker.settings import Settings, load_settings
+
+APP_FACTORY = "worker.shim.app:create_app_from_environment"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Use the project's logging set-up when it is there (JSON or console, secret redaction)."""
+    try:
+        module = importlib.import_module("worker.logging")
+    except ImportError:  # pragma: no cover - structlog's defaults still log every line
+        return
+    module.configure_logging(settings)
+
+
+def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "loop": "auto",  # uvloop when installed
+        "http": "auto",  # httptools when installed
+        "ws": "none",
+        "lifespan": "on",
+        "access_log": False,  # the shim writes its own structured access log
+        # Only the configured public URL is trusted for signatures; never rewrite scheme/client from headers.
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": settings.log_level.lower(),
+        "timeout_keep_alive": 30,  # providers reuse connections between retries and bursts
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    host = args.host or settings.shim_host
+    port = settings.shim_port if args.port is None else args.port
+    workers = args.workers or settings.shim_workers
+    options = uvicorn_options(settings, host, port)
+    if workers == 1:
+        from worker.shim import create_app  # noqa: PLC0415 - the app pulls in Redis only when serving
+
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    owned_dir = None
+    if not metrics_dir:
+        owned_dir = tempfile.mkdtemp(prefix="ims-worker-shim-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir  # read by the spawned worker processes
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+    finally:
+        if owned_dir is not None:
+            shutil.rmtree(owned_dir, ignore_errors=True)
+    return 0
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("shim", help="(not available yet)")
-    parser.set_defaults(func=_not_yet)
+    parser = subparsers.add_parser(
+        "shim",
+        help="receive provider webhooks over HTTP and enqueue them",
+        description="Authenticate IMS, ApsaraVideo Live (recording, production studio, RTC) and Tencent CSS "
+        "webhooks, normalize them and enqueue them into Redis; 200 only once enqueued.",
+    )
+    parser.add_argument("--host", default=None, help="bind address (default IMS_WORKER_SHIM_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default IMS_WORKER_SHIM_PORT, 8080)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default IMS_WORKER_SHIM_WORKERS, 1; see the module docs for sizing)",
+    )
+    parser.set_defaults(func=_serve)

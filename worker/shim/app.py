@@ -1,0 +1,335 @@
+"""The webhook shim: a plain ASGI app (no framework on the hot path) served by uvicorn.
+
+A webhook request goes: route lookup -> header authentication (before the body is read) -> Content-Type ->
+size-limited read -> parse -> body authentication (Tencent) -> ``normalize`` -> ``publish`` (one Redis round
+trip, atomic dedupe + enqueue) -> 200. Every exception meets one place, ``_classify``, which turns it into a
+JSON answer; nothing leaves a connection hanging. Work that depends only on settings is done in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+import pydantic
+import structlog
+
+from worker.errors import BrokerUnavailable, InvalidPayload
+from worker.events import Event, Transport, normalize
+from worker.settings import Settings
+from worker.shim.body import body_kind, parse_form, parse_json_object, read_body
+from worker.shim.errors import (
+    AuthFailure,
+    ClientDisconnected,
+    MethodNotAllowed,
+    NotFound,
+    ShimError,
+)
+from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from worker.shim.metrics import ShimMetrics
+from worker.shim.openapi import build_openapi
+from worker.shim.providers import KEY_FIELDS, Provider, build_providers
+from worker.shim.types import Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
+
+# Providers retry on their own schedule; this is the hint for those that honour it.
+RETRY_AFTER_SECONDS = "5"
+READY_TIMEOUT_SECONDS = 1.0
+_JSON = b"application/json"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TENCENT_OK = b'{"code":0}'
+
+
+class PublishResultLike(Protocol):
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def enqueued(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    """What the shim needs of ``worker.publish.AsyncPublisher``."""
+
+    async def publish(self, events: Sequence[Event]) -> Sequence[PublishResultLike]: ...
+    async def ping(self) -> bool: ...
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Trace:
+    """What the access log and the metrics say about one request."""
+
+    request_id: str
+    provider: str | None = None
+    event_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    error: str | None = None
+
+
+def _error_body(code: str, detail: str, request_id: str) -> bytes:
+    return orjson.dumps({"error": code, "detail": detail, "request_id": request_id})
+
+
+def _validation_detail(exc: pydantic.ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]]
+    return "; ".join(parts)
+
+
+def _default_publisher(settings: Settings) -> Publisher:
+    # Imported late: the publisher pulls in the Redis client and Celery's message format, which tests of the
+    # pure parts of the shim do not need.
+    module = importlib.import_module("worker.publish")
+    publisher: Publisher = module.AsyncPublisher(settings)
+    return publisher
+
+
+class ShimApp:
+    """The ASGI callable. Create it with ``create_app``."""
+
+    def __init__(self, settings: Settings, publisher: Publisher | None = None) -> None:
+        self.settings = settings
+        self.providers: dict[str, Provider] = build_providers(settings)
+        self.metrics = ShimMetrics()
+        self._owns_publisher = publisher is None
+        self.publisher: Publisher = publisher if publisher is not None else _default_publisher(settings)
+        self._limit = settings.shim_max_body_bytes
+        self._read_timeout = settings.shim_read_timeout_seconds
+        self._publish_timeout = settings.shim_publish_timeout_seconds
+        self._access_log = settings.shim_access_log
+        self._openapi = orjson.dumps(build_openapi())
+        for provider in self.providers.values():
+            if not provider.auth_enabled:
+                log.warning(
+                    "shim.auth.disabled",
+                    provider=provider.source,
+                    setting=f"IMS_WORKER_{KEY_FIELDS[provider.source].upper()}",
+                    detail="no key configured: requests to this endpoint are not authenticated",
+                )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                log.info(
+                    "shim.started", endpoints=sorted(self.providers), public_url=self.settings.shim_public_url
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._owns_publisher:
+                    await self.publisher.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        given_id = headers.get("x-request-id")
+        request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        trace = _Trace(request_id)
+        try:
+            provider = self.providers.get(scope["path"])
+            if provider is not None:
+                trace.provider = provider.source
+                answer = await self._webhook(provider, scope, headers, receive, trace)
+            else:
+                answer = await self._operations(scope)
+        except ClientDisconnected:
+            log.info("shim.client_disconnected", request_id=request_id, path=scope["path"])
+            return
+        except Exception as exc:  # noqa: BLE001 - the one place every failure is classified and answered
+            answer = self._classify(exc, request_id, trace)
+        await self._respond(send, answer, request_id)
+        self._record(scope, answer.status, trace, request_id, started)
+
+    async def _respond(self, send: Send, answer: _Answer, request_id: str) -> None:
+        response_headers = [
+            (b"content-type", answer.content_type),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        response_headers += [
+            (name.lower().encode(), value.encode()) for name, value in answer.headers.items()
+        ]
+        try:
+            await send({"type": "http.response.start", "status": answer.status, "headers": response_headers})
+            await send({"type": "http.response.body", "body": answer.body})
+        except OSError:  # the client hung up before reading the answer; the server closes the socket
+            log.info("shim.client_gone", request_id=request_id)
+
+    async def _webhook(
+        self,
+        provider: Provider,
+        scope: Scope,
+        headers: dict[str, str],
+        receive: Receive,
+        trace: _Trace,
+    ) -> _Answer:
+        request_id = trace.request_id
+        if scope["method"] != "POST":
+            raise MethodNotAllowed("this endpoint only accepts POST", headers={"Allow": "POST"})
+        if provider.header_auth is not None:
+            query = scope.get("query_string", b"").decode("latin-1")
+            provider.header_auth(headers, scope.get("scheme", "http"), scope["path"], query)
+        kind = body_kind(headers.get("content-type"), accept_form=provider.accept_form)
+        raw = await read_body(
+            receive,
+            limit=self._limit,
+            declared_length=headers.get("content-length"),
+            timeout=self._read_timeout,
+        )
+        payload = parse_form(raw) if kind == "form" else parse_json_object(raw)
+        if provider.body_auth is not None:
+            provider.body_auth(payload)
+        # A signature is never stored with the event (handlers log raw payloads).
+        payload.pop("sign", None)
+        events = normalize(provider.source, payload, transport=Transport(kind="http", request_id=request_id))
+        trace.event_ids = [event.id for event in events]
+        results = await self._publish(provider, events)
+        trace.duplicates = sum(1 for result in results if not result.enqueued)
+        if provider.tencent_answer:
+            return _Answer(200, _TENCENT_OK)
+        body = {
+            "request_id": request_id,
+            "events": [{"id": r.event_id, "type": r.type, "duplicate": not r.enqueued} for r in results],
+        }
+        return _Answer(200, orjson.dumps(body))
+
+    async def _publish(self, provider: Provider, events: Sequence[Event]) -> Sequence[PublishResultLike]:
+        if not events:
+            return []
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                results = await self.publisher.publish(events)
+        except TimeoutError:
+            # Answering 503 is safe even if the write lands later: the retry is a duplicate, answered 200.
+            raise BrokerUnavailable(f"Redis did not confirm within {self._publish_timeout:g} s") from None
+        self.metrics.enqueue_seconds.labels(provider.source).observe(time.perf_counter() - started)
+        return results
+
+    async def _operations(self, scope: Scope) -> _Answer:
+        path = scope["path"]
+        if path not in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+            raise NotFound(f"no endpoint at {path}")
+        if scope["method"] not in ("GET", "HEAD"):
+            raise MethodNotAllowed("this endpoint only accepts GET", headers={"Allow": "GET, HEAD"})
+        if path == "/healthz":
+            return _Answer(200, b'{"status":"ok"}')
+        if path == "/readyz":
+            return await self._readiness()
+        if path == "/metrics":
+            return _Answer(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
+        return _Answer(200, self._openapi)
+
+    async def _readiness(self) -> _Answer:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                ready = await self.publisher.ping()
+        except (TimeoutError, BrokerUnavailable, OSError):
+            ready = False
+        if ready:
+            return _Answer(200, b'{"status":"ready"}')
+        body = orjson.dumps(
+            {"status": "unavailable", "error": "broker_unavailable", "detail": "Redis unreachable"}
+        )
+        return _Answer(503, body, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    def _classify(self, exc: Exception, request_id: str, trace: _Trace) -> _Answer:
+        """Every failure of a request, turned into its answer; only unexpected ones log a traceback."""
+        if isinstance(exc, ShimError):
+            trace.error = exc.code
+            if isinstance(exc, AuthFailure) and trace.provider is not None:
+                self.metrics.auth_failures.labels(trace.provider, exc.code).inc()
+            return _Answer(exc.status, _error_body(exc.code, exc.detail, request_id), headers=exc.headers)
+        if isinstance(exc, InvalidPayload):
+            trace.error = "invalid_event"
+            return _Answer(400, _error_body("invalid_event", str(exc), request_id))
+        if isinstance(exc, pydantic.ValidationError):
+            trace.error = "invalid_event"
+            return _Answer(400, _error_body("invalid_event", _validation_detail(exc), request_id))
+        if isinstance(exc, BrokerUnavailable):
+            trace.error = "broker_unavailable"
+            log.warning(
+                "shim.broker_unavailable", request_id=request_id, provider=trace.provider, detail=str(exc)
+            )
+            detail = "Redis is unreachable; the event was not accepted, retry later"
+            return _Answer(
+                503,
+                _error_body("broker_unavailable", detail, request_id),
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        trace.error = "internal_error"
+        log.exception("shim.internal_error", request_id=request_id, provider=trace.provider)
+        detail = f"unexpected error; the operator can find it in the logs under request id {request_id}"
+        return _Answer(500, _error_body("internal_error", detail, request_id))
+
+    def _record(self, scope: Scope, status: int, trace: _Trace, request_id: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        provider = trace.provider
+        if provider is not None:
+            self.metrics.requests.labels(provider, str(status)).inc()
+            self.metrics.request_seconds.labels(provider).observe(elapsed)
+            if trace.event_ids and status == 200:
+                enqueued = len(trace.event_ids) - trace.duplicates
+                if enqueued:
+                    self.metrics.events.labels(provider, "enqueued").inc(enqueued)
+                if trace.duplicates:
+                    self.metrics.events.labels(provider, "duplicate").inc(trace.duplicates)
+                    self.metrics.duplicates.labels(provider).inc(trace.duplicates)
+        if self._access_log and (provider is not None or status >= 400):
+            log.info(
+                "shim.request",
+                request_id=request_id,
+                provider=provider,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                event_ids=trace.event_ids,
+                duplicates=trace.duplicates,
+                error=trace.error,
+                latency_ms=round(elapsed * 1000, 3),
+            )
+
+
+def create_app(settings: Settings, publisher: Publisher | None = None) -> ShimApp:
+    """The shim as an ASGI app. Without ``publisher`` it makes (and closes) its own ``AsyncPublisher``."""
+    return ShimApp(settings, publisher)
+
+
+def create_app_from_environment() -> ShimApp:
+    """uvicorn factory for ``--workers N``: each worker process reads the settings and builds its app."""
+    from worker.settings import load_settings  # noqa: PLC0415 - only the factory path reads the environment
+
+    settings = load_settings()
+    # Each spawned worker process sets up logging like the parent did (structlog's defaults otherwise).
+    with contextlib.suppress(ImportError):
+        importlib.import_module("worker.logging").configure_logging(settings)
+    return create_app(settings)
