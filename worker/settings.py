@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     shim_port: int = Field(default=8080, ge=0, le=65535)
     shim_public_url: str | None = None
     shim_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    shim_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    shim_read_timeout_seconds: float = Field(default=10.0, gt=0, description="to receive a whole body")
+    shim_publish_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="for Redis to confirm; IMS gives up after 3 tries in 3 s"
+    )
+    shim_access_log: bool = True
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
