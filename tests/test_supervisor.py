@@ -121,7 +121,7 @@ def test_killed_child_is_restarted_with_growing_backoff(
         output=io.StringIO(),
     )
     running = run_supervisor(sup)
-    wait_until(lambda: sup.pids()["victim"] is not None)
+    wait_until(lambda: None not in sup.pids().values())
     bystander = sup.pids()["bystander"]
     for expected_restarts in (1, 2, 3):
         pid = sup.pids()["victim"]
