@@ -119,6 +119,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     state_dir: str = ".ims-worker"
 
+    # --- ims-worker run (supervisor, embedded services, Flower) ----------------------------------------
+    run_grace_seconds: float | None = Field(
+        default=None, gt=0, description="SIGTERM -> SIGKILL for run's children; default consumer grace + 5 s"
+    )
+    embedded_redis_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    embedded_mns_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    worker_concurrency: int | None = Field(default=None, ge=1, description="Celery -c; default: CPU count")
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_basic_auth: SecretStr | None = Field(
+        default=None, description="user:password[,user:password]; also turns on Flower's HTTP API"
+    )
+
     @field_validator(
         "mns_queues",
         "handler_modules",
