@@ -1,16 +1,188 @@
-"""`ims-worker run`: PROVISIONAL placeholder until its issue lands."""
+"""``ims-worker run``: the consumer, the shim, a Celery worker (and Flower) as one supervised process tree.
+
+With nothing configured it starts what is missing (``worker.embedded``): a private Redis under the state
+directory and the MNS emulator with an ``ice-callback-demo`` queue. ``--demo`` then delivers every sample
+event the way its provider would; ``--exit-when-done`` exits 0 once all were handled, non-zero otherwise.
+The children are the same commands as the Procfile's process types, started with this Python.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import sys
+import threading
 from typing import Any
 
+import structlog
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print("ims-worker run: not available yet")
-    return 1
+from worker.demo import Demo, DemoFailed, demo_environment
+from worker.embedded import EmbeddedServices
+from worker.redisconn import redact_url
+from worker.settings import Settings, load_settings
+from worker.supervisor import ChildSpec, Supervisor
+
+log = structlog.get_logger(__name__)
+
+GRACE_MARGIN_SECONDS = 5.0
+
+
+def configure_logging(settings: Settings) -> None:
+    """The project's logging set-up when it is there (JSON or console, secret redaction)."""
+    try:
+        module = importlib.import_module("worker.logging")
+    except ImportError:  # pragma: no cover - structlog's defaults still log every line
+        return
+    module.configure_logging(settings)
+
+
+def grace_seconds(settings: Settings) -> float:
+    """How long the children get after SIGTERM: longer than the consumer needs to finish its batch."""
+    if settings.run_grace_seconds is not None:
+        return settings.run_grace_seconds
+    return settings.consumer_grace_seconds + GRACE_MARGIN_SECONDS
+
+
+def child_commands(settings: Settings, *, flower: bool, python: str = sys.executable) -> dict[str, list[str]]:
+    """Process type -> argv. The same commands as the Procfile, with the interpreter we run under."""
+    cli = [python, "-m", "worker.cli"]
+    celery = [python, "-m", "celery", "-A", "worker.app"]
+    worker = [*celery, "worker", "-E", "--loglevel", settings.log_level.upper()]
+    if settings.worker_concurrency:
+        worker += ["--concurrency", str(settings.worker_concurrency)]
+    commands = {
+        "consumer": [*cli, "consume"],
+        "shim": [*cli, "shim", "--host", settings.shim_host, "--port", str(settings.shim_port)],
+        "worker": worker,
+    }
+    if flower:
+        commands["flower"] = [
+            *celery,
+            "flower",
+            f"--address={settings.flower_host}",
+            f"--port={settings.flower_port}",
+        ]
+    return commands
+
+
+def child_specs(settings: Settings, environ: dict[str, str], *, flower: bool) -> list[ChildSpec]:
+    specs = []
+    for name, argv in child_commands(settings, flower=flower).items():
+        env = dict(environ)
+        if name == "flower" and settings.flower_basic_auth is not None:
+            # Through the environment, not argv: command lines are visible to every user of the host.
+            env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
+        specs.append(ChildSpec(name, argv, env=env))
+    return specs
+
+
+class DemoRunner:
+    """Runs the demo beside the supervisor; with ``exit_when_done`` it stops the supervisor at the end."""
+
+    def __init__(self, demo: Demo, supervisor: Supervisor, *, exit_when_done: bool) -> None:
+        self.demo = demo
+        self.supervisor = supervisor
+        self.exit_when_done = exit_when_done
+        self.code = 0
+        self.thread = threading.Thread(target=self._run, name="demo", daemon=True)
+
+    def _fail(self, reason: str) -> None:
+        log.warning("demo failed", error=reason)
+        print(f"demo failed: {reason}", file=sys.stderr, flush=True)
+        self.code = 1
+
+    def _run(self) -> None:
+        should_stop = lambda: self.supervisor.stop_requested  # noqa: E731 - a one-line predicate
+        try:
+            self.demo.seed(should_stop)
+            log.info("demo seeded", events=len(self.demo.expected))
+            if not self.exit_when_done:
+                return
+            missing = self.demo.wait_until_handled(should_stop)
+            report = self.demo.report(missing)
+            print(report, flush=True)
+            if missing:
+                self.code = 1
+            else:
+                print(self.demo.summary(), flush=True)
+        except DemoFailed as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever breaks, the demo must not leave run hanging
+            self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.exit_when_done:
+                self.supervisor.request_stop()
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    with EmbeddedServices(settings, demo=args.demo) as embedded:
+        overrides = dict(embedded.env)
+        if args.demo:
+            overrides.update(demo_environment(settings))
+        overrides["PYTHONUNBUFFERED"] = "1"  # children's lines reach the prefixed output as they happen
+        os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
+        settings = load_settings()
+        supervisor = Supervisor(
+            child_specs(settings, dict(os.environ), flower=args.flower), grace_seconds=grace_seconds(settings)
+        )
+        shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
+        log.info(
+            "ims-worker run",
+            broker=redact_url(settings.broker_url),
+            mns_endpoint=settings.mns_endpoint,
+            queues=settings.mns_queues,
+            shim=shim_url,
+            flower=f"http://{settings.flower_host}:{settings.flower_port}" if args.flower else None,
+            embedded=sorted(k for k in embedded.env if not k.endswith("SECRET")),
+        )
+        runner = None
+        if args.demo:
+            demo = Demo(settings, shim_url=shim_url, timeout=args.timeout)
+            runner = DemoRunner(demo, supervisor, exit_when_done=args.exit_when_done)
+            runner.thread.start()
+        code = supervisor.run()
+        if runner is not None:
+            runner.thread.join(timeout=5)
+            if args.exit_when_done:
+                return runner.code or code
+    return code
+
+
+def _connect_host(bind: str) -> str:
+    return "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind  # noqa: S104 - comparing, not binding
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="(not available yet)")
-    parser.set_defaults(func=_not_yet)
+    parser = subparsers.add_parser(
+        "run",
+        help="run consumer, shim and Celery worker (and Flower) under one supervisor",
+        description="Start and supervise the MNS consumer, the webhook shim and a Celery worker; restart a "
+        "child that dies (with backoff); stop all on SIGTERM/SIGINT. Without IMS_WORKER_BROKER_URL a private "
+        "Redis is started; without IMS_WORKER_MNS_ENDPOINT the bundled MNS emulator.",
+    )
+    parser.add_argument("--flower", action="store_true", help="also run Flower (task events are on)")
+    parser.add_argument("--flower-port", type=int, default=None, help="Flower port (IMS_WORKER_FLOWER_PORT)")
+    parser.add_argument(
+        "--demo", action="store_true", help="deliver every sample event (MNS and signed webhooks)"
+    )
+    parser.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="with --demo: exit 0 once every demo event was handled, 1 listing the missing ones on timeout",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds --exit-when-done waits (default 120)"
+    )
+    parser.set_defaults(func=_checked_run)
+
+
+def _checked_run(args: argparse.Namespace) -> int:
+    if args.exit_when_done and not args.demo:
+        print("ims-worker run: --exit-when-done needs --demo", file=sys.stderr)
+        return 2
+    if args.flower_port is not None:
+        os.environ["IMS_WORKER_FLOWER_PORT"] = str(args.flower_port)
+    return _run(args)
