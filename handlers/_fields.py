@@ -1,0 +1,48 @@
+"""Helpers shared by the built-in handlers: pick the fields an operator looks for out of a provider object."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+FAILURE_STATUSES = frozenset({"fail", "failed", "failure", "error", "exception", "timeout"})
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """Providers sometimes nest JSON as a string (Tencent ``msg``, some MNS bodies): accept both forms."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, Mapping) else {}
+    return {}
+
+
+def pick(source: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The scalar values of ``keys`` present and non-empty in ``source``, keeping the provider's names."""
+    found: dict[str, Any] = {}
+    for key in keys:
+        value = source.get(key)
+        if value is None or value == "" or isinstance(value, Mapping | list):
+            continue
+        found[key] = value
+    return found
+
+
+def urls(source: Mapping[str, Any]) -> dict[str, Any]:
+    """Every scalar field whose name says it is a URL or URI (``FileUrl``, ``MediaURL``, ``uri``...)."""
+    return {
+        key: value
+        for key, value in source.items()
+        if isinstance(value, str) and value and key.lower().endswith(("url", "uri", "urls"))
+    }
+
+
+def is_failure(status: Any = None, error_code: Any = None) -> bool:
+    if isinstance(status, str) and status.strip().lower() in FAILURE_STATUSES:
+        return True
+    return error_code not in (None, "", 0, "0", "Success", "success", "OK")

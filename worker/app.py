@@ -1,0 +1,90 @@
+"""The Celery app: one task per catalogued event type, named exactly as the type, all run by one wrapper.
+
+``celery -A worker.app worker`` and ``celery -A worker.app flower`` use the module-level ``app``, built from
+the environment when this module is imported (the one place that reads settings at import, because the
+Celery command line needs an object). Everything else, tests included, calls ``create_app(settings)``.
+
+At worker start (``worker_init``) the handler plugins are discovered; a broken plugin stops the worker with a
+clear message rather than letting it run without its handlers. Logging goes through ``worker.logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from celery import Celery, Task, signals
+
+from worker.celeryconfig import celery_config
+from worker.errors import ConfigurationError
+from worker.events.catalogue import CATALOGUE
+from worker.registry import discover
+from worker.settings import Settings, load_settings
+from worker.tasks import run_event
+
+log = structlog.get_logger(__name__)
+
+
+class EventApp(Celery):  # type: ignore[misc]  # celery ships no type hints
+    """A Celery app that carries the ``Settings`` it was built from."""
+
+    settings: Settings
+
+
+def _register(app: EventApp, event_type: str) -> None:
+    def run(self: Task, *args: Any, **kwargs: Any) -> str:
+        # kwargs are not part of the message format; anything odd in args is dead-lettered by run_event.
+        return run_event(self, args, app.settings)
+
+    run.__name__ = run.__qualname__ = event_type.replace(".", "_")
+    app.task(name=event_type, bind=True)(run)
+
+
+def create_app(settings: Settings | None = None, *, set_as_current: bool = False) -> EventApp:
+    settings = settings or load_settings()
+    app = EventApp("ims-worker", set_as_current=set_as_current)
+    app.settings = settings
+    app.conf.update(celery_config(settings))
+    for event_type in CATALOGUE:
+        _register(app, event_type)
+    app.finalize()
+    return app
+
+
+def load_handlers(settings: Settings) -> list[str]:
+    """Discover built-in, configured and entry-point handler modules (idempotent: imports are cached)."""
+    return discover(settings.handler_modules)
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if not isinstance(app, EventApp):
+        return
+    try:
+        modules = load_handlers(app.settings)
+    except ConfigurationError as exc:
+        # Celery logs and swallows exceptions from signal receivers; SystemExit is the way to stop the start.
+        print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
+    log.info("handlers loaded", modules=modules)
+
+
+def _on_setup_logging(loglevel: Any = None, **_: Any) -> None:
+    # Connecting this receiver stops Celery from installing its own handlers: ours render structlog JSON.
+    settings = app.settings
+    try:
+        from worker.logging import configure_logging  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        return
+    configure_logging(settings)
+
+
+signals.worker_init.connect(_on_worker_init)
+signals.setup_logging.connect(_on_setup_logging)
+
+app = create_app(load_settings(), set_as_current=True)

@@ -1,0 +1,206 @@
+"""The one task body behind every event type: the single place that catches and classifies exceptions.
+
+For one task message: bind the logging context, rebuild the typed ``Event``, consult the handler ledger
+(skip handlers already done for this id, claim the others), run the claimed handlers in stable order, record
+each success, then decide:
+
+* all done -> success;
+* a handler raised ``worker.Permanent``, or the failed attempts reached ``task_max_attempts``, or the message
+  came back after a worker loss more than ``max_redeliveries`` times -> dead-letter store, success;
+* otherwise (``worker.Retry``, any other exception, a handler claimed by another task, Redis unreachable)
+  -> retry with exponential backoff and jitter.
+
+Nothing escapes as an ordinary failure: Celery would acknowledge it and the event would be lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.exceptions import Reject
+from celery.exceptions import Retry as CeleryRetry
+from pydantic import ValidationError
+
+from worker.backoff import backoff_delay
+from worker.deadletter import DeadLetterStore
+from worker.dedupe import HandlerLedger, HandlerState
+from worker.errors import Permanent
+from worker.errors import Retry as HandlerRetry
+from worker.events import Event
+from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
+from worker.registry import REGISTRY, Subscription
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+REASON_PERMANENT = "permanent failure"
+REASON_EXHAUSTED = "retries exhausted"
+REASON_REDELIVERIES = "redelivery limit"
+REASON_BAD_MESSAGE = "invalid task message"
+
+
+class HandlerFailed(Exception):
+    """Raised (inside Celery's Retry) to say which handlers failed, without the original exception objects."""
+
+
+def summarize(exc: BaseException) -> str:
+    """``Type: message`` with credentials in URLs removed and the length bounded."""
+    kind = type(exc).__qualname__
+    if type(exc).__module__ not in ("builtins", "__main__"):
+        kind = f"{type(exc).__module__}.{kind}"
+    text = redact_text(str(exc))
+    return f"{kind}: {text[:1000]}" if text else kind
+
+
+def backoff(settings: Settings, attempt: int) -> float:
+    return backoff_delay(attempt, base=settings.retry_backoff_seconds, cap=settings.retry_backoff_max_seconds)
+
+
+@dataclass
+class Runtime:
+    """Per-process Redis resources (made after the prefork fork, never shared across processes)."""
+
+    pid: int
+    ledger: HandlerLedger
+    deadletters: DeadLetterStore
+
+
+_runtime: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime:
+    global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
+    if _runtime is None or _runtime.pid != os.getpid():
+        client = sync_client(settings.effective_redis_url)
+        ledger = HandlerLedger(
+            client,
+            claim_seconds=settings.handler_claim_seconds,
+            done_ttl_seconds=settings.handler_done_ttl_seconds,
+        )
+        _runtime = Runtime(pid=os.getpid(), ledger=ledger, deadletters=DeadLetterStore(client))
+    return _runtime
+
+
+def _retry(task: Task, countdown: float, reason: str) -> CeleryRetry:
+    """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
+    log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
+    try:
+        return task.retry(countdown=countdown, max_retries=None, exc=HandlerFailed(reason), throw=False)
+    except Exception as exc:
+        log.exception("cannot schedule a retry; requeueing the message", error=summarize(exc))
+        raise Reject(summarize(exc), requeue=True) from exc
+
+
+def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
+    request = task.request
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        task_id=request.id, event_type=task.name, attempt=request.retries + 1
+    )
+    if len(args) != 1 or not isinstance(args[0], dict):
+        return _bad_message(task, settings, args, "expected one argument: the event as a JSON object")
+    try:
+        event = Event.model_validate(args[0])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        return _bad_message(
+            task, settings, args, f"event does not validate ({exc.error_count()}): {problems}"
+        )
+    structlog.contextvars.bind_contextvars(event_id=event.id, source=event.source)
+    try:
+        return _handle(task, settings, event)
+    except REDIS_ERRORS as exc:
+        raise _retry(
+            task, backoff(settings, request.retries + 1), f"Redis unavailable: {summarize(exc)}"
+        ) from exc
+
+
+def _handle(task: Task, settings: Settings, event: Event) -> str:
+    request, rt = task.request, runtime(settings)
+    subscriptions = REGISTRY.handlers_for(event.type)
+    names = [s.name for s in subscriptions]
+    redelivered = bool((request.delivery_info or {}).get("redelivered"))
+    start = rt.ledger.begin(event.id, request.id, names, redelivered=redelivered)
+    if start.redeliveries > settings.max_redeliveries:
+        pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
+        rt.ledger.finish(event.id, request.id, pending, failed=False)
+        error = f"task message redelivered {start.redeliveries} times after worker loss"
+        return _dead_letter(rt, event, REASON_REDELIVERIES, pending, error=error, attempts=request.retries)
+
+    failures: list[tuple[Subscription, Exception]] = []
+    busy: list[Subscription] = []
+    ran = skipped = 0
+    for sub, state in zip(subscriptions, start.states, strict=True):
+        if state is HandlerState.DONE:
+            skipped += 1
+        elif state is HandlerState.BUSY:
+            busy.append(sub)
+        else:
+            began = time.perf_counter()
+            try:
+                sub.func(event)
+            except Exception as exc:  # the classifying boundary: every handler error is looked at below
+                failures.append((sub, exc))
+                log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
+                continue
+            rt.ledger.mark_done(event.id, request.id, sub.name)
+            ran += 1
+            log.debug(
+                "handler succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
+            )
+
+    failed_names = [sub.name for sub, _ in failures]
+    attempts = rt.ledger.finish(event.id, request.id, failed_names, failed=bool(failures))
+    if not failures and not busy:
+        log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
+        return f"handled={ran} skipped={skipped}"
+    error = "; ".join(f"{sub.name}: {summarize(exc)}" for sub, exc in failures)
+    if any(isinstance(exc, Permanent) for _, exc in failures):
+        return _dead_letter(rt, event, REASON_PERMANENT, failed_names, error=error, attempts=attempts)
+    if failures and attempts >= settings.task_max_attempts:
+        return _dead_letter(rt, event, REASON_EXHAUSTED, failed_names, error=error, attempts=attempts)
+    if failures:
+        asked = [exc.countdown for _, exc in failures if isinstance(exc, HandlerRetry) and exc.countdown]
+        countdown = max(asked) if asked else backoff(settings, attempts)
+        raise _retry(task, countdown, error)
+    # Only claims held by other tasks remain: wait for them without spending this task's attempts.
+    raise _retry(task, backoff(settings, 1), "claimed by another task: " + ", ".join(s.name for s in busy))
+
+
+def _dead_letter(
+    rt: Runtime, event: Event, reason: str, handlers: list[str], *, error: str, attempts: int
+) -> str:
+    entry = rt.deadletters.add(
+        raw=event.raw,
+        source=event.source,
+        reason=reason,
+        error=error,
+        attempts=attempts,
+        event=event,
+        handlers=handlers,
+    )
+    log.error(
+        "event dead-lettered", reason=reason, handlers=handlers, attempts=attempts, entry=entry, error=error
+    )
+    return f"dead-lettered ({reason}) as {entry}"
+
+
+def _bad_message(task: Task, settings: Settings, args: Sequence[Any], error: str) -> str:
+    import json  # noqa: PLC0415 - only on this rare path
+
+    rt = runtime(settings)
+    raw = json.dumps(list(args), default=str)
+    try:
+        entry = rt.deadletters.add(
+            raw=raw, source="unknown", reason=REASON_BAD_MESSAGE, event_type=task.name, error=error
+        )
+    except REDIS_ERRORS as exc:
+        raise _retry(task, backoff(settings, task.request.retries + 1), summarize(exc)) from exc
+    log.error("task message dead-lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)
+    return f"dead-lettered ({REASON_BAD_MESSAGE}) as {entry}"
