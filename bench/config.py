@@ -1,0 +1,52 @@
+"""Sizes and durations of one benchmark session: the full run (``make bench``) or the smoke run (CI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    workdir: Path
+    smoke: bool = False
+    # 1. consumer: messages preloaded into the emulator, and the poller counts tried
+    consumer_messages: int = 20_000
+    naive_messages: int = 20_000
+    pollers: tuple[int, ...] = (2, 4)
+    drain_timeout_s: float = 240.0
+    # 2. shim: wrk connections, duration and warm-up; process counts tried for shim and ceiling
+    connections: int = 32
+    wrk_threads: int = 2
+    shim_seconds: float = 20.0
+    warmup_seconds: float = 3.0
+    processes: tuple[int, ...] = (1, 2)
+    # 3. end to end: steady rate and duration, per entry (MNS and webhook)
+    e2e_rate: float = 50.0
+    e2e_seconds: float = 20.0
+    # 4. task overhead: tasks per variant, and the worker's pool and concurrency (same for both)
+    tasks: int = 4_000
+    pool: str = "prefork"
+    concurrency: int = 2
+
+    @classmethod
+    def full(cls, workdir: Path) -> BenchConfig:
+        return cls(workdir=workdir)
+
+    @classmethod
+    def smoke_run(cls, workdir: Path) -> BenchConfig:
+        # About ten seconds of measuring in all: every code path runs, no number is meaningful.
+        return cls(
+            workdir=workdir,
+            smoke=True,
+            consumer_messages=600,
+            naive_messages=150,
+            pollers=(2,),
+            drain_timeout_s=60.0,
+            shim_seconds=1.0,
+            warmup_seconds=0.3,
+            processes=(1,),
+            e2e_rate=50.0,
+            e2e_seconds=2.0,
+            tasks=150,
+        )

@@ -1,0 +1,198 @@
+"""2. Shim throughput and latency under wrk, beside the naive FastAPI endpoint and the bare-Starlette ceiling.
+
+Traffic: signed RTC event-subscription messages (two events each) and production-studio callbacks (token),
+alternating, every body unique (``__UNIQ__`` in every identifier), 32 connections. The signature timestamp is
+made once at start: it stays inside the 300 s window for the whole run. The reported shim figures are the
+unique-body ones (the real case); a duplicate-body run shows the cost of answering a redelivery.
+
+All servers get the same requests; the baselines ignore the signature and do strictly less work.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from bench import wrk
+from bench.config import BenchConfig
+from bench.payloads import sample, uniquify
+from bench.procs import Service, Stack, free_port, tool, wait_for_port
+from bench.stats import Benchmark, Metrics, Row, check, fmt
+from worker.shim.signing import sign_request
+
+PUBLIC_URL = "http://bench.invalid"
+RTC_KEY = "bench-rtc-app-key"
+CASTER_TOKEN = "bench-caster-token"
+EVENT_QUEUES = ("rtc", "live")  # where rtc.* and live.caster.* task messages land
+
+
+def requests(now: float) -> list[wrk.WrkRequest]:
+    rtc_body = json.dumps(uniquify(sample("rtc", "eventsub"), wrk.UNIQ)).encode()
+    caster_body = json.dumps(uniquify(sample("live-caster", "OperateCallback"), wrk.UNIQ)).encode()
+    rtc = sign_request("rtc", rtc_body, key=RTC_KEY, public_url=PUBLIC_URL, now=now)
+    caster = sign_request("live.caster", caster_body, key=CASTER_TOKEN, public_url=PUBLIC_URL, now=now)
+    return [
+        wrk.WrkRequest("/webhooks/rtc", rtc.headers, rtc.body.decode()),
+        wrk.WrkRequest(
+            f"/webhooks/live/caster?token={caster.query['token']}", caster.headers, caster.body.decode()
+        ),
+    ]
+
+
+def _start(stack: Stack, target: str, processes: int, redis_url: str) -> tuple[Service, int]:
+    port = free_port()
+    if target == "shim":
+        env = {
+            "IMS_WORKER_BROKER_URL": redis_url,
+            "IMS_WORKER_SHIM_PUBLIC_URL": PUBLIC_URL,
+            "IMS_WORKER_RTC_APP_KEY": RTC_KEY,
+            "IMS_WORKER_CASTER_TOKEN": CASTER_TOKEN,
+            "IMS_WORKER_LOG_FORMAT": "json",
+        }
+        args = [tool("ims-worker"), "shim", "--port", str(port), "--workers", str(processes)]
+    else:
+        env = {"BENCH_BROKER_URL": redis_url}
+        module = {"naive": "bench.baselines.naive_shim:app", "ceiling": "bench.baselines.ceiling:app"}[target]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            module,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(processes),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    service = stack.start(f"{target}-{processes}", args, env=env)
+    wait_for_port(port, timeout=30, proc=service)
+    return service, port
+
+
+def _measure(
+    stack: Stack, config: BenchConfig, redis_url: str, target: str, processes: int, *, unique: bool = True
+) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    service, port = _start(stack, target, processes, redis_url)
+    url = f"http://127.0.0.1:{port}"
+    reqs = requests(time.time())
+    common: dict[str, Any] = {
+        "connections": config.connections,
+        "threads": config.wrk_threads,
+        "unique": unique,
+        "workdir": stack.workdir,
+    }
+    try:
+        warm = wrk.run(url, reqs, seconds=config.warmup_seconds, **common)
+        result = wrk.run(url, reqs, seconds=config.shim_seconds, **common)
+    finally:
+        service.stop()
+    out = {
+        "rps": result.rps,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "max_ms": result.max_ms,
+        "errors": float(result.non_2xx_or_errors),
+    }
+    if target == "shim":
+        # Sanity: unique bodies give 1.5 events per request (RTC 2, caster 1); duplicates give ~0.
+        enqueued = sum(int(client.llen(queue)) for queue in EVENT_QUEUES)
+        out["events_per_request"] = enqueued / max(1, warm.requests + result.requests)
+    client.close()
+    return out
+
+
+def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
+    if not wrk.available():
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    metrics: Metrics = {}
+    with Stack(config.workdir / f"shim-{uuid.uuid4().hex[:6]}") as stack:
+        redis_url = stack.redis()
+        plan = [("naive", 1)] + [(t, n) for n in config.processes for t in ("shim", "ceiling")]
+        for target, processes in plan:
+            for key, value in _measure(stack, config, redis_url, target, processes).items():
+                metrics[f"{target}_{processes}_{key}"] = value
+        for key, value in _measure(stack, config, redis_url, "shim", 1, unique=False).items():
+            metrics[f"shimdup_1_{key}"] = value
+    for n in config.processes:
+        metrics[f"ratio_naive_{n}"] = metrics[f"shim_{n}_rps"] / metrics["naive_1_rps"]
+        metrics[f"ratio_ceiling_{n}"] = metrics[f"shim_{n}_rps"] / metrics[f"ceiling_{n}_rps"]
+    facts = {
+        "processes": list(config.processes),
+        "connections": config.connections,
+        "seconds": config.shim_seconds,
+        "warmup_seconds": config.warmup_seconds,
+    }
+    return metrics, facts
+
+
+def _latency(m: Metrics, key: str) -> str:
+    return f"{fmt(m[key + '_p50_ms'], 1)} / {fmt(m[key + '_p99_ms'], 1)}"
+
+
+def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
+    name = "shim"
+    out = [
+        Row(
+            name,
+            "naive FastAPI, 1 process: req/s; p50/p99 ms",
+            "",
+            f"{fmt(m['naive_1_rps'])}; {_latency(m, 'naive_1')}",
+        )
+    ]
+    for n in facts["processes"]:
+        out += [
+            Row(
+                name,
+                f"req/s, {n} process(es), vs naive",
+                fmt(m[f"shim_{n}_rps"]),
+                fmt(m["naive_1_rps"]),
+                fmt(m[f"ratio_naive_{n}"], 1, "x"),
+                ">= 5x",
+                check(m[f"ratio_naive_{n}"], 5, at_least=True),
+            ),
+            Row(
+                name,
+                f"req/s, {n} process(es), vs ceiling",
+                fmt(m[f"shim_{n}_rps"]),
+                fmt(m[f"ceiling_{n}_rps"]),
+                fmt(m[f"ratio_ceiling_{n}"], 2, "x"),
+                ">= 0.75x",
+                check(m[f"ratio_ceiling_{n}"], 0.75, at_least=True),
+            ),
+            Row(
+                name,
+                f"p50 / p99 ms, {n} process(es) (baseline: ceiling)",
+                _latency(m, f"shim_{n}"),
+                _latency(m, f"ceiling_{n}"),
+                "",
+                "p99 <= 50",
+                check(m[f"shim_{n}_p99_ms"], 50, at_least=False),
+            ),
+            Row(
+                name,
+                f"errors / events per request, {n} process(es)",
+                f"{fmt(m[f'shim_{n}_errors'])} / {fmt(m[f'shim_{n}_events_per_request'], 2)}",
+            ),
+        ]
+    out.append(
+        Row(
+            name,
+            "duplicate bodies, 1 process: req/s; p50/p99 ms",
+            f"{fmt(m['shimdup_1_rps'])}; {_latency(m, 'shimdup_1')}",
+        )
+    )
+    return out
+
+
+BENCHMARK = Benchmark("shim", "Shim throughput and latency (wrk, 32 connections)", run, rows)
