@@ -5,6 +5,7 @@ from __future__ import annotations
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE, SOURCES, EventSpec, model_for
 from worker.events.envelope import Event, EventData, Transport
+from worker.events.identify import detect_source
 from worker.events.normalize import normalize
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "EventSpec",
     "InvalidPayload",
     "Transport",
+    "detect_source",
     "model_for",
     "normalize",
 ]

@@ -13,9 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validat
 
 
 class EventData(BaseModel):
-    """Base of every typed payload model. Providers add fields over time: extras are kept, never rejected."""
+    """Base of every typed payload model. Providers add fields over time: extras are kept, never rejected.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    Models dump by alias (the provider's names) so that an event round-trips through JSON; numbers sent
+    where the docs promise strings are accepted as strings.
+    """
+
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, frozen=True, serialize_by_alias=True, coerce_numbers_to_str=True
+    )
 
 
 class Transport(BaseModel):
@@ -33,9 +39,9 @@ class Transport(BaseModel):
 class Event(BaseModel):
     """One provider event, validated and normalized.
 
-    ``type`` is the Celery task name (``ims.ProduceMediaComplete``); ``id`` is stable across redeliveries of the
-    same provider event; ``data`` is the typed model of that type with the provider's field names; ``raw`` is
-    the original JSON object (for RTC, the whole subscription message; ``index`` says which content item).
+    ``type`` is the Celery task name (``ims.ProduceMediaComplete``); ``id`` is stable across redeliveries of
+    the same provider event; ``data`` is the typed model of that type with the provider's field names;
+    ``raw`` is the original JSON object (for RTC, the whole subscription message; ``index`` says which item).
     """
 
     model_config = ConfigDict(frozen=True)
