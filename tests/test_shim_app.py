@@ -1,0 +1,133 @@
+"""Answers the shim gives when the publisher misbehaves in ways a real Redis cannot be made to, in-process.
+
+Only these unit-level tests use a stand-in publisher: a bug (an unexpected exception), a publish that never
+confirms, a ping that hangs. Everything that a real Redis can show is in test_shim_http.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import SAMPLES_DIR
+from worker.events import Event
+from worker.settings import load_settings
+from worker.shim import ENDPOINTS, create_app
+from worker.shim.app import PublishResultLike, ShimApp
+from worker.shim.types import Message
+
+IMS = (SAMPLES_DIR / "ims" / "ProduceMediaComplete.json").read_bytes()
+
+
+@dataclass(frozen=True)
+class Result:
+    event_id: str
+    type: str
+    enqueued: bool
+
+
+@dataclass
+class StandIn:
+    """Publishes nowhere; ``failure`` or ``delay`` make it misbehave."""
+
+    failure: Exception | None = None
+    delay: float = 0.0
+    ready: bool = True
+    closed: bool = False
+    seen: list[Event] = field(default_factory=list)
+
+    async def publish(self, events: Sequence[Event]) -> Sequence[PublishResultLike]:
+        await asyncio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+        self.seen += events
+        return [Result(event.id, event.type, True) for event in events]
+
+    async def ping(self) -> bool:
+        await asyncio.sleep(self.delay)
+        return self.ready
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def app_with(publisher: StandIn, **overrides: object) -> ShimApp:
+    return create_app(load_settings(**overrides), publisher)
+
+
+async def call(app: ShimApp, method: str, path: str, body: bytes = b"") -> httpx.Response:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://shim.test"
+    ) as client:
+        return await client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+
+
+def request(app: ShimApp, method: str, path: str, body: bytes = b"") -> httpx.Response:
+    return asyncio.run(call(app, method, path, body))
+
+
+def test_an_unexpected_error_is_a_500_with_the_request_id_and_logged() -> None:
+    app = app_with(StandIn(failure=RuntimeError("bug in a lower layer")))
+    with capture_logs() as logs:
+        answer = request(app, "POST", ENDPOINTS["ims"], IMS)
+    assert answer.status_code == 500
+    body = answer.json()
+    assert body["error"] == "internal_error" and body["request_id"] == answer.headers["x-request-id"]
+    assert body["request_id"] in body["detail"] and "bug in a lower layer" not in answer.text
+    logged = next(entry for entry in logs if entry["event"] == "shim.internal_error")
+    assert logged["request_id"] == body["request_id"] and logged["exc_info"] is True
+
+
+def test_a_publish_that_never_confirms_is_a_503_not_a_hung_request() -> None:
+    app = app_with(StandIn(delay=5), shim_publish_timeout_seconds=0.05)
+    answer = request(app, "POST", ENDPOINTS["ims"], IMS)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert "did not" not in answer.json()["detail"]  # the client learns "retry", the log has the specifics
+
+
+def test_readiness_follows_the_publishers_ping() -> None:
+    assert request(app_with(StandIn(ready=False)), "GET", "/readyz").status_code == 503
+    assert request(app_with(StandIn(delay=5)), "GET", "/readyz").status_code == 503
+    assert request(app_with(StandIn()), "GET", "/readyz").status_code == 200
+
+
+def test_the_events_passed_on_carry_the_http_transport_and_request_id() -> None:
+    publisher = StandIn()
+    answer = request(app_with(publisher), "POST", ENDPOINTS["ims"], IMS)
+    assert answer.status_code == 200
+    (event,) = publisher.seen
+    assert event.type == "ims.ProduceMediaComplete"
+    assert event.transport.kind == "http" and event.transport.request_id == answer.json()["request_id"]
+
+
+def test_unset_keys_are_warned_about_at_start_and_set_ones_are_not() -> None:
+    with capture_logs() as logs:
+        app_with(StandIn(), ims_callback_key="s3cr3t-value")
+    disabled = {entry["provider"] for entry in logs if entry["event"] == "shim.auth.disabled"}
+    assert disabled == {"live.record", "live.caster", "rtc", "tencent"}
+    assert {entry["setting"] for entry in logs} >= {"IMS_WORKER_RTC_APP_KEY", "IMS_WORKER_CASTER_TOKEN"}
+    assert "s3cr3t-value" not in repr(logs)
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_lifespan_closes_only_a_publisher_it_made(owned: bool) -> None:
+    publisher = StandIn()
+    app = app_with(publisher)
+    app._owns_publisher = owned  # what create_app(settings) without a publisher sets
+    messages: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert publisher.closed is owned
