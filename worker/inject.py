@@ -13,7 +13,7 @@ from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from mns.mns_exception import MNSExceptionBase
-from mns.queue import Message
+from mns.queue import Message, Queue
 
 from worker.errors import ConfigurationError
 from worker.mns.client import open_queue
@@ -50,7 +50,14 @@ def send_to_mns(
             ids.extend(str(message.message_id) for message in sent)
     except MNSExceptionBase as exc:
         raise ConfigurationError(f"MNS queue {queue_name!r}: {_describe(exc)}") from exc
+    finally:
+        close_queue(queue)
     return ids
+
+
+def close_queue(queue: Queue) -> None:
+    """Close the SDK client's keep-alive connection (the SDK never does)."""
+    queue.mns_client.http.conn.close()
 
 
 def _describe(exc: MNSExceptionBase) -> str:
