@@ -18,6 +18,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
+from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
@@ -331,3 +332,41 @@ def test_redis_outage_is_503_then_the_retry_succeeds(
     assert not retry.json()["events"][0]["duplicate"]
     assert queued(store) == 1
     assert shim.client.get("/readyz").status_code == 200
+
+
+def test_each_sample_runs_its_handlers_exactly_once_through_a_real_celery_worker(
+    shim: Shim, store: redis.Redis, redis_url: str
+) -> None:
+    away_from_receipt_bucket_edge()
+    env = {"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": "tests.plugins.recorder"}
+    expected = len(SAMPLES) + 1  # the RTC sample carries two events
+
+    def runs() -> dict[bytes, int]:
+        return {key: int(store.get(key) or 0) for key in store.scan_iter("test:runs:record:*")}
+
+    with running_worker(env) as worker:
+        for path in SAMPLES:
+            assert shim.post(path.parent.name, path.read_bytes()).status_code == 200, sample_id(path)
+        try:
+            wait_until(lambda: len(runs()) == expected and queued(store) == 0, timeout=30)
+        except TimeoutError:
+            pytest.fail(f"handlers ran for {len(runs())} of {expected} events:\n{worker.output()[-3000:]}")
+        assert set(runs().values()) == {1}
+        seen = [store.hgetall(key) for key in store.scan_iter("test:seen:*")]
+        assert {entry[b"transport"] for entry in seen} == {b"http"}
+        assert {entry[b"source"] for entry in seen} == {
+            b"ims",
+            b"live.record",
+            b"live.caster",
+            b"rtc",
+            b"tencent",
+        }
+
+        for path in SAMPLES:  # the providers retry every delivery
+            again = shim.post(path.parent.name, path.read_bytes())
+            assert again.status_code == 200, sample_id(path)
+            if path.parent.name != "tencent-css":
+                assert all(e["duplicate"] for e in again.json()["events"]), sample_id(path)
+        assert queued(store) == 0  # nothing was enqueued again...
+        time.sleep(1.0)
+        assert len(runs()) == expected and set(runs().values()) == {1}  # ...and nothing ran again
