@@ -1,0 +1,171 @@
+"""structlog set-up: JSON lines or console renderer, ISO UTC timestamps, per-event context, secret redaction.
+
+One pipeline for everything: structlog loggers and stdlib loggers (Celery, kombu, uvicorn...) all end in the
+same ``ProcessorFormatter`` on the root logger, so every line is rendered, and redacted, the same way.
+Logs go to stderr: stdout stays free for command output (``ims-worker events parse`` prints JSON there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from worker.events.envelope import Event
+from worker.settings import Settings
+
+REDACTED = "[REDACTED]"
+
+# Keys whose values are secrets wherever they appear (compared lower-cased, "-" and "_" alike).
+SECRET_KEY_PARTS = ("secret", "signature", "token", "password", "passwd", "authorization", "credential")
+SECRET_KEYS = frozenset(
+    {"sign", "access_key_secret", "x_ice_signature", "ali_live_signature", "ali_rtc_signature", "auth_key",
+     "authkey", "app_key", "appkey", "callback_key", "api_key", "apikey", "cookie", "set_cookie"}
+)  # fmt: skip
+
+# Shorter configured secrets are not searched for inside other text: they would shred ordinary log lines.
+MIN_SECRET_LENGTH = 4
+
+# Third-party loggers that may have been given their own handlers: they must reach ours instead.
+ROUTED_LOGGERS = (
+    "celery", "celery.app.trace", "celery.task", "celery.worker", "celery.redirected", "kombu", "amqp",
+    "flower", "tornado", "uvicorn", "uvicorn.error", "uvicorn.access",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def is_secret_key(key: str) -> bool:
+    """Whether a field named ``key`` holds a secret (``X-Ice-Signature``, ``mns_access_key_secret``...)."""
+    name = key.lower().replace("-", "_")
+    return name in SECRET_KEYS or any(part in name for part in SECRET_KEY_PARTS)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret value: credentials, webhook keys (all, during rotation), caster token."""
+    values = [settings.mns_access_key_secret, settings.mns_security_token]
+    for keys in (
+        settings.ims_callback_key,
+        settings.live_auth_key,
+        settings.rtc_app_key,
+        settings.tencent_callback_key,
+        settings.caster_token,
+    ):
+        values.extend(keys)
+    return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
+
+
+class Redactor:
+    """A processor that replaces secrets in an event dict: values under secret-like keys, at any depth, and
+    any configured secret value wherever it appears inside a string (messages, URLs, tracebacks)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        known = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, known))) if known else None
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        return {key: self._under(key, value) for key, value in event_dict.items()}
+
+    def _under(self, key: Any, value: Any) -> Any:
+        if isinstance(key, str) and is_secret_key(key) and value is not None:
+            return REDACTED
+        return self._value(value)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, BaseException):
+            value = repr(value)
+        if isinstance(value, str):
+            return self._pattern.sub(REDACTED, value) if self._pattern else value
+        if isinstance(value, Mapping):
+            return {k: self._under(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            # A header list: [("X-Ice-Signature", "..."), ...]
+            if len(value) == 2 and isinstance(value[0], str) and is_secret_key(value[0]):
+                items = [value[0], REDACTED]
+            else:
+                items = [self._value(item) for item in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        return value
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    try:
+        return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # nesting beyond orjson's limit
+        return json.dumps(value, default=repr)
+
+
+def use_json(settings: Settings, stream: TextIO) -> bool:
+    """JSON unless asked for the console renderer, or unset and writing to a terminal."""
+    if settings.log_format is not None:
+        return settings.log_format == "json"
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
+def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """Route structlog and stdlib logging through one redacting pipeline to ``stream`` (stderr)."""
+    stream = stream if stream is not None else sys.stderr
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        level = logging.INFO
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if use_json(settings, stream)
+        else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            # Tracebacks become text before redaction, so a secret in an exception message is caught too.
+            structlog.processors.format_exc_info,
+            Redactor(secret_values(settings)),
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ROUTED_LOGGERS:
+        routed = logging.getLogger(name)
+        routed.handlers.clear()
+        routed.propagate = True
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,  # skip the work for lines below the level
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: configure_logging may run again (Celery's signal, tests) and must take effect.
+        cache_logger_on_first_use=False,
+    )
+
+
+def bind_event_context(event: Event) -> None:
+    """Start a unit of work for ``event``: every log line until the next call carries its id, type, source."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type, source=event.source)
