@@ -97,9 +97,9 @@ def _validation_detail(exc: pydantic.ValidationError) -> str:
 def _default_publisher(settings: Settings) -> Publisher:
     # Imported late: the publisher pulls in the Redis client and Celery's message format, which tests of the
     # pure parts of the shim do not need.
-    module = importlib.import_module("worker.publish")
-    publisher: Publisher = module.AsyncPublisher(settings)
-    return publisher
+    from worker.publish import AsyncPublisher  # noqa: PLC0415
+
+    return AsyncPublisher(settings)
 
 
 class ShimApp:
