@@ -91,7 +91,7 @@ class CeleryWorker:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 15.0, *, warm: bool = False) -> None:
-        """Cold (SIGQUIT, fast) or warm (SIGTERM, waits for running tasks) shutdown; then kill what is left."""
+        """Cold (SIGQUIT) or warm (SIGTERM: lets running tasks finish) shutdown; then kill what is left."""
         if not self.alive():
             return
         self.process.send_signal(signal.SIGTERM if warm else signal.SIGQUIT)

@@ -39,7 +39,7 @@ def _register(app: EventApp, event_type: str) -> None:
         return run_event(self, args, app.settings)
 
     run.__name__ = run.__qualname__ = event_type.replace(".", "_")
-    app.task(name=event_type, bind=True)(run)
+    app.task(name=event_type, bind=True, shared=False)(run)  # shared tasks would leak into other apps
 
 
 def create_app(settings: Settings | None = None, *, set_as_current: bool = False) -> EventApp:

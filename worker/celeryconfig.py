@@ -30,8 +30,8 @@ def all_queues(settings: Settings) -> list[str]:
 
 
 def declare_queue(name: str) -> Queue:
-    # The same declaration Celery makes for a missing queue: a durable direct exchange named after the queue.
-    exchange = Exchange(name, type="direct")  # type: ignore[no-untyped-call]
+    # The default exchange routes by queue name: no bindings to declare (AMQP) or look up (Redis restores).
+    exchange = Exchange("")  # type: ignore[no-untyped-call]
     return Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
 
 

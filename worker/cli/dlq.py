@@ -1,16 +1,208 @@
-"""`ims-worker dlq`: PROVISIONAL placeholder until its issue lands."""
+"""`ims-worker dlq`: list, show, redrive and purge dead letters (the stream in ``worker.deadletter``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
+from worker.errors import BrokerUnavailable
+from worker.redisconn import REDIS_ERRORS, redact_text, redact_url
+from worker.settings import Settings, load_settings
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print("ims-worker dlq: not available yet")
-    return 1
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, *, now: datetime | None = None) -> datetime:
+    """``2024-05-01T10:00``, ``2024-05-01`` (UTC unless an offset is given) or ``30m``/``2h``/``7d`` ago."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match[2]]: float(match[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use ISO 8601 or e.g. 30m, 2h, 7d)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filter(args: argparse.Namespace) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        source=args.source, event_type=args.type, reason=args.reason, since=args.since, until=args.until
+    )
+
+
+def _shorten(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(entries: Sequence[DeadLetter]) -> str:
+    header = ("ID", "DEAD-LETTERED (UTC)", "SOURCE", "TYPE", "REASON", "TRIES", "ERROR")
+    rows = [
+        (
+            e.id,
+            e.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.source,
+            e.event_type or "-",
+            e.reason,
+            str(e.attempts),
+            _shorten(e.error, 60),
+        )
+        for e in entries
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    )
+
+
+def _cmd_list(store: DeadLetterStore, args: argparse.Namespace) -> int:
+    entries = store.list(_filter(args), limit=args.limit)
+    total = store.count(_filter(args))
+    if args.json:
+        print(
+            json.dumps(
+                {"count": total, "entries": [e.to_dict() for e in entries]}, indent=2, ensure_ascii=False
+            )
+        )
+        return 0
+    print(
+        f"{total} dead letter{'s' if total != 1 else ''}"
+        + (f" (showing {len(entries)})" if len(entries) < total else "")
+    )
+    if entries:
+        print(_table(entries))
+    return 0
+
+
+def _cmd_show(store: DeadLetterStore, args: argparse.Namespace) -> int:
+    entry = store.get(args.id)
+    if entry is None:
+        print(f"ims-worker dlq: no dead letter with id {args.id!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _selected(store: DeadLetterStore, args: argparse.Namespace) -> tuple[list[DeadLetter], bool]:
+    """Entries named by id (and matching the filters), else all matching; False if an id was missing."""
+    where = _filter(args)
+    if not args.ids:
+        return store.list(where), True
+    found = [store.get(entry_id) for entry_id in args.ids]
+    for entry_id, entry in zip(args.ids, found, strict=True):
+        if entry is None:
+            print(f"ims-worker dlq: no dead letter with id {entry_id!r}", file=sys.stderr)
+    return [e for e in found if e is not None and where.matches(e)], None not in found
+
+
+def _cmd_redrive(store: DeadLetterStore, args: argparse.Namespace, settings: Settings) -> int:
+    from worker.publish import Publisher  # noqa: PLC0415 - only this subcommand needs the broker
+    from worker.redrive import redrive  # noqa: PLC0415
+
+    entries, all_found = _selected(store, args)
+    publisher = Publisher(settings)
+    try:
+        outcomes = redrive(store, publisher, entries)
+    finally:
+        publisher.close()
+    for outcome in outcomes:
+        status = "redriven" if outcome.ok else "kept"
+        print(f"{outcome.entry.id}: {status}: {outcome.message}")
+    done = sum(o.ok for o in outcomes)
+    print(f"{done} of {len(outcomes)} redriven")
+    return 0 if done == len(outcomes) and all_found else 1
+
+
+def _confirm(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _cmd_purge(store: DeadLetterStore, args: argparse.Namespace) -> int:
+    entries, all_found = _selected(store, args)
+    if not entries:
+        print("nothing to purge")
+        return 0 if all_found else 1
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"ims-worker dlq purge: refusing to delete {len(entries)} entries without --yes",
+                file=sys.stderr,
+            )
+            return 1
+        if not _confirm(f"Delete {len(entries)} dead letter(s) for good?"):
+            print("aborted")
+            return 1
+    deleted = store.delete([e.id for e in entries])
+    print(f"{deleted} dead letter{'s' if deleted != 1 else ''} purged")
+    return 0 if all_found else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    store = DeadLetterStore(settings.effective_redis_url)
+    commands: dict[str, Callable[[], int]] = {
+        "list": lambda: _cmd_list(store, args),
+        "show": lambda: _cmd_show(store, args),
+        "redrive": lambda: _cmd_redrive(store, args, settings),
+        "purge": lambda: _cmd_purge(store, args),
+    }
+    try:
+        return commands[args.dlq_command]()
+    except REDIS_ERRORS as exc:
+        url = redact_url(settings.effective_redis_url)
+        print(f"ims-worker dlq: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
+    except BrokerUnavailable as exc:
+        print(f"ims-worker dlq: {exc} (the entries are kept)", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="exact source: ims, live.caster, live.record, rtc, tencent, unknown")
+    parser.add_argument("--type", help="event type or glob, e.g. ims.* or ims.ProduceMediaComplete")
+    parser.add_argument("--reason", help="substring of the reason, e.g. 'retries exhausted'")
+    parser.add_argument(
+        "--since", type=parse_when, help="dead-lettered at or after: ISO time or 30m/2h/7d ago"
+    )
+    parser.add_argument(
+        "--until", type=parse_when, help="dead-lettered at or before: ISO time or 30m/2h/7d ago"
+    )
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("dlq", help="(not available yet)")
-    parser.set_defaults(func=_not_yet)
+    parser = subparsers.add_parser("dlq", help="inspect, redrive and purge dead letters")
+    commands = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    listing = commands.add_parser("list", help="count and table of dead letters (oldest first)")
+    _add_filters(listing)
+    listing.add_argument(
+        "--limit", type=int, default=100, help="rows to show (default 100); the count is always total"
+    )
+    listing.add_argument("--json", action="store_true", help="machine-readable output, entries in full")
+
+    show = commands.add_parser("show", help="one dead letter in full (raw payload, event, error)")
+    show.add_argument("id", help="entry id as listed, e.g. 1716800000000-0")
+
+    redrive = commands.add_parser("redrive", help="republish dead letters; each is removed once enqueued")
+    redrive.add_argument(
+        "ids", nargs="*", metavar="ID", help="entry ids (default: every entry matching filters)"
+    )
+    _add_filters(redrive)
+
+    purge = commands.add_parser("purge", help="delete dead letters for good")
+    purge.add_argument(
+        "ids", nargs="*", metavar="ID", help="entry ids (default: every entry matching filters)"
+    )
+    _add_filters(purge)
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    parser.set_defaults(func=_run)

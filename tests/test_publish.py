@@ -1,0 +1,256 @@
+"""Publishing against a real Redis: message format, dedupe, one round trip per batch, broker outages."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.conftest import SAMPLES_DIR
+from tests.servers import RedisServer, free_port
+from worker.celeryconfig import celery_config
+from worker.dedupe import dedupe_key
+from worker.errors import BrokerUnavailable
+from worker.events import Event, normalize
+from worker.publish import AsyncPublisher, Publisher, PublishResult
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def sample(source_dir: str, name: str, source: str) -> list[Event]:
+    return normalize(source, (SAMPLES_DIR / source_dir / f"{name}.json").read_bytes())
+
+
+def all_samples() -> list[Event]:
+    events: list[Event] = []
+    for source_dir, source in [
+        ("ims", "ims"),
+        ("live-caster", "live.caster"),
+        ("live-record", "live.record"),
+        ("rtc", "rtc"),
+        ("tencent-css", "tencent"),
+    ]:
+        for path in sorted(Path(SAMPLES_DIR / source_dir).glob("*.json")):
+            events += normalize(source, path.read_bytes())
+    return events
+
+
+def unknown_event() -> Event:
+    (event,) = normalize("ims", b'{"EventType": "BrandNewEvent", "MessageBody": {"JobId": "j-1"}}')
+    return event
+
+
+def queued(url: str, queue: str) -> list[dict[str, Any]]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [json.loads(m) for m in reversed(client.lrange(queue, 0, -1))]  # consumer order (RPOP)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings(broker_url=redis_url)
+
+
+@pytest.fixture
+def publisher(settings: Settings) -> Any:
+    pub = Publisher(settings)
+    yield pub
+    pub.close()
+
+
+def test_message_is_what_celery_send_task_would_put(redis_url: str, publisher: Publisher) -> None:
+    (event,) = sample("ims", "ProduceMediaComplete", "ims")
+    (result,) = publisher.publish([event])
+    assert result == PublishResult(event_id=event.id, type="ims.ProduceMediaComplete", enqueued=True)
+    (ours,) = queued(redis_url, "ims")
+
+    # The reference: Celery itself sending the same task, same id, through kombu's Redis transport.
+    reference_app = Celery("reference", set_as_current=False)
+    reference_app.conf.update(celery_config(Settings(broker_url=redis_url.replace("/0", "/1"))))
+    task_id = ours["headers"]["id"]
+    reference_app.send_task(event.type, args=[event.model_dump(mode="json")], task_id=task_id)
+    (theirs,) = queued(redis_url.replace("/0", "/1"), "ims")
+    reference_app.close()
+
+    assert set(ours) == set(theirs)
+    assert set(ours["headers"]) == set(theirs["headers"])
+    assert set(ours["properties"]) == set(theirs["properties"])
+    for key in ("lang", "task", "id", "root_id", "retries", "eta", "expires", "timelimit", "parent_id"):
+        assert ours["headers"][key] == theirs["headers"][key], key
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    for key in ("body_encoding", "priority", "delivery_mode", "correlation_id"):
+        assert ours["properties"][key] == theirs["properties"][key], key
+    assert ours["content-type"] == theirs["content-type"] == "application/json"
+    our_body = json.loads(base64.b64decode(ours["body"]))
+    assert our_body == json.loads(base64.b64decode(theirs["body"]))
+    assert our_body[0] == [event.model_dump(mode="json")]
+    assert Event.model_validate(our_body[0][0]) == event
+    assert event.id in ours["headers"]["argsrepr"]
+
+
+def test_each_event_goes_to_its_source_queue(redis_url: str, publisher: Publisher) -> None:
+    events = [*all_samples(), unknown_event()]
+    results = publisher.publish(events)
+    assert all(r.enqueued for r in results)
+    expected = {"ims": 29, "live": 8, "rtc": 2, "tencent": 4, "unknown": 1}
+    assert {q: len(queued(redis_url, q)) for q in expected} == expected
+    assert queued(redis_url, "unknown")[0]["headers"]["task"] == "unknown.ims"
+
+
+def test_queue_routes_override(redis_url: str) -> None:
+    settings = Settings(broker_url=redis_url, queue_routes={"rtc": "realtime"})
+    publisher = Publisher(settings)
+    publisher.publish(sample("rtc", "eventsub", "rtc"))
+    publisher.close()
+    assert len(queued(redis_url, "realtime")) == 2
+    assert queued(redis_url, "rtc") == []
+
+
+def test_duplicates_are_skipped_within_a_batch_and_across_batches(
+    redis_url: str, publisher: Publisher, settings: Settings
+) -> None:
+    (event,) = sample("tencent-css", "TaskStart", "tencent")
+    first = publisher.publish([event, event])
+    second = publisher.publish([event])
+    assert [r.enqueued for r in first + second] == [True, False, False]
+    assert len(queued(redis_url, "tencent")) == 1
+    client = redis.Redis.from_url(redis_url)
+    ttl = client.ttl(dedupe_key(event.id))
+    assert settings.dedupe_ttl_for("tencent") - 5 <= ttl <= settings.dedupe_ttl_for("tencent")
+    assert client.get(dedupe_key(event.id)) == queued(redis_url, "tencent")[0]["headers"]["id"].encode()
+    client.close()
+
+
+def test_dedupe_window_is_per_source(redis_url: str) -> None:
+    settings = Settings(broker_url=redis_url, dedupe_ttl_seconds={"live.record": 60, "unknown": 120})
+    publisher = Publisher(settings)
+    (record,) = sample("live-record", "record_started", "live.record")
+    publisher.publish([record, unknown_event()])
+    publisher.close()
+    client = redis.Redis.from_url(redis_url)
+    assert 55 <= client.ttl(dedupe_key(record.id)) <= 60
+    assert 115 <= client.ttl(dedupe_key(unknown_event().id)) <= 120
+    client.close()
+
+
+def test_bypass_dedupe_enqueues_again(redis_url: str, publisher: Publisher) -> None:
+    (event,) = sample("ims", "FileUploadComplete", "ims")
+    publisher.publish([event])
+    (again,) = publisher.publish([event], bypass_dedupe=True)
+    assert again.enqueued
+    assert len(queued(redis_url, "ims")) == 2
+
+
+def test_a_batch_is_one_round_trip_and_survives_script_flush(redis_url: str, publisher: Publisher) -> None:
+    events = all_samples()[:16]
+    publisher.publish(events[:1])  # loads the script once
+    client = redis.Redis.from_url(redis_url)
+    before = client.info("commandstats")
+    publisher.publish(events[1:16])
+    after = client.info("commandstats")
+    calls = {k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"] for k in after}
+    assert calls.pop("cmdstat_evalsha") == 1
+    assert calls.pop("cmdstat_info") == 1
+    assert {k: v for k, v in calls.items() if v and not k.startswith(("cmdstat_set", "cmdstat_lpush"))} == {}
+
+    client.script_flush()  # e.g. a Redis restart: EVALSHA answers NOSCRIPT, the script is loaded again
+    (result,) = publisher.publish([unknown_event()])
+    assert result.enqueued
+    client.close()
+
+
+def test_unreachable_redis_raises_broker_unavailable_without_secrets() -> None:
+    url = f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0"
+    publisher = Publisher(Settings(broker_url=url))
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as caught:
+        publisher.publish(sample("ims", "FileUploadComplete", "ims"))
+    assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert "unreachable" in message and "127.0.0.1" in message
+    assert "s3cret-pass" not in message
+    assert not publisher.ping()
+    publisher.close()
+
+
+def test_redis_outage_then_recovery(redis_server: RedisServer, redis_url: str, publisher: Publisher) -> None:
+    (event,) = sample("ims", "FileUploadComplete", "ims")
+    redis_server.stop()
+    try:
+        with pytest.raises(BrokerUnavailable):
+            publisher.publish([event])
+    finally:
+        redis_server.start()
+    (result,) = publisher.publish([event])
+    assert result.enqueued
+
+
+def test_markers_on_another_redis_go_through_kombu(redis_url: str) -> None:
+    broker = redis_url.replace("/0", "/2")
+    settings = Settings(broker_url=broker, redis_url=redis_url)
+    publisher = Publisher(settings)
+    (event,) = sample("ims", "FileUploadComplete", "ims")
+    results = publisher.publish([event, event])
+    publisher.close()
+    assert [r.enqueued for r in results] == [True, False]
+    (message,) = queued(broker, "ims")
+    assert message["headers"]["task"] == event.type
+    assert json.loads(base64.b64decode(message["body"]))[0] == [event.model_dump(mode="json")]
+    marker = redis.Redis.from_url(redis_url)
+    assert marker.get(dedupe_key(event.id)) == message["headers"]["id"].encode()
+    marker.close()
+
+
+def test_failed_send_removes_markers_so_the_retry_is_not_a_duplicate(redis_url: str) -> None:
+    dead_broker = f"amqp://guest:topsecret@127.0.0.1:{free_port()}//"
+    publisher = Publisher(Settings(broker_url=dead_broker, redis_url=redis_url))
+    (event,) = sample("ims", "FileUploadComplete", "ims")
+    with pytest.raises(BrokerUnavailable) as caught:
+        publisher.publish([event])
+    publisher.close()
+    assert "topsecret" not in str(caught.value)
+    marker = redis.Redis.from_url(redis_url)
+    assert marker.exists(dedupe_key(event.id)) == 0
+    marker.close()
+
+
+def test_async_publisher(redis_url: str) -> None:
+    async def scenario() -> tuple[list[PublishResult], bool, bool]:
+        publisher = AsyncPublisher(Settings(broker_url=redis_url))
+        events = sample("rtc", "eventsub", "rtc")
+        results = await publisher.publish([*events, events[0]])
+        alive = await publisher.ping()
+        await publisher.aclose()
+        down = AsyncPublisher(Settings(broker_url=f"redis://127.0.0.1:{free_port()}/0"))
+        dead = await down.ping()
+        with pytest.raises(BrokerUnavailable):
+            await down.publish(events)
+        await down.aclose()
+        return results, alive, dead
+
+    results, alive, dead = asyncio.run(scenario())
+    assert [r.enqueued for r in results] == [True, True, False]
+    assert alive and not dead
+    assert len(queued(redis_url, "rtc")) == 2
+
+
+def test_publish_rate(redis_url: str, publisher: Publisher) -> None:
+    """Measured, not a benchmark: thousands of events per second in consumer-sized batches of 16."""
+    base = all_samples()
+    events = [e.model_copy(update={"id": f"{e.id}:{i}"}) for i in range(40) for e in base]  # 1,880 events
+    started = time.perf_counter()
+    for i in range(0, len(events), 16):
+        publisher.publish(events[i : i + 16])
+    rate = len(events) / (time.perf_counter() - started)
+    print(f"publish: {rate:,.0f} events/s in batches of 16")
+    assert rate > 1000
