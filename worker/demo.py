@@ -2,9 +2,12 @@
 
 The 29 IMS samples go onto the emulator's ``ice-callback-demo`` queue through the real aliyun-mns-sdk; the
 webhook samples (production studio, recording, RTC, Tencent CSS) are POSTed to the shim, signed with the
-demo keys. That is 43 events. The demo's handler plugin (``worker.demo_ledger``) records each event it
-handles, and ``--exit-when-done`` waits for all of them: every sample has a distinct event type, so "all 43
-types recorded since the demo started" is exactly "every seeded event was handled".
+demo keys. That is 43 events, each of a distinct event type.
+
+"Handled" is read from Redis, not guessed: the demo's handler plugin (``worker.demo_ledger``) records the id
+of each event it sees, and the event counts as handled once the task wrapper's done marker exists for every
+handler subscribed to its type (built-in ones and ``IMS_WORKER_HANDLER_MODULES`` included). An event that
+was dead-lettered since the demo started is reported with the reason, without waiting for the timeout.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 
 import redis
 import structlog
 
-from worker.demo_ledger import handled, reset
+from worker.deadletter import DeadLetterFilter, DeadLetterStore
+from worker.dedupe import done_key
+from worker.demo_record import handled, reset
 from worker.embedded import DEMO_QUEUE
 from worker.events import normalize
 from worker.inject import post_webhook, send_to_mns
 from worker.redisconn import sync_client
+from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -114,7 +121,9 @@ class Demo:
         self.timeout = timeout
         self.samples = load_samples()
         self.expected = expected_types(self.samples)
+        self.started_at = datetime.now(UTC)
         self._client: redis.Redis | None = None
+        self._handlers: dict[str, list[str]] = {}
 
     @property
     def client(self) -> redis.Redis:
@@ -122,8 +131,21 @@ class Demo:
             self._client = sync_client(self.settings.effective_redis_url)
         return self._client
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def handler_names(self, event_type: str) -> list[str]:
+        """The handlers the Celery worker runs for ``event_type`` (same discovery, same settings)."""
+        if not self._handlers:
+            discover(self.settings.handler_modules)
+            self._handlers = {t: [s.name for s in REGISTRY.handlers_for(t)] for t in self.expected}
+        return self._handlers[event_type]
+
     def seed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Clear the ledger, put the IMS samples on the queue and POST the webhook samples to the shim."""
+        self.started_at = datetime.now(UTC)
         reset(self.client)
         ims = [s for s in self.samples if s.source == "ims"]
         ids = send_to_mns(self.settings, DEMO_QUEUE, [s.body for s in ims])
@@ -138,26 +160,45 @@ class Demo:
                 raise DemoFailed(f"{sample.name}: the shim answered {answer.status} {answer.body}")
             log.info("demo posted webhook", sample=sample.name, url=answer.url, status=answer.status)
 
-    def missing(self) -> dict[str, str]:
-        """Expected event types not handled yet -> their sample."""
-        seen = {str(entry.get("type")) for entry in handled(self.client).values()}
-        return {t: name for t, name in sorted(self.expected.items()) if t not in seen}
+    def outstanding(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(pending, failed): expected types not handled yet, and those dead-lettered; each -> why."""
+        ids_by_type: dict[str, list[str]] = {}
+        for event_id, entry in handled(self.client).items():
+            ids_by_type.setdefault(str(entry.get("type")), []).append(event_id)
+        store = DeadLetterStore(self.client)
+        dead = {e.event_type: e for e in store.iter(DeadLetterFilter(since=self.started_at)) if e.event_type}
+        pending: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for event_type, sample in sorted(self.expected.items()):
+            if event_type in dead:
+                letter = dead[event_type]
+                failed[event_type] = f"dead-lettered ({letter.reason}: {letter.error}) [from {sample}]"
+                continue
+            ids = ids_by_type.get(event_type)
+            if not ids:
+                pending[event_type] = f"not handled [from {sample}]"
+                continue
+            names = self.handler_names(event_type)
+            not_done = [n for n in names if not any(self.client.exists(done_key(i, n)) for i in ids)]
+            if not_done:
+                pending[event_type] = f"handlers not done: {', '.join(not_done)} [from {sample}]"
+        return pending, failed
 
     def wait_until_handled(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, str]:
-        """Poll the ledger until every expected type is in it or the timeout passes; return the missing."""
+        """Poll until each expected event is handled or dead-lettered, or the timeout; return the failures."""
         deadline = time.monotonic() + self.timeout
-        missing = self.missing()
-        while missing and time.monotonic() < deadline and not should_stop():
+        pending, failed = self.outstanding()
+        while pending and time.monotonic() < deadline and not should_stop():
             time.sleep(0.25)
-            missing = self.missing()
-        return missing
+            pending, failed = self.outstanding()
+        return {**failed, **pending}
 
     def report(self, missing: dict[str, str]) -> str:
         done = len(self.expected) - len(missing)
         if not missing:
             return f"demo: all {len(self.expected)} events handled"
-        lines = [f"demo: {done} of {len(self.expected)} events handled; missing:"]
-        lines += [f"  {event_type}  (from {sample})" for event_type, sample in missing.items()]
+        lines = [f"demo: {done} of {len(self.expected)} events handled; not handled:"]
+        lines += [f"  {event_type}: {why}" for event_type, why in sorted(missing.items())]
         return "\n".join(lines)
 
     def summary(self) -> str:

@@ -111,6 +111,7 @@ class DemoRunner:
         except Exception as exc:  # noqa: BLE001 - whatever breaks, the demo must not leave run hanging
             self._fail(f"{type(exc).__name__}: {exc}")
         finally:
+            self.demo.close()
             if self.exit_when_done:
                 self.supervisor.request_stop()
 
