@@ -145,7 +145,7 @@ class MnsEmulator:
     def all_stats(self) -> dict[str, QueueStats]:
         return self.broker.stats()
 
-    def set_faults(self, settings: FaultSettings | None = None, **changes: float) -> FaultSettings:
+    def set_faults(self, settings: FaultSettings | None = None, /, **changes: float) -> FaultSettings:
         """Replace the fault settings, or change some fields: ``set_faults(error_rate=0.1)``."""
         return self.faults.configure(settings, **changes)
 

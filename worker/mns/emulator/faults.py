@@ -74,7 +74,7 @@ class FaultInjector:
     def settings(self) -> FaultSettings:
         return self._settings
 
-    def configure(self, settings: FaultSettings | None = None, **changes: float) -> FaultSettings:
+    def configure(self, settings: FaultSettings | None = None, /, **changes: float) -> FaultSettings:
         """Replace the settings (or change some of them); takes effect for the next request."""
         with self._lock:
             self._settings = replace(settings or self._settings, **changes)

@@ -1,4 +1,4 @@
-"""HTTP/1.1 keep-alive server: one thread per connection, so a long poll never blocks another client.
+"""Threaded HTTP/1.1 keep-alive server: one thread per connection, so a long poll never blocks another client.
 
 Faults are applied here because they are about the transport: latency before handling, a connection reset
 (RST, so the SDK sees a network error rather than a clean close it would silently retry) before or after
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import socketserver
 import struct
 import sys
 import threading
 import time
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
@@ -22,6 +22,7 @@ import structlog
 from worker.mns.emulator.admin import ADMIN_PREFIX, AdminApi
 from worker.mns.emulator.auth import API_VERSION
 from worker.mns.emulator.errors import MnsError
+from worker.mns.emulator.http11 import BadRequest, RawRequest, read_body, read_request_head
 from worker.mns.emulator.http_types import Request, Response
 from worker.mns.emulator.ids import IdSource
 from worker.mns.emulator.service import MnsService
@@ -32,18 +33,10 @@ _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST instead
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 408: "Request Timeout", 409: "Conflict", 500: "Internal Server Error",
             503: "Service Unavailable"}  # fmt: skip
-MAX_BODY = 4 * 1024 * 1024
+SERVER_NAME = "MNS-Emulator/1.0"
 
 
-def _content_length(value: str | None) -> int | None:
-    try:
-        length = int(value or 0)
-    except ValueError:
-        return None
-    return length if 0 <= length <= MAX_BODY else None
-
-
-class EmulatorHTTPServer(ThreadingHTTPServer):
+class EmulatorHTTPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -79,12 +72,10 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         log.error("mns.emulator.handler_error", client=str(client_address), exc_info=exc)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "MNS-Emulator/1.0"
-    sys_version = ""
+class _Handler(socketserver.StreamRequestHandler):
     server: EmulatorHTTPServer
     _aborted = False
+    _keep_alive = True
 
     def setup(self) -> None:
         super().setup()
@@ -100,33 +91,25 @@ class _Handler(BaseHTTPRequestHandler):
             if self._aborted:
                 self.connection.close()  # with SO_LINGER 0: RST
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request on stderr would drown everything else
+    def handle(self) -> None:
+        while self._keep_alive and not self._aborted:
+            request_id = self.server.ids.request_id()
+            try:
+                head = read_request_head(self.rfile)
+                if head is None:
+                    return
+                self._keep_alive = head.keep_alive
+                self._dispatch(head, request_id)
+            except BadRequest as exc:
+                self._keep_alive = False
+                error = MnsError("InvalidRequestURL", f"Http request format invalid: {exc}.")
+                self._write(self.server.service.error(error, request_id), request_id)
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
+    def _dispatch(self, head: RawRequest, request_id: str) -> None:
         server = self.server
-        request_id = server.ids.request_id()
-        length = _content_length(self.headers.get("Content-Length"))
-        if length is None:
-            error = MnsError("InvalidArgument", "Bad Content-Length.")
-            self._write(server.service.error(error, request_id), request_id)
-            self.close_connection = True
-            return
-        if server.admin is not None and self.path.startswith(ADMIN_PREFIX):
-            body = self.rfile.read(length) if length else b""
-            self._write(server.admin.handle(self.command, self.path, body), request_id)
+        if server.admin is not None and head.uri.startswith(ADMIN_PREFIX):
+            body = read_body(self.rfile, head.content_length)
+            self._write(server.admin.handle(head.method, head.uri, body), request_id)
             return
 
         plan = server.service.faults.plan()
@@ -135,14 +118,14 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.drop:
             self._abort()
             return
-        body = self.rfile.read(length) if length else b""
+        body = read_body(self.rfile, head.content_length)
         if plan.error_status is not None:
             code = "ServiceUnavailable" if plan.error_status == 503 else "InternalError"
             error = MnsError(code, "Emulated failure (fault injection).", plan.error_status)
             response = server.service.error(error, request_id)
         else:
-            host = self.headers.get("Host") or "{}:{}".format(*server.server_address[:2])
-            request = Request(self.command, self.path, self.headers, body, host)
+            host = head.headers.get("Host") or "{}:{}".format(*server.server_address[:2])
+            request = Request(head.method, head.uri, head.headers, body, host)
             response = server.service.handle(request, request_id)
         if plan.drop_response:
             self._abort()
@@ -152,21 +135,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _abort(self) -> None:
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self._aborted = True
-        self.close_connection = True
 
     def _write(self, response: Response, request_id: str) -> None:
-        headers = {
-            "Server": self.server_version,
-            "Date": formatdate(usegmt=True),
+        head = [
+            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}",
+            f"Server: {SERVER_NAME}",
+            f"Date: {http_date()}",
             # Lower case on purpose: the SDK looks it up in a case-sensitive dict.
-            "x-mns-request-id": request_id,
-            "x-mns-version": API_VERSION,
-            "Content-Length": str(len(response.body)),
-            "Connection": "close" if self.close_connection else "keep-alive",
-        }
-        headers.update(response.headers)
-        reason = _REASONS.get(response.status, "Unknown")
-        head = f"HTTP/1.1 {response.status} {reason}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()
-        )
-        self.wfile.write(head.encode("latin-1") + b"\r\n" + response.body)
+            f"x-mns-request-id: {request_id}",
+            f"x-mns-version: {API_VERSION}",
+            f"Content-Length: {len(response.body)}",
+            f"Connection: {'keep-alive' if self._keep_alive else 'close'}",
+        ]
+        head += [f"{name}: {value}" for name, value in response.headers.items()]
+        self.wfile.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + response.body)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header, formatted once per second."""
+    global _date_cache  # noqa: PLW0603 - a benign race: worst case two threads format the same second
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]

@@ -10,26 +10,38 @@ from worker.mns.emulator.errors import MnsError
 XMLNS = "http://mns.aliyuncs.com/doc/v1/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
-# Text escaping for element content. "\r" is escaped too: a bare CR would be normalised away by the
-# client's XML parser and change the body (and its MD5) in transit.
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-
 Field = tuple[str, "str | int"]
 
 
 def escape(text: str) -> str:
-    return text.translate(_ESCAPES)
+    """Escape element content. "\\r" is escaped too: a bare CR would be normalised away by the client's XML
+    parser and change the body (and its MD5) in transit. (Chained ``in``/``replace`` beats ``translate``
+    several times over on the common case of nothing to escape.)"""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    return text
+
+
+def _inner(fields: Iterable[Field]) -> str:
+    return "".join(
+        f"<{name}>{value}</{name}>" if isinstance(value, int) else f"<{name}>{escape(value)}</{name}>"
+        for name, value in fields
+    )
 
 
 def element(tag: str, fields: Iterable[Field]) -> str:
-    inner = "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in fields)
-    return f"<{tag}>{inner}</{tag}>"
+    return f"<{tag}>{_inner(fields)}</{tag}>"
 
 
 def document(root: str, fields: Iterable[Field]) -> bytes:
     """``<root xmlns=...><a>1</a>...</root>``: one flat record (Message, Queue, ChangeVisibility...)."""
-    inner = "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in fields)
-    return f'{_PROLOG}<{root} xmlns="{XMLNS}">{inner}</{root}>'.encode()
+    return f'{_PROLOG}<{root} xmlns="{XMLNS}">{_inner(fields)}</{root}>'.encode()
 
 
 def list_document(root: str, item: str, records: Sequence[Iterable[Field]], tail: str = "") -> bytes:
