@@ -44,6 +44,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_is_redis:
         # Unacked messages come back after this long; it outlasts a task plus its longest retry countdown.
         transport_options["visibility_timeout"] = settings.visibility_timeout
+        if settings.visibility_timeout < 600:
+            # kombu sweeps for expired messages only every ~100 s by default; keep pace with a short timeout.
+            transport_options["unacked_restore_interval"] = max(1, settings.visibility_timeout // 4)
+            transport_options["unacked_restore_throttle"] = 1
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True
