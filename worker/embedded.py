@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+import redis
 import structlog
 
 from worker.errors import ConfigurationError
@@ -53,14 +54,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _die_with_parent() -> None:
@@ -112,12 +105,23 @@ class EmbeddedRedis:
                 tail = logfile.read_text(errors="replace")[-800:] if logfile.exists() else ""
                 self.process = None
                 raise ConfigurationError(f"embedded redis-server (port {self.port}) exited at start:\n{tail}")
-            if _listening(self.port):
+            if self._answers():
                 log.info("embedded redis started", url=self.url, dir=str(self.workdir))
                 return
             time.sleep(0.05)
         self.stop()
         raise ConfigurationError(f"embedded redis-server did not listen on {self.port} within {timeout}s")
+
+    def _answers(self) -> bool:
+        """True once *our* process answers on the port (not some other server that already held it)."""
+        assert self.process is not None
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=1)
+        try:
+            return int(client.info("server")["process_id"]) == self.process.pid
+        except (redis.RedisError, OSError, KeyError, ValueError):
+            return False
+        finally:
+            client.close()
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
