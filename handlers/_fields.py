@@ -8,6 +8,11 @@ from typing import Any
 
 FAILURE_STATUSES = frozenset({"fail", "failed", "failure", "error", "exception", "timeout"})
 
+# Names structlog and the log pipeline use themselves; a provider field of that name is renamed.
+RESERVED = frozenset(
+    {"event", "level", "log_level", "logger", "logger_name", "timestamp", "exc_info", "stack_info"}
+)
+
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """Providers sometimes nest JSON as a string (Tencent ``msg``, some MNS bodies): accept both forms."""
@@ -22,6 +27,11 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
     return {}
 
 
+def log_key(key: str) -> str:
+    """The provider's field name, unless the log pipeline reserves it (``event`` -> ``provider_event``)."""
+    return f"provider_{key}" if key in RESERVED else key
+
+
 def pick(source: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     """The scalar values of ``keys`` present and non-empty in ``source``, keeping the provider's names."""
     found: dict[str, Any] = {}
@@ -29,14 +39,14 @@ def pick(source: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
         value = source.get(key)
         if value is None or value == "" or isinstance(value, Mapping | list):
             continue
-        found[key] = value
+        found[log_key(key)] = value
     return found
 
 
 def urls(source: Mapping[str, Any]) -> dict[str, Any]:
     """Every scalar field whose name says it is a URL or URI (``FileUrl``, ``MediaURL``, ``uri``...)."""
     return {
-        key: value
+        log_key(key): value
         for key, value in source.items()
         if isinstance(value, str) and value and key.lower().endswith(("url", "uri", "urls"))
     }

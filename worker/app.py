@@ -10,7 +10,6 @@ clear message rather than letting it run without its handlers. Logging goes thro
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -20,6 +19,7 @@ from celery import Celery, Task, signals
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
+from worker.logging import configure_logging
 from worker.registry import discover
 from worker.settings import Settings, load_settings
 from worker.tasks import run_event
@@ -59,11 +59,11 @@ def load_handlers(settings: Settings) -> list[str]:
 
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
-    app = getattr(sender, "app", None)
-    if not isinstance(app, EventApp):
+    worker_app = getattr(sender, "app", None)
+    if not isinstance(worker_app, EventApp):
         return
     try:
-        modules = load_handlers(app.settings)
+        modules = load_handlers(worker_app.settings)
     except ConfigurationError as exc:
         # Celery logs and swallows exceptions from signal receivers; SystemExit is the way to stop the start.
         print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
@@ -71,17 +71,9 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     log.info("handlers loaded", modules=modules)
 
 
-def _on_setup_logging(loglevel: Any = None, **_: Any) -> None:
-    # Connecting this receiver stops Celery from installing its own handlers: ours render structlog JSON.
-    settings = app.settings
-    try:
-        from worker.logging import configure_logging  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
-        return
-    configure_logging(settings)
+def _on_setup_logging(**_: Any) -> None:
+    # Connecting this receiver stops Celery from installing its own handlers: ours render structlog lines.
+    configure_logging(app.settings)
 
 
 signals.worker_init.connect(_on_worker_init)
