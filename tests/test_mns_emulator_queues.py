@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import mns.mns_client
 import pytest
 from mns.account import Account
+from mns.mns_common import RequestInfo
 from mns.mns_exception import MNSServerException
 from mns.queue import Message, Queue, QueueMeta
 
@@ -158,3 +159,15 @@ def test_request_date_more_than_15_minutes_off_is_rejected(
         queue.send_message(Message("x"))
     assert exc.value.type == "TimeExpired"
     assert "900 seconds" in exc.value.message
+
+
+def test_every_x_mns_header_is_signed_and_the_sts_token_is_not(mns_emulator: InProcessEmulator) -> None:
+    account = Account(
+        mns_emulator.endpoint, mns_emulator.access_key_id, mns_emulator.access_key_secret, "sts"
+    )
+    try:
+        queue = account.get_queue(DEFAULT_QUEUE)
+        queue.send_message(Message("traced"), req_info=RequestInfo("trace-123"))  # x-mns-user-request-id
+        assert queue.receive_message(0, req_info=RequestInfo("trace-456")).message_body == b"traced"
+    finally:
+        account.mns_client.close_connection()
