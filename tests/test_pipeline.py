@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -20,6 +21,7 @@ import redis
 
 from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
+from tests.servers import RedisServer
 from worker.app import create_app
 from worker.cli import main
 from worker.deadletter import DeadLetterStore
@@ -211,25 +213,26 @@ def test_exhausted_retries_dead_letter_then_redrive_after_the_fix(
     (event,) = load("live-caster", "RuntimeErrorCallback", "live.caster")
     probe.flag("broken", event)
     monkeypatch.setenv("IMS_WORKER_BROKER_URL", redis_url)
-    with running_worker(base_env(redis_url)):
+    # Five attempts: beyond Celery's own default of three retries, which the wrapper must not be bound by.
+    with running_worker(base_env(redis_url, IMS_WORKER_TASK_MAX_ATTEMPTS="5")):
         Publisher(Settings(broker_url=redis_url)).publish([event])
         wait_until(lambda: deadletters.count() == 1, timeout=15)
         (entry,) = deadletters.list()
-        assert entry.reason == "retries exhausted" and entry.attempts == 3
+        assert entry.reason == "retries exhausted" and entry.attempts == 5
         assert entry.handlers == (FRAGILE,) and entry.event_id == event.id and entry.source == "live.caster"
         assert "RuntimeError: fragile is broken for redis://***@example.com/0" in (entry.error or "")
         assert "hunter2" not in (entry.error or "")
-        assert probe.runs("fragile", event) == 3 and probe.runs("record", event) == 1
+        assert probe.runs("fragile", event) == 5 and probe.runs("record", event) == 1
 
-        assert main(["dlq", "redrive", entry.id]) == 0  # still broken: back in the store after 3 more tries
-        wait_until(lambda: deadletters.count() == 1 and probe.runs("fragile", event) == 6, timeout=15)
+        assert main(["dlq", "redrive", entry.id]) == 0  # still broken: back in the store after 5 more tries
+        wait_until(lambda: deadletters.count() == 1 and probe.runs("fragile", event) == 10, timeout=15)
 
         probe.unflag("broken", event)  # the fix is deployed
         assert main(["dlq", "redrive"]) == 0
         wait_until(lambda: probe.done(FRAGILE, event), timeout=15)
         wait_until(probe.idle)
-    assert deadletters.count() == 0
-    assert probe.runs("fragile", event) == 7
+    assert deadletters.count() == 0, [(e.reason, e.error, e.attempts) for e in deadletters.list()]
+    assert probe.runs("fragile", event) == 11
     assert [probe.runs(h, event) for h in ("record", "flaky", "slow")] == [1, 1, 1]
 
 
@@ -249,7 +252,7 @@ def test_kill_9_of_the_worker_child_redelivers_and_completes(
     assert probe.runs("slow", event) == 2
     # Handlers that finished before the kill are not run again on the redelivery.
     assert [probe.runs(h, event) for h in ("record", "flaky", "fragile")] == [1, 1, 1]
-    assert deadletters.count() == 0
+    assert deadletters.count() == 0, [(e.reason, e.error, e.attempts) for e in deadletters.list()]
 
 
 def test_a_message_that_keeps_killing_workers_is_dead_lettered(
@@ -321,3 +324,43 @@ def test_a_broken_plugin_stops_the_worker_at_start(redis_url: str) -> None:
         assert worker.process.returncode != 0
         output = worker.output()
     assert "cannot load handlers" in output and "ims.NoSuchEvent" in output
+
+
+def test_two_tasks_for_one_event_never_run_a_handler_at_the_same_time(
+    redis_url: str, probe: Probe, deadletters: DeadLetterStore
+) -> None:
+    (event,) = load("ims", "SmartJobComplete", "ims")
+    probe.flag("slow", event, "1.5")
+    with running_worker(base_env(redis_url), concurrency=2) as worker:
+        publisher = Publisher(Settings(broker_url=redis_url))
+        publisher.publish([event])
+        wait_until(lambda: probe.started(event) == 1, timeout=15)
+        (again,) = publisher.publish([event], bypass_dedupe=True)  # e.g. a redrive while the first still runs
+        publisher.close()
+        assert again.enqueued
+        wait_until(lambda: probe.done(SLOW, event), timeout=15)
+        wait_until(probe.idle, timeout=15)
+        output = worker.output()
+    assert "claimed by another task" in output
+    assert [probe.runs(h, event) for h in ("record", "flaky", "fragile", "slow")] == [1, 1, 1, 1]
+    assert deadletters.count() == 0, [(e.reason, e.error, e.attempts) for e in deadletters.list()]
+
+
+def test_ledger_redis_outage_delays_but_loses_nothing(redis_url: str, probe: Probe, tmp_path: Path) -> None:
+    markers = RedisServer(workdir=tmp_path / "markers")
+    markers.start()
+    try:
+        settings = Settings(broker_url=redis_url, redis_url=markers.url)
+        (event,) = load("rtc", "eventsub", "rtc")[:1]
+        Publisher(settings).publish([event])  # markers on their own server: the two-step path
+        markers.stop()
+        with running_worker(base_env(redis_url, IMS_WORKER_REDIS_URL=markers.url)) as worker:
+            wait_until(lambda: "Redis unavailable" in worker.output(), timeout=15)
+            markers.start()
+            marker_probe = Probe(redis.Redis.from_url(markers.url))
+            wait_until(lambda: marker_probe.done(SLOW, event), timeout=15)
+            wait_until(probe.idle, timeout=15)
+        assert [marker_probe.runs(h, event) for h in ("record", "flaky", "fragile", "slow")] == [1, 1, 1, 1]
+        marker_probe.client.close()
+    finally:
+        markers.stop()

@@ -39,7 +39,9 @@ def _register(app: EventApp, event_type: str) -> None:
         return run_event(self, args, app.settings)
 
     run.__name__ = run.__qualname__ = event_type.replace(".", "_")
-    app.task(name=event_type, bind=True, shared=False)(run)  # shared tasks would leak into other apps
+    # Not shared: a shared task would be added to every other app created in the process (tests make many).
+    # max_retries=None: the wrapper decides when to stop (task_max_attempts), Celery must not cap it at 3.
+    app.task(name=event_type, bind=True, shared=False, max_retries=None)(run)
 
 
 def create_app(settings: Settings | None = None, *, set_as_current: bool = False) -> EventApp:

@@ -36,6 +36,7 @@ from worker.events import Event
 from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
 from worker.registry import REGISTRY, Subscription
 from worker.settings import Settings
+from worker.taskmessage import task_argsrepr
 
 log = structlog.get_logger(__name__)
 
@@ -87,11 +88,12 @@ def runtime(settings: Settings) -> Runtime:
     return _runtime
 
 
-def _retry(task: Task, countdown: float, reason: str) -> CeleryRetry:
+def _retry(task: Task, countdown: float, reason: str, event: Event | None = None) -> CeleryRetry:
     """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
     log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
+    options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
     try:
-        return task.retry(countdown=countdown, max_retries=None, exc=HandlerFailed(reason), throw=False)
+        return task.retry(countdown=countdown, exc=HandlerFailed(reason), throw=False, **options)
     except Exception as exc:
         log.exception("cannot schedule a retry; requeueing the message", error=summarize(exc))
         raise Reject(summarize(exc), requeue=True) from exc
@@ -116,9 +118,8 @@ def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
     try:
         return _handle(task, settings, event)
     except REDIS_ERRORS as exc:
-        raise _retry(
-            task, backoff(settings, request.retries + 1), f"Redis unavailable: {summarize(exc)}"
-        ) from exc
+        countdown = backoff(settings, request.retries + 1)
+        raise _retry(task, countdown, f"Redis unavailable: {summarize(exc)}", event) from exc
 
 
 def _handle(task: Task, settings: Settings, event: Event) -> str:
@@ -168,9 +169,10 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
     if failures:
         asked = [exc.countdown for _, exc in failures if isinstance(exc, HandlerRetry) and exc.countdown]
         countdown = max(asked) if asked else backoff(settings, attempts)
-        raise _retry(task, countdown, error)
-    # Only claims held by other tasks remain: wait for them without spending this task's attempts.
-    raise _retry(task, backoff(settings, 1), "claimed by another task: " + ", ".join(s.name for s in busy))
+        raise _retry(task, countdown, error, event)
+    # Only claims held by other tasks remain: wait (longer each time) without spending this task's attempts.
+    waiting = "claimed by another task: " + ", ".join(s.name for s in busy)
+    raise _retry(task, backoff(settings, request.retries + 1), waiting, event)
 
 
 def _dead_letter(
