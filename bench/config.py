@@ -44,9 +44,9 @@ class BenchConfig:
             pollers=(2,),
             drain_timeout_s=60.0,
             shim_seconds=1.0,
-            warmup_seconds=0.3,
+            warmup_seconds=0.0,
             processes=(1,),
             e2e_rate=50.0,
-            e2e_seconds=2.0,
+            e2e_seconds=1.0,
             tasks=150,
         )

@@ -120,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"\nmachine: {m['nproc']} cpus ({m['cpu']}), Python {m['python']}; medians of {runs} run(s)")
     print(table(all_rows))
-    print(f"\nresults: {output}")
+    # The same table in Markdown beside the JSON, ready for BENCHMARKS.md.
+    markdown = output.with_suffix(".md")
+    markdown.write_text(
+        f"`{results['command']}` on {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, "
+        f"medians of {runs} run(s)\n\n{table(all_rows, markdown=True)}\n"
+    )
+    print(f"\nresults: {output} and {markdown}")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ from bench import wrk
 from bench.config import BenchConfig
 from bench.payloads import sample, uniquify
 from bench.procs import Service, Stack, free_port, tool, wait_for_port
-from bench.stats import Benchmark, Metrics, Row, check, fmt
+from bench.stats import Benchmark, Metrics, Row, check, fmt, ratio
 from worker.shim.signing import sign_request
 
 PUBLIC_URL = "http://bench.invalid"
@@ -93,12 +93,20 @@ def _measure(
         "workdir": stack.workdir,
     }
     try:
-        warm = wrk.run(url, reqs, seconds=config.warmup_seconds, **common)
+        warmed = (
+            wrk.run(url, reqs, seconds=config.warmup_seconds, **common).requests
+            if config.warmup_seconds
+            else 0
+        )
+        cpu_before = service.cpu_seconds()
         result = wrk.run(url, reqs, seconds=config.shim_seconds, **common)
+        cpu = service.cpu_seconds() - cpu_before
     finally:
         service.stop()
     out = {
         "rps": result.rps,
+        # Server CPU per answered request: less sensitive than req/s to what else the machine runs.
+        "cpu_ms_per_req": cpu / max(1, result.requests) * 1000,
         "p50_ms": result.p50_ms,
         "p99_ms": result.p99_ms,
         "max_ms": result.max_ms,
@@ -107,7 +115,7 @@ def _measure(
     if target == "shim":
         # Sanity: unique bodies give 1.5 events per request (RTC 2, caster 1); duplicates give ~0.
         enqueued = sum(int(client.llen(queue)) for queue in EVENT_QUEUES)
-        out["events_per_request"] = enqueued / max(1, warm.requests + result.requests)
+        out["events_per_request"] = enqueued / max(1, warmed + result.requests)
     client.close()
     return out
 
@@ -145,9 +153,9 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
     out = [
         Row(
             name,
-            "naive FastAPI, 1 process: req/s; p50/p99 ms",
+            "naive FastAPI, 1 process: req/s; p50/p99 ms; CPU ms/req",
             "",
-            f"{fmt(m['naive_1_rps'])}; {_latency(m, 'naive_1')}",
+            f"{fmt(m['naive_1_rps'])}; {_latency(m, 'naive_1')}; {fmt(m['naive_1_cpu_ms_per_req'], 3)}",
         )
     ]
     for n in facts["processes"]:
@@ -178,6 +186,13 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
                 "",
                 "p99 <= 50",
                 check(m[f"shim_{n}_p99_ms"], 50, at_least=False),
+            ),
+            Row(
+                name,
+                f"server CPU ms per request, {n} process(es) (baseline: ceiling)",
+                fmt(m[f"shim_{n}_cpu_ms_per_req"], 3),
+                fmt(m[f"ceiling_{n}_cpu_ms_per_req"], 3),
+                fmt(ratio(m[f"shim_{n}_cpu_ms_per_req"], m[f"ceiling_{n}_cpu_ms_per_req"]), 2, "x"),
             ),
             Row(
                 name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,14 @@ class WrkResult:
 
 
 def _lua_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for these payloads
+    # A JSON string literal of ASCII text is a valid Lua string literal (\uXXXX escapes would not be).
+    if not text.isascii():
+        raise ValueError("wrk payloads must be ASCII (escape them in the JSON)")
+    return json.dumps(text)
 
 
-def script(requests: Sequence[WrkRequest], *, unique: bool) -> str:
+def script(requests: Sequence[WrkRequest], *, unique: bool, nonce: str) -> str:
+    """``nonce`` goes into every unique marker: a second wrk run never repeats the bodies of the first."""
     entries = []
     for req in requests:
         headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in req.headers.items())
@@ -50,9 +55,8 @@ def script(requests: Sequence[WrkRequest], *, unique: bool) -> str:
             f"  {{path = {_lua_string(req.path)}, headers = {{{headers}}}, body = {_lua_string(req.body)}}}"
         )
     table = ",\n".join(entries)
-    replace = (
-        'r.body:gsub("__UNIQ__", tid .. "-" .. counter)' if unique else 'r.body:gsub("__UNIQ__", "fixed")'
-    )
+    marker = f'"{nonce}-" .. tid .. "-" .. counter' if unique else '"fixed"'
+    replace = f'r.body:gsub("{UNIQ}", {marker})'
     return f"""
 local reqs = {{
 {table}
@@ -95,7 +99,7 @@ def run(
     workdir: Path,
 ) -> WrkResult:
     lua = workdir / f"wrk-{'unique' if unique else 'dup'}.lua"
-    lua.write_text(script(requests, unique=unique))
+    lua.write_text(script(requests, unique=unique, nonce=uuid.uuid4().hex[:8]))
     duration = f"{max(1, round(seconds))}s"
     args = [
         "wrk",

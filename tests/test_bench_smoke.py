@@ -1,0 +1,51 @@
+"""The benchmarks must keep working: run ``python -m bench.run_all --smoke`` (~30 s) and check its output.
+
+Numbers are not checked (a smoke run is too short to mean anything); what is checked is that every benchmark
+ran its baseline and ours, produced every metric as a finite number, and left no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.integration
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.mark.timeout(180)
+def test_smoke_run_produces_every_metric(tmp_path: Path) -> None:
+    output = tmp_path / "smoke.json"
+    names = ["consumer", "shim", "e2e", "tasks"]
+    if shutil.which("wrk") is None:
+        names.remove("shim")  # the shim benchmark needs wrk (apt-get install wrk); CI installs it
+    args = [sys.executable, "-m", "bench.run_all", "--smoke", "--output", str(output)]
+    args += [arg for name in names for arg in ("--only", name)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    before = _descendants()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=170, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    results = json.loads(output.read_text())
+    assert results["smoke"] is True
+    assert sorted(results["benchmarks"]) == sorted(names)
+    for name, outcome in results["benchmarks"].items():
+        assert "error" not in outcome, f"{name}: {outcome.get('error')}"
+        assert outcome["median"], name
+        for metric, value in outcome["median"].items():
+            assert math.isfinite(value), f"{name}.{metric} = {value}"
+    assert "baseline" in done.stdout  # the table was printed
+    assert _descendants() <= before, "the benchmark left processes running"
