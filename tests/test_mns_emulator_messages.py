@@ -12,6 +12,7 @@ from mns.mns_exception import MNSClientNetworkException, MNSServerException
 from mns.queue import Message
 
 from tests.mns_emulator import DEFAULT_QUEUE, InProcessEmulator, mns_emulator
+from worker.mns.emulator.errors import MnsError
 
 pytestmark = pytest.mark.integration
 __all__ = ["mns_emulator"]  # the fixture, imported for pytest
@@ -109,6 +110,7 @@ def test_empty_queue_answers_message_not_exist_after_the_long_poll(mns_emulator:
     assert exc.value.type == "MessageNotExist"
     assert time.monotonic() - started >= 0.95
     assert exc.value.request_id  # from the <Error> body
+    assert mns_emulator.operations()["BatchReceiveMessage 404"] == 1
 
 
 @pytest.mark.parametrize(
@@ -176,3 +178,10 @@ def test_peek_leaves_the_message_visible(mns_emulator: InProcessEmulator) -> Non
     assert [m.message_body for m in queue.batch_peek_message(16)] == ["peeked"]
     assert mns_emulator.stats().active == 1
     assert queue.receive_message(0).dequeue_count == 1
+
+
+def test_preloading_refuses_bodies_the_sdk_could_not_parse(mns_emulator: InProcessEmulator) -> None:
+    with pytest.raises(MnsError) as exc:
+        mns_emulator.send(DEFAULT_QUEUE, ["ok", "nul \x00 inside"])
+    assert exc.value.code == "InvalidArgument"
+    assert mns_emulator.stats().sent == 0

@@ -1,6 +1,7 @@
 """A faithful MNS queue emulator, spoken to with the real aliyun-mns-sdk (see ``MnsEmulator``)."""
 
 from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, MnsEmulator
+from worker.mns.emulator.errors import MnsError
 from worker.mns.emulator.faults import FaultSettings
 from worker.mns.emulator.models import QueueAttributes, QueueStats
 
@@ -9,6 +10,7 @@ __all__ = [
     "DEFAULT_ACCESS_KEY_SECRET",
     "FaultSettings",
     "MnsEmulator",
+    "MnsError",
     "QueueAttributes",
     "QueueStats",
 ]

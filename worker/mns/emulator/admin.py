@@ -19,8 +19,8 @@ from typing import Any
 from worker.mns.emulator.errors import MnsError
 from worker.mns.emulator.faults import FaultInjector
 from worker.mns.emulator.http_types import Response
-from worker.mns.emulator.message_ops import DEFAULT_PRIORITY, body_md5
-from worker.mns.emulator.models import NewMessage, QueueAttributes, QueueStats
+from worker.mns.emulator.message_ops import DEFAULT_PRIORITY, preloaded
+from worker.mns.emulator.models import QueueAttributes, QueueStats
 from worker.mns.emulator.service import MnsService
 from worker.mns.emulator.store import Broker
 
@@ -73,8 +73,9 @@ class AdminApi:
                 raise ValueError("'bodies' must be a list of non-empty strings")
             priority = int(payload.get("priority", DEFAULT_PRIORITY))
             delay = int(payload.get("delay_seconds", 0))
-            batch = [NewMessage(b, body_md5(b), priority, delay) for b in bodies]
-            return {"message_ids": [mid for mid, _ in self.broker.get(parts[1]).send(batch)]}
+            queue = self.broker.get(parts[1])
+            batch = preloaded(bodies, queue.attributes, priority, delay)
+            return {"message_ids": [mid for mid, _ in queue.send(batch)]}
         return None
 
 
@@ -86,6 +87,4 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _json(status: int, payload: dict[str, Any]) -> Response:
-    return Response(
-        status, json.dumps(payload).encode(), {"Content-Type": "application/json"}, operation="Admin"
-    )
+    return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})

@@ -14,8 +14,8 @@ from worker.mns.emulator.admin import AdminApi
 from worker.mns.emulator.auth import Authenticator
 from worker.mns.emulator.faults import FaultInjector, FaultSettings
 from worker.mns.emulator.ids import IdSource
-from worker.mns.emulator.message_ops import DEFAULT_PRIORITY, body_md5
-from worker.mns.emulator.models import NewMessage, QueueAttributes, QueueStats
+from worker.mns.emulator.message_ops import DEFAULT_PRIORITY, preloaded
+from worker.mns.emulator.models import QueueAttributes, QueueStats
 from worker.mns.emulator.server import EmulatorHTTPServer
 from worker.mns.emulator.service import MnsService
 from worker.mns.emulator.store import Broker
@@ -134,9 +134,13 @@ class MnsEmulator:
     def send(
         self, queue: str, bodies: Iterable[str], *, priority: int = DEFAULT_PRIORITY, delay_seconds: int = 0
     ) -> list[str]:
-        """Enqueue raw bodies directly (fast preloading); returns the message ids."""
-        batch = [NewMessage(body, body_md5(body), priority, delay_seconds) for body in bodies]
-        return [message_id for message_id, _ in self.broker.get(queue).send(batch)]
+        """Enqueue raw bodies directly (fast preloading); returns the message ids.
+
+        Bodies are validated like SendMessage (size, priority 1-16, characters XML can carry): MnsError.
+        """
+        target = self.broker.get(queue)
+        batch = preloaded(bodies, target.attributes, priority, delay_seconds)
+        return [message_id for message_id, _ in target.send(batch)]
 
     def stats(self, queue: str) -> QueueStats:
         """Active (visible), inactive (received, in flight), delayed counts and totals for one queue."""

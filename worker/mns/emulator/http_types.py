@@ -41,9 +41,31 @@ class Request:
         self.query = parse_query(raw_query)
 
 
+def operation_name(req: Request) -> str:
+    """The MNS API name of a request, for the emulator's counters ("Unknown" off the queue API)."""
+    parts, query = req.path.split("/"), req.query
+    if parts[:2] != ["", "queues"] or len(parts) > 4:
+        return "Unknown"
+    if len(parts) == 2:
+        names = {"GET": "ListQueue"}
+    elif len(parts) == 3:
+        override = query.get("metaoverride", "").lower() == "true"
+        put = "SetQueueAttributes" if override else "CreateQueue"
+        names = {"PUT": put, "GET": "GetQueueAttributes", "DELETE": "DeleteQueue"}
+    else:
+        batch = "Batch" if "numofmessages" in query else ""
+        peek = query.get("peekonly", "").lower() == "true"
+        names = {
+            "GET": f"{batch}{'PeekMessage' if peek else 'ReceiveMessage'}",
+            "POST": "BatchSendMessage" if b"<Messages" in req.body[:512] else "SendMessage",
+            "DELETE": "DeleteMessage" if "receipthandle" in query else "BatchDeleteMessage",
+            "PUT": "ChangeMessageVisibility",
+        }
+    return names.get(req.method, "Unknown")
+
+
 @dataclass
 class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    operation: str = ""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 from worker.mns.emulator import xmlcodec
 from worker.mns.emulator.errors import BatchError, MnsError
@@ -16,6 +17,15 @@ from worker.mns.emulator.xmlcodec import Field
 MAX_BATCH = 16
 MAX_WAIT_SECONDS = 30
 DEFAULT_PRIORITY = 8
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def preloaded(
+    bodies: Iterable[str], attributes: QueueAttributes, priority: int, delay_seconds: int
+) -> list[NewMessage]:
+    """Messages put in directly (Python or admin API), validated exactly like sent ones."""
+    extra = {"Priority": str(priority), "DelaySeconds": str(delay_seconds)}
+    return [new_message({"MessageBody": body, **extra}, attributes) for body in bodies]
 
 
 def body_md5(body: str) -> str:
@@ -23,7 +33,12 @@ def body_md5(body: str) -> str:
 
 
 def new_message(fields: Mapping[str, str], attributes: QueueAttributes) -> NewMessage:
+    """Validate one message as the service does (the fields are its XML elements, as text)."""
     body = fields.get("MessageBody", "")
+    if _NOT_XML.search(body):
+        # Cannot come through the SDK (its XML would not parse); refused so that a preloaded body can
+        # never produce a response the SDK fails to parse.
+        raise MnsError("InvalidArgument", "MessageBody contains characters that XML 1.0 cannot carry.")
     size = len(body.encode())
     if not 1 <= size <= attributes.maximum_message_size:
         raise MnsError(
@@ -45,7 +60,7 @@ def send_message(queue: EmulatedQueue, req: Request) -> Response:
     if root == "Message":
         [(message_id, md5)] = queue.send([new_message(xmlcodec.fields_of(node), queue.attributes)])
         body = xmlcodec.document("Message", [("MessageId", message_id), ("MessageBodyMD5", md5)])
-        return Response(201, body, operation="SendMessage")
+        return Response(201, body)
 
     items = xmlcodec.items_of(node, "Message")
     _check_batch_size(len(items), "Message")
@@ -70,7 +85,7 @@ def send_message(queue: EmulatedQueue, req: Request) -> Response:
         # Entries that failed carry ErrorCode/ErrorMessage; the SDK raises MNSServerException with the
         # per-entry list in ``sub_errors``. The others were sent.
         raise BatchError(400, body)
-    return Response(201, body, operation="BatchSendMessage")
+    return Response(201, body)
 
 
 def _check_batch_size(count: int, what: str) -> None:
@@ -106,21 +121,17 @@ def receive_message(queue: EmulatedQueue, req: Request) -> Response:
     peek = query.get("peekonly", "").lower() == "true"
     if peek:
         found = queue.peek(count)
-        operation = "BatchPeekMessage" if batch else "PeekMessage"
     else:
         wait = queue.attributes.polling_wait_seconds
         if "waitseconds" in query:
             wait = parse_int("waitseconds", query["waitseconds"], 0, MAX_WAIT_SECONDS)
         found = queue.receive(count, wait)
-        operation = "BatchReceiveMessage" if batch else "ReceiveMessage"
     if not found:
         raise MnsError("MessageNotExist", "Message not exist.")
     if batch:
         records = [_delivery_fields(d, peek=peek) for d in found]
-        return Response(200, xmlcodec.list_document("Messages", "Message", records), operation=operation)
-    return Response(
-        200, xmlcodec.document("Message", _delivery_fields(found[0], peek=peek)), operation=operation
-    )
+        return Response(200, xmlcodec.list_document("Messages", "Message", records))
+    return Response(200, xmlcodec.document("Message", _delivery_fields(found[0], peek=peek)))
 
 
 def delete_message(queue: EmulatedQueue, req: Request, fail_delete: Callable[[], bool]) -> Response:
@@ -129,7 +140,7 @@ def delete_message(queue: EmulatedQueue, req: Request, fail_delete: Callable[[],
         if not handle:
             raise MnsError("MissingReceiptHandle", "ReceiptHandle is required.")
         queue.delete(handle)
-        return Response(204, operation="DeleteMessage")
+        return Response(204)
 
     _, node = xmlcodec.parse(req.body, ("ReceiptHandles",))
     handles = [item.text or "" for item in xmlcodec.items_of(node, "ReceiptHandle")]
@@ -142,7 +153,7 @@ def delete_message(queue: EmulatedQueue, req: Request, fail_delete: Callable[[],
             for handle, exc in failures
         ]
         raise BatchError(404, xmlcodec.list_document("Errors", "Error", records))
-    return Response(204, operation="BatchDeleteMessage")
+    return Response(204)
 
 
 def change_message_visibility(queue: EmulatedQueue, req: Request) -> Response:
@@ -156,4 +167,4 @@ def change_message_visibility(queue: EmulatedQueue, req: Request) -> Response:
     body = xmlcodec.document(
         "ChangeVisibility", [("ReceiptHandle", new_handle), ("NextVisibleTime", next_visible)]
     )
-    return Response(200, body, operation="ChangeMessageVisibility")
+    return Response(200, body)

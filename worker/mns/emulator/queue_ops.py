@@ -25,15 +25,13 @@ def create_queue(broker: Broker, req: Request, name: str) -> Response:
     attributes = attributes_from(_queue_fields(req, req.body))
     created = broker.create_queue(name, attributes)
     # The SDK reads Location on any 2xx; 201 = created, 204 = already there with the same attributes.
-    return Response(
-        201 if created else 204, headers={"Location": queue_url(req, name)}, operation="CreateQueue"
-    )
+    return Response(201 if created else 204, headers={"Location": queue_url(req, name)})
 
 
 def set_queue_attributes(broker: Broker, req: Request, name: str) -> Response:
     queue = broker.get(name)
     queue.set_attributes(attributes_from(_queue_fields(req, req.body), base=queue.attributes))
-    return Response(204, operation="SetQueueAttributes")
+    return Response(204)
 
 
 def attribute_fields(queue: EmulatedQueue) -> list[Field]:
@@ -57,12 +55,12 @@ def attribute_fields(queue: EmulatedQueue) -> list[Field]:
 
 def get_queue_attributes(broker: Broker, req: Request, name: str) -> Response:
     body = xmlcodec.document("Queue", attribute_fields(broker.get(name)))
-    return Response(200, body, operation="GetQueueAttributes")
+    return Response(200, body)
 
 
 def delete_queue(broker: Broker, req: Request, name: str) -> Response:
     broker.delete_queue(name)
-    return Response(204, operation="DeleteQueue")
+    return Response(204)
 
 
 def list_queue(broker: Broker, req: Request) -> Response:
@@ -82,4 +80,4 @@ def list_queue(broker: Broker, req: Request) -> Response:
                 continue  # deleted meanwhile
         records.append(fields)
     tail = f"<NextMarker>{xmlcodec.escape(next_marker)}</NextMarker>" if next_marker else ""
-    return Response(200, xmlcodec.list_document("Queues", "Queue", records, tail), operation="ListQueue")
+    return Response(200, xmlcodec.list_document("Queues", "Queue", records, tail))

@@ -119,13 +119,14 @@ class _Handler(socketserver.StreamRequestHandler):
             self._abort()
             return
         body = read_body(self.rfile, head.content_length)
+        host = head.headers.get("Host") or "{}:{}".format(*server.server_address[:2])
+        request = Request(head.method, head.uri, head.headers, body, host)
         if plan.error_status is not None:
             code = "ServiceUnavailable" if plan.error_status == 503 else "InternalError"
             error = MnsError(code, "Emulated failure (fault injection).", plan.error_status)
             response = server.service.error(error, request_id)
+            server.service.count(request, response)
         else:
-            host = head.headers.get("Host") or "{}:{}".format(*server.server_address[:2])
-            request = Request(head.method, head.uri, head.headers, body, host)
             response = server.service.handle(request, request_id)
         if plan.drop_response:
             self._abort()

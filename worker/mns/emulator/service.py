@@ -12,7 +12,7 @@ from worker.mns.emulator import message_ops, queue_ops, xmlcodec
 from worker.mns.emulator.auth import Authenticator
 from worker.mns.emulator.errors import BatchError, MnsError
 from worker.mns.emulator.faults import FaultInjector
-from worker.mns.emulator.http_types import Request, Response
+from worker.mns.emulator.http_types import Request, Response, operation_name
 from worker.mns.emulator.queue_state import EmulatedQueue
 from worker.mns.emulator.store import Broker
 
@@ -39,22 +39,23 @@ class MnsService:
         except MnsError as exc:
             response = self.error(exc, request_id)
         except BatchError as exc:
-            response = Response(exc.status, exc.body, operation="Batch")
+            response = Response(exc.status, exc.body)
         except Exception:  # a bug here must still answer like the service does, not hang the client
             log.exception("mns.emulator.internal_error", method=req.method, uri=req.uri)
             response = self.error(MnsError("InternalError", "Internal error."), request_id)
         if response.body:
             response.headers.setdefault("Content-Type", XML_CONTENT_TYPE)
-        self._count(response)
+        self.count(req, response)
         return response
 
     def error(self, exc: MnsError, request_id: str) -> Response:
         body = xmlcodec.error_document(exc.code, exc.message, request_id, self.host_id)
-        return Response(exc.status, body, {"Content-Type": XML_CONTENT_TYPE}, operation=f"Error:{exc.code}")
+        return Response(exc.status, body, {"Content-Type": XML_CONTENT_TYPE})
 
-    def _count(self, response: Response) -> None:
+    def count(self, req: Request, response: Response) -> None:
+        key = f"{operation_name(req)} {response.status}"
         with self._lock:
-            self.operations[f"{response.operation} {response.status}"] += 1
+            self.operations[key] += 1
 
     def _route(self, req: Request) -> Response:
         # "/queues" -> ["", "queues"]; "/queues/q" -> [.., "q"]; "/queues/q/messages" -> [.., "q", "messages"]
