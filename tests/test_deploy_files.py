@@ -1,0 +1,326 @@
+"""deploy/ and the Procfile parse, and name only commands, options and settings that exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from celery.bin.celery import celery as celery_command
+from celery.bin.control import inspect as inspect_command
+from celery.bin.worker import worker as worker_command
+from flower.options import options as flower_options
+
+from worker.cli import build_parser
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+PROCESS_TYPES = {"consumer", "shim", "worker", "flower"}
+# Flower reads its own FLOWER_* variables; these are the only non-IMS_WORKER_ settings the files may set.
+FLOWER_VARIABLES = {"FLOWER_BASIC_AUTH"}
+DEFAULTS = Settings(_env_file=None)
+SETTING_NAME = re.compile(r"\bIMS_WORKER_[A-Z0-9_]+\b")
+SHELL_DEFAULT = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
+SHELL_VARIABLE = re.compile(r"\$\$?\{?([A-Z0-9_]+)\}?")
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    paths = [p for p in sorted((DEPLOY / "k8s").glob("*.yaml")) if p.name != "kustomization.yaml"]
+    return [doc for path in paths for doc in yaml_documents(path)]
+
+
+def deployments() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in k8s_objects() if d["kind"] == "Deployment"}
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return loaded
+
+
+def systemd_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Sections -> (key, value) in order. Repeated keys (Environment=) are legal in systemd, so no dict."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = sections.setdefault(stripped[1:-1], [])
+            continue
+        key, sep, value = stripped.partition("=")
+        assert sep and current is not None and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key), f"{path}:{number}"
+        current.append((key, value.strip()))
+    return sections
+
+
+def unit_value(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def procfile() -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_-]+):\s*(.+)", line)  # honcho's and foreman's format
+        assert match, f"not a Procfile line: {line!r}"
+        entries[match[1]] = match[2]
+    return entries
+
+
+def expand(command: str) -> str:
+    """Shell defaults (``${PORT:-8080}``) become their default; other variables a placeholder."""
+    return SHELL_VARIABLE.sub("host-1", SHELL_DEFAULT.sub(lambda m: m[2], command))
+
+
+# --- every command that the deploy files run ----------------------------------------------------------------
+def all_commands() -> Iterator[tuple[str, list[str]]]:
+    for name, command in procfile().items():
+        yield f"Procfile {name}", shlex.split(expand(command))
+    for path in sorted((DEPLOY / "systemd").glob("*.service")):
+        for command in unit_value(systemd_unit(path), "Service", "ExecStart"):
+            yield path.name, shlex.split(command)
+    for name, service in compose()["services"].items():
+        if name != "redis":
+            yield f"compose {name}", list(service["command"])
+            yield f"compose {name} healthcheck", list(service["healthcheck"]["test"])
+    for name, deployment in deployments().items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            yield f"k8s {name}", list(container["command"])
+            for probe in ("livenessProbe", "readinessProbe"):
+                exec_probe = container[probe].get("exec")
+                if exec_probe:
+                    yield f"k8s {name} {probe}", list(exec_probe["command"])
+            pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec")
+            if pre_stop:
+                yield f"k8s {name} preStop", list(pre_stop["command"])
+
+
+def option_names(params: list[Any]) -> set[str]:
+    return {opt for param in params for opt in getattr(param, "opts", ())}
+
+
+def check_celery(where: str, argv: list[str]) -> None:
+    assert argv[1:3] == ["-A", "worker.app"], f"{where}: the app is worker.app: {argv}"
+    sub, rest = argv[3], argv[4:]
+    options = {"worker": option_names(worker_command.params), "inspect": option_names(inspect_command.params)}
+    if sub == "flower":
+        for token in rest:
+            name = token.removeprefix("--").split("=", 1)[0]
+            assert token.startswith("--") and name in flower_options._options, f"{where}: flower {token}"
+        return
+    assert sub in options, f"{where}: unknown celery command {sub}"
+    if sub == "inspect":
+        assert rest[0] == "ping", f"{where}: {rest}"
+        rest = rest[1:]
+    known = options[sub] | option_names(celery_command.params)
+    for token in rest:
+        if token.startswith("-"):
+            assert token.split("=", 1)[0] in known, f"{where}: celery {sub} has no option {token}"
+
+
+def check_command(where: str, argv: list[str]) -> None:
+    program = Path(argv[0]).name
+    if program == "CMD":  # compose healthcheck exec form
+        check_command(where, argv[1:])
+    elif program == "CMD-SHELL":
+        check_command(where, shlex.split(expand(argv[1])))
+    elif program == "sh":
+        assert argv[1] == "-c", where
+        check_command(where, shlex.split(expand(argv[2])))
+    elif program == "python":
+        assert argv[1] == "-c", where
+        compile(argv[2], where, "exec")
+    elif program == "ims-worker":
+        # The real parser: an unknown subcommand or option exits (SystemExit) and fails the test.
+        args = build_parser().parse_args(argv[1:])
+        assert callable(args.func)
+    elif program == "celery":
+        check_celery(where, argv)
+    else:
+        raise AssertionError(f"{where}: unexpected program {argv[0]}")
+
+
+def test_every_command_names_existing_subcommands_and_options() -> None:
+    commands = list(all_commands())
+    assert len(commands) >= 20
+    for where, argv in commands:
+        check_command(where, argv)
+
+
+def test_an_unknown_option_would_be_caught() -> None:
+    with pytest.raises(SystemExit):
+        check_command("probe", ["ims-worker", "shim", "--no-such-flag"])
+    with pytest.raises(AssertionError):
+        check_command("probe", ["celery", "-A", "worker.app", "worker", "--no-such-flag"])
+    with pytest.raises(AssertionError):
+        check_command("probe", ["celery", "-A", "worker.app", "flower", "--no-such-flag=1"])
+
+
+# --- settings -----------------------------------------------------------------------------------------------
+def deploy_texts() -> Iterator[tuple[str, str]]:
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file():
+            yield str(path.relative_to(ROOT)), path.read_text()
+    yield "Procfile", (ROOT / "Procfile").read_text()
+
+
+def test_every_ims_worker_variable_is_a_setting() -> None:
+    seen = set()
+    for where, text in deploy_texts():
+        for name in SETTING_NAME.findall(text):
+            field = name.removeprefix("IMS_WORKER_").lower()
+            assert field in Settings.model_fields, f"{where}: {name} is not a setting"
+            seen.add(name)
+    assert len(seen) >= 15
+
+
+def as_settings(env: dict[str, Any], where: str) -> Settings:
+    """The values as ``Settings`` would read them from the environment: they must validate."""
+    values: dict[str, Any] = {}
+    for key, value in env.items():
+        if key in FLOWER_VARIABLES:
+            continue
+        assert key.startswith("IMS_WORKER_"), f"{where}: {key} is neither a setting nor Flower's"
+        values[key.removeprefix("IMS_WORKER_").lower()] = str(value)
+    return Settings(_env_file=None, **values)
+
+
+def test_configmap_secret_compose_and_env_example_values_validate() -> None:
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}
+    config = objects[("ConfigMap", "ims-worker-settings")]["data"]
+    secret = objects[("Secret", "ims-worker-secrets")]["stringData"]
+    assert not set(config) & set(secret)
+    settings = as_settings({**config, **secret}, "k8s")
+    assert settings.consumer_metrics_host == "0.0.0.0"  # kubelet probes the pod IP
+    assert settings.mns_access_key_secret is not None
+    for name, service in compose()["services"].items():
+        if name != "redis":
+            as_settings(service["environment"], f"compose {name}")
+    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()
+    env = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
+    as_settings(env, "ims-worker.env.example")
+    for key in secret:
+        assert "SECRET" in key or "KEY" in key or "TOKEN" in key or key in FLOWER_VARIABLES, key
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------------
+def test_kubernetes_has_a_deployment_per_process_with_real_probes() -> None:
+    found = deployments()
+    assert set(found) == {f"ims-worker-{p}" for p in PROCESS_TYPES}
+    for name, deployment in found.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        (container,) = pod["containers"]
+        env_from = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+        assert env_from == {"ims-worker-settings", "ims-worker-secrets"}, name
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        for probe in ("livenessProbe", "readinessProbe"):
+            http = container[probe].get("httpGet")
+            if http:
+                assert http["port"] in ports, f"{name} {probe}: no container port {http['port']}"
+            else:
+                assert "exec" in container[probe], f"{name} {probe}"
+    shim = found["ims-worker-shim"]["spec"]["template"]["spec"]["containers"][0]
+    assert shim["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert shim["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    consumer = found["ims-worker-consumer"]["spec"]["template"]["spec"]["containers"][0]
+    assert consumer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert {"name": "metrics", "containerPort": DEFAULTS.consumer_metrics_port} in consumer["ports"]
+    config = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    readiness = " ".join(consumer["readinessProbe"]["exec"]["command"])
+    assert config["IMS_WORKER_CONSUMER_HEALTH_FILE"] in readiness
+    worker = found["ims-worker-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert "inspect ping -d celery@$HOSTNAME" in " ".join(worker["livenessProbe"]["exec"]["command"])
+
+
+def test_kubernetes_grace_periods_outlast_the_processes() -> None:
+    found = deployments()
+    grace = {n: d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for n, d in found.items()}
+    config = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    consumer_grace = float(config.get("IMS_WORKER_CONSUMER_GRACE_SECONDS", DEFAULTS.consumer_grace_seconds))
+    assert grace["ims-worker-consumer"] > consumer_grace
+    assert grace["ims-worker-consumer"] > DEFAULTS.consumer_grace_seconds
+    assert grace["ims-worker-worker"] > DEFAULTS.task_time_limit
+
+
+def test_kubernetes_pdbs_select_deployments_and_kustomization_lists_every_file() -> None:
+    labels = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] for d in deployments().values()
+    }
+    pdbs = [o for o in k8s_objects() if o["kind"] == "PodDisruptionBudget"]
+    assert pdbs
+    for pdb in pdbs:
+        assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] in labels
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    files = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+
+
+# --- compose, systemd, Dockerfile, Procfile -----------------------------------------------------------------
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_compose_redis_is_durable_and_stop_periods_outlast_the_processes() -> None:
+    services = compose()["services"]
+    assert set(services) == {"redis", *PROCESS_TYPES}
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_command
+    assert "--maxmemory-policy noeviction" in redis_command
+    assert seconds(services["consumer"]["stop_grace_period"]) > DEFAULTS.consumer_grace_seconds
+    assert seconds(services["worker"]["stop_grace_period"]) > DEFAULTS.task_time_limit
+    for name in PROCESS_TYPES:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert services[name]["environment"]["IMS_WORKER_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_systemd_units_run_unprivileged_restart_on_failure_and_outwait_the_grace_periods() -> None:
+    units = {p.stem: systemd_unit(p) for p in (DEPLOY / "systemd").glob("*.service")}
+    assert set(units) == {f"ims-worker-{p}" for p in PROCESS_TYPES}
+    for name, unit in units.items():
+        assert {"Unit", "Service", "Install"} <= set(unit), name
+        assert unit_value(unit, "Service", "User") == ["ims-worker"], name
+        assert unit_value(unit, "Service", "Restart") == ["on-failure"], name
+        assert unit_value(unit, "Service", "EnvironmentFile") == ["/etc/ims-worker/ims-worker.env"], name
+        assert unit_value(unit, "Service", "KillMode") == ["mixed"], name
+    stop = {name: float(unit_value(u, "Service", "TimeoutStopSec")[0]) for name, u in units.items()}
+    assert stop["ims-worker-consumer"] > DEFAULTS.consumer_grace_seconds
+    assert stop["ims-worker-worker"] > DEFAULTS.task_time_limit
+    target = systemd_unit(DEPLOY / "systemd" / "ims-worker.target")
+    wanted = " ".join(unit_value(target, "Unit", "Wants")).split()
+    assert all(f"{w.removesuffix('.service')}" in units for w in wanted)
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) >= 2
+    assert any("COPY --from=build" in line for line in lines)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    probe = re.search(r"CMD (\[.*?\])\n", text[text.index("HEALTHCHECK") :])
+    assert probe
+    check_command("Dockerfile HEALTHCHECK", yaml.safe_load(probe[1]))
+    cmd = next(line for line in reversed(lines) if line.startswith("CMD "))
+    check_command("Dockerfile CMD", yaml.safe_load(cmd[4:]))
+
+
+def test_procfile_has_the_four_process_types() -> None:
+    assert set(procfile()) == PROCESS_TYPES
+    assert "-E" in shlex.split(procfile()["worker"]), "Flower needs task events"
