@@ -6,10 +6,10 @@ import random
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait before try number ``attempt`` (1-based): uniform in [base/2, min(cap, base * 2**(n-1))].
+    """Seconds before try number ``attempt`` (1-based): uniform in [base/2, min(cap, base * 2**(n-1))].
 
     Jitter spreads many pollers or tasks that failed together, so that they do not retry in lockstep.
     """
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     low = min(base / 2, ceiling)
-    return (rng or random).uniform(low, ceiling)  # noqa: S311 - jitter, not cryptography
+    return (rng or random).uniform(low, ceiling)

@@ -22,6 +22,14 @@ from worker.redisconn import sync_client
 
 STREAM_KEY = f"{PREFIX}:deadletters"
 _PAGE = 500
+ONCE_TTL_SECONDS = 7 * 86400
+# SET NX and XADD in one script, so that a crash between them cannot lose the entry or leave a stale marker.
+_ADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+end
+return false
+"""
 _Page = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE answers on a client without decode_responses
 
 
@@ -136,7 +144,11 @@ class DeadLetterStore:
         transport: Transport | None = None,
         event: Event | None = None,
         handlers: Sequence[str] = (),
-    ) -> str:
+        once_key: str | None = None,
+    ) -> str | None:
+        """Append an entry; returns its id. With ``once_key`` (e.g. the MNS message id) an entry already added
+        under that key in the last week is not added again and ``None`` is returned: a poison message whose
+        delete failed comes back, and must not fill the store with copies of itself."""
         if isinstance(raw, Mapping):
             raw = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
         fields: dict[str, str | bytes | int] = {
@@ -155,7 +167,14 @@ class DeadLetterStore:
         fields.update({key: value for key, value in optional.items() if value})
         if transport is not None:
             fields["transport"] = transport.model_dump_json(exclude_none=True)
-        entry_id = self._client.xadd(STREAM_KEY, fields)  # type: ignore[arg-type]
+        if once_key is None:
+            entry_id = self._client.xadd(STREAM_KEY, fields)  # type: ignore[arg-type]
+        else:
+            flat = [item for pair in fields.items() for item in pair]
+            keys = [STREAM_KEY, f"{PREFIX}:deadletter-once:{once_key}"]
+            entry_id = self._client.eval(_ADD_ONCE, 2, *keys, ONCE_TTL_SECONDS, *flat)
+            if entry_id is None:
+                return None
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def iter(self, where: DeadLetterFilter | None = None) -> Iterator[DeadLetter]:

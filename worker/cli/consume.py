@@ -31,7 +31,9 @@ def _consume(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     if settings.consumer_metrics_port:
         server = serve_health(consumer.health, settings.consumer_metrics_host, settings.consumer_metrics_port)
-        log.info("mns.consumer.health", url=f"http://{settings.consumer_metrics_host}:{server.server_port}/healthz")
+        log.info(
+            "mns.consumer.health", url=f"http://{settings.consumer_metrics_host}:{server.server_port}/healthz"
+        )
     consumer.start()
     clean = consumer.wait()
     if consumer.fatal is not None:
@@ -44,8 +46,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "consume",
         help="pull IMS events from MNS queues into the broker",
-        description="Long-poll IMS_WORKER_MNS_QUEUES in batches of 16, publish each batch to the broker in one "
-        "round trip, then delete exactly what was published, found duplicate or dead-lettered.",
+        description="Long-poll IMS_WORKER_MNS_QUEUES in batches of 16, publish each batch to the broker in "
+        "one round trip, then delete exactly what was published, found duplicate or dead-lettered.",
     )
-    parser.add_argument("--queue", action="append", help="queue name (repeatable); default IMS_WORKER_MNS_QUEUES")
+    parser.add_argument(
+        "--queue", action="append", help="queue name (repeatable); default IMS_WORKER_MNS_QUEUES"
+    )
     parser.set_defaults(func=_consume)

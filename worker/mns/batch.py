@@ -1,7 +1,7 @@
 """One received batch -> events published, poison dead-lettered, and the receipt handles that may be deleted.
 
-The rule this module exists for: a message's handle is returned for deletion only once its events are durably in
-Redis (published, or found already enqueued) or the message itself is in the dead-letter store.
+The rule this module exists for: a message's handle is returned for deletion only once its events are durably
+in Redis (published, or found already enqueued) or the message itself is in the dead-letter store.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ class BatchHandler:
     def _dead_letter(self, item: _Rejected) -> bool:
         """Store the raw body with the reason; False (keep the message in MNS) if Redis refused."""
         try:
-            self.dead_letters.add(
+            added = self.dead_letters.add(
+                once_key=f"mns:{self.queue_name}:{item.message.message_id}",
                 raw=item.message.message_body,
                 source=SOURCE,
                 reason=item.reason,
@@ -131,6 +132,10 @@ class BatchHandler:
             )
             metrics.ERRORS.labels(self.queue_name, "dead-letter-store").inc()
             return False
+        if added is None:
+            log.info("mns.message.already_dead_lettered", mns_message_id=item.message.message_id,
+                     dequeue_count=item.message.dequeue_count)  # fmt: skip
+            return True
         log.warning(
             "mns.message.dead_lettered",
             mns_message_id=item.message.message_id,

@@ -1,8 +1,8 @@
 """Building SDK queue clients the way a long-running consumer needs them.
 
 The SDK holds one ``http.client`` connection per client and is not thread-safe, so every poller thread builds
-its own. HTTPS connections are created without a socket timeout (``set_connection_timeout`` only rebuilds plain
-HTTP connections), so a stalled network would block a poller forever: we set the timeout on both kinds.
+its own. HTTPS connections are created without a socket timeout (``set_connection_timeout`` only rebuilds
+plain HTTP connections), so a stalled network would block a poller forever: we set the timeout on both kinds.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from worker.settings import Settings
 
 
 def open_queue(settings: Settings, queue_name: str) -> Queue:
-    """An SDK ``Queue`` that returns raw bodies (we decode tolerantly ourselves) with timeouts on every socket."""
+    """An SDK ``Queue`` returning raw bodies (decoded tolerantly by us), with timeouts on every socket."""
     if not settings.mns_endpoint:
         raise ConfigurationError("IMS_WORKER_MNS_ENDPOINT is not set")
     if not settings.mns_access_key_id or settings.mns_access_key_secret is None:
-        raise ConfigurationError("IMS_WORKER_MNS_ACCESS_KEY_ID and IMS_WORKER_MNS_ACCESS_KEY_SECRET must be set")
+        raise ConfigurationError(
+            "IMS_WORKER_MNS_ACCESS_KEY_ID and IMS_WORKER_MNS_ACCESS_KEY_SECRET must be set"
+        )
     token = settings.mns_security_token.get_secret_value() if settings.mns_security_token else ""
     try:
         account = Account(

@@ -1,4 +1,4 @@
-"""The MNS consumer: poller threads that receive, publish and delete, and the loop boundary that classifies errors.
+"""The MNS consumer: pollers that receive, publish and delete; the loop boundary that classifies errors.
 
 Each poller owns its SDK client (the SDK is not thread-safe), its publisher and its dead-letter store. One
 ``_poll_once`` is one batch: BatchReceive (long poll) -> publish -> BatchDelete. Every exception of a poll is
@@ -36,7 +36,7 @@ FATAL_CODES = frozenset(
 )
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
-# A long poll that answers "empty" much faster than asked means MNS is shedding load: pause instead of spinning.
+# A long poll answering "empty" much faster than asked means MNS is shedding load: pause instead of spinning.
 EARLY_EMPTY_PAUSE_SECONDS = 1.0
 
 
@@ -48,6 +48,7 @@ class Poller(threading.Thread):
         settings: Settings,
         queue_name: str,
         index: int,
+        *,
         stopping: threading.Event,
         health: PollHealth,
         on_fatal: Any,
@@ -70,7 +71,7 @@ class Poller(threading.Thread):
             handler = BatchHandler(
                 self.queue_name,
                 Publisher(self.settings),
-                DeadLetterStore.from_url(self.settings.effective_redis_url),
+                DeadLetterStore(self.settings.effective_redis_url),
                 self.settings.mns_max_dequeue_count,
             )
         except ConfigurationError as exc:
@@ -84,7 +85,9 @@ class Poller(threading.Thread):
                 if exc.type == "MessageNotExist":
                     continue  # handled in _receive; never reaches here, kept for safety
                 if exc.type in FATAL_CODES:
-                    self.on_fatal(ConfigurationError(f"MNS queue {self.queue_name!r}: {exc.type}: {exc.message}"))
+                    self.on_fatal(
+                        ConfigurationError(f"MNS queue {self.queue_name!r}: {exc.type}: {exc.message}")
+                    )
                     return
                 self._back_off(f"mns-{exc.type}", exc.message)
             except MNSClientNetworkException as exc:
@@ -96,7 +99,7 @@ class Poller(threading.Thread):
             except (MNSExceptionBase, KeyError, UnicodeDecodeError, ValueError, OSError) as exc:
                 # The SDK lets KeyError (missing headers) and UnicodeDecodeError escape its hierarchy.
                 self._back_off(f"unexpected-{type(exc).__name__}", repr(exc)[:200])
-            except Exception as exc:  # noqa: BLE001 - the loop boundary: a poller must never die
+            except Exception as exc:
                 log.exception("mns.poller.unexpected_error")
                 self._back_off(f"unexpected-{type(exc).__name__}", repr(exc)[:200])
         log.info("mns.poller.stopped")
@@ -151,7 +154,9 @@ class Poller(threading.Thread):
         except MNSServerException as exc:
             # Partial failure: the SDK lists each refused handle. Those messages come back after their
             # visibility timeout and are absorbed as duplicates, so this is logged, not retried.
-            failures = exc.sub_errors or [{"ReceiptHandle": "*", "ErrorCode": exc.type, "ErrorMessage": exc.message}]
+            failures = exc.sub_errors or [
+                {"ReceiptHandle": "*", "ErrorCode": exc.type, "ErrorMessage": exc.message}
+            ]
             for failure in failures:
                 metrics.DELETE_FAILURES.labels(self.queue_name, failure.get("ErrorCode", "")).inc()
                 log.warning(
@@ -166,7 +171,9 @@ class Poller(threading.Thread):
 
     def _back_off(self, kind: str, detail: str) -> None:
         self._failures += 1
-        delay = backoff_delay(self._failures, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=self._rng)
+        delay = backoff_delay(
+            self._failures, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=self._rng
+        )
         metrics.ERRORS.labels(self.queue_name, kind).inc()
         log.warning("mns.poller.backoff", kind=kind, detail=detail, attempt=self._failures,
                     delay_s=round(delay, 2))  # fmt: skip
@@ -212,7 +219,14 @@ class Consumer:
     def start(self) -> None:
         for name in self.queues:
             for index in range(self.settings.mns_pollers_per_queue):
-                poller = Poller(self.settings, name, index, self.stopping, self.health, self._on_fatal)
+                poller = Poller(
+                    self.settings,
+                    name,
+                    index,
+                    stopping=self.stopping,
+                    health=self.health,
+                    on_fatal=self._on_fatal,
+                )
                 self.pollers.append(poller)
                 poller.start()
         log.info("mns.consumer.started", queues=self.queues, pollers=len(self.pollers))

@@ -40,7 +40,7 @@ class PollHealth:
 
 
 def serve_health(health: PollHealth, host: str, port: int) -> ThreadingHTTPServer:
-    """Start /healthz and /metrics on a daemon thread; returns the server (``.server_port`` when port is 0)."""
+    """Serve /healthz and /metrics on a daemon thread; returns the server (``.server_port`` if port 0)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -48,10 +48,9 @@ def serve_health(health: PollHealth, host: str, port: int) -> ThreadingHTTPServe
                 body, status, ctype = generate_latest(), 200, CONTENT_TYPE_LATEST
             elif self.path.startswith("/healthz"):
                 ok = health.healthy()
-                body = f'{{"ok": {str(ok).lower()}, "seconds_since_poll": {health.seconds_since_poll():.1f}}}'
-                body_bytes = body.encode()
-                self._answer(200 if ok else 503, body_bytes, "application/json")
-                return
+                since = health.seconds_since_poll()
+                body = f'{{"ok": {str(ok).lower()}, "seconds_since_poll": {since:.1f}}}'.encode()
+                status, ctype = (200 if ok else 503), "application/json"
             else:
                 body, status, ctype = b'{"error": "not found"}', 404, "application/json"
             self._answer(status, body, ctype)
@@ -63,7 +62,7 @@ def serve_health(health: PollHealth, host: str, port: int) -> ThreadingHTTPServe
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             return  # probes every few seconds would drown the structured log
 
     server = ThreadingHTTPServer((host, port), Handler)

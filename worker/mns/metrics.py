@@ -22,5 +22,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 LAST_POLL = Gauge(
-    "ims_worker_mns_last_successful_poll_timestamp_seconds", "Unix time of the last successful poll", ["queue"]
+    "ims_worker_mns_last_successful_poll_timestamp_seconds",
+    "Unix time of the last successful poll",
+    ["queue"],
 )
