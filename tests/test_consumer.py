@@ -136,3 +136,23 @@ def test_wrong_secret_is_a_configuration_error(mns: InProcessEmulator, redis_url
         assert consumer.process.wait(timeout=15) == 2
     assert "SignatureDoesNotMatch" in consumer.output()
     assert "wrong-secret-value" not in consumer.output()
+
+
+def test_health_and_metrics_endpoints(mns: InProcessEmulator, redis_url: str) -> None:
+    import httpx  # noqa: PLC0415
+
+    from tests.servers import free_port  # noqa: PLC0415
+
+    work = _load(mns, 40)
+    port = free_port()
+    env = consumer_env(mns, redis_url, QUEUE, IMS_WORKER_CONSUMER_METRICS_PORT=str(port))
+    with running_consumer(env) as consumer:
+        wait_until(lambda: mns.stats(QUEUE).total == 0, timeout=30)
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert consumer.terminate(timeout=15) == 0
+    assert health.status_code == 200 and health.json()["ok"] is True
+    published = len(work.valid)
+    assert f'ims_worker_mns_published_total{{queue="{QUEUE}"}} {published}.0' in metrics
+    assert f'ims_worker_mns_deleted_total{{queue="{QUEUE}"}} 40.0' in metrics
+    assert 'ims_worker_mns_dead_lettered_total{queue="ice-callback-test",reason="invalid-payload"}' in metrics
