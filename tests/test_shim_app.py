@@ -131,3 +131,19 @@ def test_lifespan_closes_only_a_publisher_it_made(owned: bool) -> None:
     asyncio.run(app({"type": "lifespan"}, receive, send))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert publisher.closed is owned
+
+
+def test_in_console_mode_the_access_log_goes_through_structlog() -> None:
+    app = app_with(StandIn(), log_format="console")
+    with capture_logs() as logs:
+        answer = request(app, "POST", ENDPOINTS["ims"], IMS)
+    (entry,) = [entry for entry in logs if entry["event"] == "shim.request"]
+    assert entry["request_id"] == answer.headers["x-request-id"] and entry["status"] == 200
+
+
+def test_the_access_log_can_be_switched_off_or_levelled_away() -> None:
+    for overrides in ({"shim_access_log": False}, {"log_level": "WARNING"}):
+        app = app_with(StandIn(), log_format="console", **overrides)
+        with capture_logs() as logs:
+            request(app, "POST", ENDPOINTS["ims"], IMS)
+        assert not [entry for entry in logs if entry["event"] == "shim.request"]

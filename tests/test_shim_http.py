@@ -5,6 +5,8 @@ Every refusal is checked twice: the HTTP answer (status + JSON reason) and Redis
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import re
 import time
@@ -24,6 +26,7 @@ from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, ShimApp, create_app, sign_request, source_of
+from worker.shim.accesslog import AccessLog
 
 pytestmark = pytest.mark.integration
 
@@ -299,18 +302,36 @@ def test_methods_paths_and_operations_endpoints(shim: Shim) -> None:
 
 
 def test_request_id_is_echoed_and_the_access_log_holds_no_secret(shim: Shim, store: redis.Redis) -> None:
-    with capture_logs() as logs:
-        good = shim.post("ims", IMS, headers={"X-Request-ID": "req-42"})
-        bad = shim.post("ims", IMS, key="leaked-key-value")
+    lines = io.StringIO()
+    shim.app.access_log = AccessLog(shim.settings, stream=lines)
+    try:
+        with capture_logs() as logs:
+            good = shim.post("ims", IMS, headers={"X-Request-ID": "req-42"})
+            bad = shim.post("ims", IMS, key="leaked-key-value")
+            caster = shim.post("live-caster", CASTER, key="caster-new")
+    finally:
+        shim.app.access_log = AccessLog(shim.settings)
     assert good.headers["x-request-id"] == "req-42" and good.json()["request_id"] == "req-42"
-    entries = [entry for entry in logs if entry["event"] == "shim.request"]
+    assert caster.status_code == 200
+    entries = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert {entry["event"] for entry in entries} == {"shim.request"} and len(entries) == 3
     ok = next(entry for entry in entries if entry["request_id"] == "req-42")
-    assert ok["provider"] == "ims" and ok["status"] == 200 and ok["latency_ms"] > 0
+    assert ok["provider"] == "ims" and ok["status"] == 200 and ok["latency_ms"] > 0 and ok["timestamp"]
     assert ok["event_ids"] == [e["id"] for e in good.json()["events"]]
     refused = next(entry for entry in entries if entry["status"] == 401)
-    assert refused["error"] == "bad_signature"
-    text = repr(logs) + bad.text
-    for secret in ("ims-old", "ims-new", "leaked-key-value", bad.request.headers["X-ICE-SIGNATURE"]):
+    assert refused["error"] == "bad_signature" and refused["request_id"] == bad.headers["x-request-id"]
+    assert (
+        next(entry for entry in entries if entry["provider"] == "live.caster")["path"]
+        == ENDPOINTS["live.caster"]
+    )
+    text = lines.getvalue() + repr(logs) + bad.text
+    for secret in (
+        "ims-old",
+        "ims-new",
+        "leaked-key-value",
+        "caster-new",
+        bad.request.headers["X-ICE-SIGNATURE"],
+    ):
         assert secret not in text
 
 
@@ -370,3 +391,20 @@ def test_each_sample_runs_its_handlers_exactly_once_through_a_real_celery_worker
         assert queued(store) == 0  # nothing was enqueued again...
         time.sleep(1.0)
         assert len(runs()) == expected and set(runs().values()) == {1}  # ...and nothing ran again
+
+
+def test_concurrent_deliveries_of_one_event_enqueue_it_once(shim: Shim, store: redis.Redis) -> None:
+    """Requests arriving together share a publish batch; the same event twice in it is still enqueued once."""
+    headers, query, body = sign_request("ims", IMS, shim.settings)
+
+    async def deliver_together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=shim.base, timeout=10) as client:
+            posts = [
+                client.post(ENDPOINTS["ims"], content=body, headers=headers, params=query) for _ in range(16)
+            ]
+            return list(await asyncio.gather(*posts))
+
+    answers = asyncio.run(deliver_together())
+    assert {answer.status_code for answer in answers} == {200}
+    flags = [answer.json()["events"][0]["duplicate"] for answer in answers]
+    assert flags.count(False) == 1 and queued(store) == 1

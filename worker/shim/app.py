@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +25,8 @@ import structlog
 from worker.errors import BrokerUnavailable, InvalidPayload
 from worker.events import Event, Transport, normalize
 from worker.settings import Settings
+from worker.shim.accesslog import AccessLog
+from worker.shim.batching import PublishBatcher
 from worker.shim.body import body_kind, parse_form, parse_json_object, read_body
 from worker.shim.errors import (
     AuthFailure,
@@ -113,8 +115,8 @@ class ShimApp:
         self.publisher: Publisher = publisher if publisher is not None else _default_publisher(settings)
         self._limit = settings.shim_max_body_bytes
         self._read_timeout = settings.shim_read_timeout_seconds
-        self._publish_timeout = settings.shim_publish_timeout_seconds
-        self._access_log = settings.shim_access_log
+        self._batcher = PublishBatcher(self.publisher, timeout=settings.shim_publish_timeout_seconds)
+        self.access_log = AccessLog(settings)
         self._openapi = orjson.dumps(build_openapi())
         for provider in self.providers.values():
             if not provider.auth_enabled:
@@ -143,6 +145,7 @@ class ShimApp:
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._batcher.drain()
                 if self._owns_publisher:
                     await self.publisher.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -152,7 +155,7 @@ class ShimApp:
         started = time.perf_counter()
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         given_id = headers.get("x-request-id")
-        request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else os.urandom(16).hex()
         trace = _Trace(request_id)
         try:
             provider = self.providers.get(scope["path"])
@@ -167,7 +170,7 @@ class ShimApp:
         except Exception as exc:  # noqa: BLE001 - the one place every failure is classified and answered
             answer = self._classify(exc, request_id, trace)
         await self._respond(send, answer, request_id)
-        self._record(scope, answer.status, trace, request_id, started)
+        self._record(scope, answer.status, trace, started)
 
     async def _respond(self, send: Send, answer: _Answer, request_id: str) -> None:
         response_headers = [
@@ -226,13 +229,10 @@ class ShimApp:
         if not events:
             return []
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                results = await self.publisher.publish(events)
-        except TimeoutError:
-            # Answering 503 is safe even if the write lands later: the retry is a duplicate, answered 200.
-            raise BrokerUnavailable(f"Redis did not confirm within {self._publish_timeout:g} s") from None
-        self.metrics.enqueue_seconds.labels(provider.source).observe(time.perf_counter() - started)
+        results: Sequence[PublishResultLike] = await self._batcher.publish(events)
+        duplicates = sum(1 for result in results if not result.enqueued)
+        elapsed = time.perf_counter() - started
+        self.metrics.enqueued(provider.source, elapsed, len(results) - duplicates, duplicates)
         return results
 
     async def _operations(self, scope: Scope) -> _Answer:
@@ -267,7 +267,7 @@ class ShimApp:
         if isinstance(exc, ShimError):
             trace.error = exc.code
             if isinstance(exc, AuthFailure) and trace.provider is not None:
-                self.metrics.auth_failures.labels(trace.provider, exc.code).inc()
+                self.metrics.auth_failure(trace.provider, exc.code)
             return _Answer(exc.status, _error_body(exc.code, exc.detail, request_id), headers=exc.headers)
         if isinstance(exc, InvalidPayload):
             trace.error = "invalid_event"
@@ -291,24 +291,14 @@ class ShimApp:
         detail = f"unexpected error; the operator can find it in the logs under request id {request_id}"
         return _Answer(500, _error_body("internal_error", detail, request_id))
 
-    def _record(self, scope: Scope, status: int, trace: _Trace, request_id: str, started: float) -> None:
+    def _record(self, scope: Scope, status: int, trace: _Trace, started: float) -> None:
         elapsed = time.perf_counter() - started
-        provider = trace.provider
-        if provider is not None:
-            self.metrics.requests.labels(provider, str(status)).inc()
-            self.metrics.request_seconds.labels(provider).observe(elapsed)
-            if trace.event_ids and status == 200:
-                enqueued = len(trace.event_ids) - trace.duplicates
-                if enqueued:
-                    self.metrics.events.labels(provider, "enqueued").inc(enqueued)
-                if trace.duplicates:
-                    self.metrics.events.labels(provider, "duplicate").inc(trace.duplicates)
-                    self.metrics.duplicates.labels(provider).inc(trace.duplicates)
-        if self._access_log and (provider is not None or status >= 400):
-            log.info(
-                "shim.request",
-                request_id=request_id,
-                provider=provider,
+        if trace.provider is not None:
+            self.metrics.request(trace.provider, status, elapsed)
+        if trace.provider is not None or status >= 400:
+            self.access_log.write(
+                request_id=trace.request_id,
+                provider=trace.provider,
                 method=scope["method"],
                 path=scope["path"],
                 status=status,

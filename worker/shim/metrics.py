@@ -7,6 +7,7 @@ With several worker processes (``ims-worker shim --workers N``) each process cou
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -64,6 +65,10 @@ class ShimMetrics:
             registry=self.registry,
         )
 
+        self._requests: dict[tuple[str, int], Any] = {}
+        self._request_seconds: dict[str, Any] = {}
+        self._enqueue_seconds: dict[str, Any] = {}
+
     def render(self) -> bytes:
         """The text exposition; aggregated over processes in multiprocess mode."""
         if self.multiprocess:
@@ -71,3 +76,30 @@ class ShimMetrics:
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+    # Label lookups cost a lock and a tuple hash each; the children per provider are cached on first use.
+    def request(self, provider: str, status: int, seconds: float) -> None:
+        key = (provider, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(provider, str(status))
+        child.inc()
+        self._child(self._request_seconds, self.request_seconds, provider).observe(seconds)
+
+    def enqueued(self, provider: str, seconds: float, enqueued: int, duplicates: int) -> None:
+        self._child(self._enqueue_seconds, self.enqueue_seconds, provider).observe(seconds)
+        if enqueued:
+            self.events.labels(provider, "enqueued").inc(enqueued)
+        if duplicates:
+            self.events.labels(provider, "duplicate").inc(duplicates)
+            self.duplicates.labels(provider).inc(duplicates)
+
+    def auth_failure(self, provider: str, reason: str) -> None:
+        self.auth_failures.labels(provider, reason).inc()
+
+    @staticmethod
+    def _child(cache: dict[str, Any], metric: Histogram, provider: str) -> Any:
+        child = cache.get(provider)
+        if child is None:
+            child = cache[provider] = metric.labels(provider)
+        return child
