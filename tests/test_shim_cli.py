@@ -30,8 +30,11 @@ def run_shim(redis_url: str, port: int, workers: int, metrics_dir: Path) -> subp
         IMS_WORKER_IMS_CALLBACK_KEY="cli-key",
         IMS_WORKER_SHIM_PUBLIC_URL=f"http://127.0.0.1:{port}",
         IMS_WORKER_LOG_FORMAT="json",
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir) if workers > 1 else "",
     )
+    # Set (even empty), the variable turns prometheus_client's file-backed mode on: only with several workers.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if workers > 1:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     args = [IMS_WORKER, "shim", "--port", str(port), "--workers", str(workers)]
     return subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

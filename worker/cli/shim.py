@@ -57,6 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
     options = uvicorn_options(settings, host, port)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
+        # Merely set, even empty, it turns prometheus_client's file mode on (files in the working directory).
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
     if workers == 1:
         from worker.shim import create_app  # noqa: PLC0415 - the app pulls in Redis only when serving
 

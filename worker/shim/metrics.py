@@ -25,7 +25,7 @@ class ShimMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         # Read once: prometheus_client itself decides file-backed values when it is first imported.
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
         self.requests = Counter(
             "ims_worker_shim_requests_total",
             "Webhook requests answered, by provider and HTTP status",
