@@ -10,7 +10,6 @@ directory unless you set one).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import shutil
 import tempfile
@@ -18,18 +17,10 @@ from typing import Any
 
 import uvicorn
 
+from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
 
 APP_FACTORY = "worker.shim.app:create_app_from_environment"
-
-
-def configure_logging(settings: Settings) -> None:
-    """Use the project's logging set-up when it is there (JSON or console, secret redaction)."""
-    try:
-        module = importlib.import_module("worker.logging")
-    except ImportError:  # pragma: no cover - structlog's defaults still log every line
-        return
-    module.configure_logging(settings)
 
 
 def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:

@@ -9,8 +9,6 @@ JSON answer; nothing leaves a connection hanging. Work that depends only on sett
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import os
 import re
 import time
@@ -316,10 +314,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> ShimAp
 
 def create_app_from_environment() -> ShimApp:
     """uvicorn factory for ``--workers N``: each worker process reads the settings and builds its app."""
+    from worker.logging import configure_logging  # noqa: PLC0415 - only worker processes set up logging
     from worker.settings import load_settings  # noqa: PLC0415 - only the factory path reads the environment
 
     settings = load_settings()
-    # Each spawned worker process sets up logging like the parent did (structlog's defaults otherwise).
-    with contextlib.suppress(ImportError):
-        importlib.import_module("worker.logging").configure_logging(settings)
+    configure_logging(settings)  # each spawned worker process logs like the parent
     return create_app(settings)

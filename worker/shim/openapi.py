@@ -201,6 +201,7 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
     paths["/healthz"] = {"get": _status_operation("Liveness: the process answers")}
     paths["/readyz"] = {"get": _status_operation("Readiness: the broker (Redis) is reachable")}
     paths["/metrics"] = {"get": _status_operation("Prometheus metrics", text=True)}
+    paths["/openapi.json"] = {"get": _status_operation("This description")}
     schemas: dict[str, Any] = {"Error": _ERROR, "Accepted": _ACCEPTED, **REQUEST_SCHEMAS}
     return {
         "openapi": "3.1.0",
