@@ -10,10 +10,10 @@ from pathlib import Path
 class BenchConfig:
     workdir: Path
     smoke: bool = False
-    # 1. consumer: messages preloaded into the emulator, and the poller counts tried
+    # 1. consumer: messages preloaded into the emulator; (processes, pollers per queue) settings tried
     consumer_messages: int = 20_000
     naive_messages: int = 20_000
-    pollers: tuple[int, ...] = (2, 4)
+    consumer_settings: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 4), (2, 2))
     drain_timeout_s: float = 240.0
     # 2. shim: wrk connections, duration and warm-up; process counts tried for shim and ceiling
     connections: int = 32
@@ -41,7 +41,7 @@ class BenchConfig:
             smoke=True,
             consumer_messages=600,
             naive_messages=150,
-            pollers=(2,),
+            consumer_settings=((1, 2),),
             drain_timeout_s=60.0,
             shim_seconds=1.0,
             warmup_seconds=0.0,

@@ -25,42 +25,55 @@ NAIVE_QUEUE = "naive"
 
 def _drain(
     emulator: Emulator,
+    emulator_service: Service,
     redis_url: str,
     queue: str,
-    service: Service,
+    services: list[Service],
     total: int,
     celery_queue: str,
     timeout: float,
 ) -> dict[str, float]:
-    sampler = PeakSampler(service)
+    sampler = PeakSampler(services)
     sampler.start()
-    cpu_marks: list[float] = []
+    marks: list[tuple[float, float]] = []
+
+    def mark() -> None:
+        marks.append((sum(s.cpu_seconds() for s in services), emulator_service.cpu_seconds()))
+
     try:
-        drain = watch_drain(
-            emulator, queue, total, timeout, on_mark=lambda: cpu_marks.append(service.cpu_seconds())
-        )
+        drain = watch_drain(emulator, queue, total, timeout, on_mark=mark)
     except TimeoutError as exc:
-        raise RuntimeError(f"{exc}\n--- {service.name} log ---\n{service.log_tail()}") from exc
+        logs = "\n".join(f"--- {s.name} log ---\n{s.log_tail()}" for s in services)
+        raise RuntimeError(f"{exc}\n{logs}") from exc
     finally:
-        peak = sampler.stop()
+        sampler.stop()
     client = redis.Redis.from_url(redis_url)
     enqueued = int(client.llen(celery_queue))
     client.close()
     if enqueued != total:
-        raise RuntimeError(f"{service.name}: {enqueued} task messages on {celery_queue!r} for {total} sent")
-    cpu = cpu_marks[1] - cpu_marks[0] if len(cpu_marks) == 2 else float("nan")
+        raise RuntimeError(
+            f"{services[0].name}: {enqueued} task messages on {celery_queue!r} for {total} sent"
+        )
+    (cpu0, emu0), (cpu1, emu1) = marks
     return {
         "msgs_per_s": total / drain.seconds,
         "seconds": drain.seconds,
-        "cpu_s_per_1k": cpu / total * 1000,
-        "peak_rss_mb": peak / 2**20,
+        "cpu_s_per_1k": (cpu1 - cpu0) / total * 1000,
+        # What the emulator (standing in for MNS) spent: it shares the 2 cores with the consumer here.
+        "emulator_cpu_s_per_1k": (emu1 - emu0) / total * 1000,
+        "peak_rss_mb": sampler.peak_single_rss / 2**20,  # one consumer process tree
+        "peak_rss_total_mb": sampler.peak_rss / 2**20,
     }
 
 
+def setting_name(processes: int, pollers: int) -> str:
+    return f"{processes}x{pollers}"
+
+
 def _ours(
-    stack: Stack, emulator: Emulator, redis_url: str, config: BenchConfig, pollers: int
+    stack: Stack, emulator: Emulator, redis_url: str, config: BenchConfig, processes: int, pollers: int
 ) -> dict[str, float]:
-    queue = f"ims-ours-{pollers}-{uuid.uuid4().hex[:6]}"
+    queue = f"ims-ours-{processes}x{pollers}-{uuid.uuid4().hex[:6]}"
     emulator.create_queue(queue)
     emulator.preload(queue, ims_messages(config.consumer_messages, queue))
     redis.Redis.from_url(redis_url).flushall()
@@ -72,19 +85,25 @@ def _ours(
         "IMS_WORKER_CONSUMER_METRICS_PORT": "0",
         "IMS_WORKER_LOG_FORMAT": "json",
     }
-    service = stack.start(f"consumer-p{pollers}", [tool("ims-worker"), "consume"], env=env)
+    name = setting_name(processes, pollers)
+    services = [
+        stack.start(f"consumer-{name}-{i}", [tool("ims-worker"), "consume"], env=env)
+        for i in range(processes)
+    ]
     try:
         return _drain(
             emulator,
+            stack.service("emulator"),
             redis_url,
             queue,
-            service,
+            services,
             config.consumer_messages,
             CELERY_QUEUE,
             config.drain_timeout_s,
         )
     finally:
-        service.stop()
+        for service in services:
+            service.stop()
 
 
 def _naive(stack: Stack, emulator: Emulator, redis_url: str, config: BenchConfig) -> dict[str, float]:
@@ -112,10 +131,20 @@ def _naive(stack: Stack, emulator: Emulator, redis_url: str, config: BenchConfig
     service = stack.start("naive-consumer", args)
     try:
         return _drain(
-            emulator, redis_url, queue, service, config.naive_messages, NAIVE_QUEUE, config.drain_timeout_s
+            emulator,
+            stack.service("emulator"),
+            redis_url,
+            queue,
+            [service],
+            config.naive_messages,
+            NAIVE_QUEUE,
+            config.drain_timeout_s,
         )
     finally:
         service.stop()
+
+
+KEYS = ("msgs_per_s", "seconds", "cpu_s_per_1k", "emulator_cpu_s_per_1k", "peak_rss_mb", "peak_rss_total_mb")
 
 
 def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
@@ -123,57 +152,71 @@ def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
     with Stack(config.workdir / f"consumer-{uuid.uuid4().hex[:6]}") as stack:
         redis_url = stack.redis()
         emulator = start_emulator(stack)
-        for pollers in config.pollers:
-            for key, value in _ours(stack, emulator, redis_url, config, pollers).items():
-                metrics[f"ours_p{pollers}_{key}"] = value
+        for processes, pollers in config.consumer_settings:
+            result = _ours(stack, emulator, redis_url, config, processes, pollers)
+            for key, value in result.items():
+                metrics[f"ours_{setting_name(processes, pollers)}_{key}"] = value
         for key, value in _naive(stack, emulator, redis_url, config).items():
             metrics[f"naive_{key}"] = value
-    best = max(config.pollers, key=lambda p: metrics[f"ours_p{p}_msgs_per_s"])
-    for key in ("msgs_per_s", "seconds", "cpu_s_per_1k", "peak_rss_mb"):
-        metrics[f"ours_best_{key}"] = metrics[f"ours_p{best}_{key}"]
+    names = [setting_name(*setting) for setting in config.consumer_settings]
+    # The best one-process setting is what the target is held to; more processes are shown beside it.
+    single = [setting_name(1, pollers) for processes, pollers in config.consumer_settings if processes == 1]
+    best = max(single or names, key=lambda name: metrics[f"ours_{name}_msgs_per_s"])
+    for key in KEYS:
+        metrics[f"ours_best_{key}"] = metrics[f"ours_{best}_{key}"]
     metrics["ratio"] = metrics["ours_best_msgs_per_s"] / metrics["naive_msgs_per_s"]
     facts = {
         "messages": config.consumer_messages,
         "naive_messages": config.naive_messages,
-        "pollers_tried": list(config.pollers),
-        "best_pollers": best,
+        "settings": names,
+        "best_setting": best,
     }
     return metrics, facts
 
 
 def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
     name = "consumer"
+    naive = m["naive_msgs_per_s"]
     out: list[Row] = []
-    for pollers in facts["pollers_tried"]:
+    for setting in facts["settings"]:
+        processes, pollers = setting.split("x")
+        rate = m[f"ours_{setting}_msgs_per_s"]
         out.append(
             Row(
                 name,
-                f"msgs/s, {pollers} pollers/queue",
-                fmt(m[f"ours_p{pollers}_msgs_per_s"]),
-                fmt(m["naive_msgs_per_s"]),
-                fmt(ratio(m[f"ours_p{pollers}_msgs_per_s"], m["naive_msgs_per_s"]), 1, "x"),
+                f"msgs/s, {processes} process(es) x {pollers} pollers",
+                fmt(rate),
+                fmt(naive),
+                fmt(ratio(rate, naive), 1, "x"),
             )
         )
+    best = m["ours_best_msgs_per_s"]
     out += [
         Row(
             name,
-            "msgs/s, best setting (median of runs)",
-            fmt(m["ours_best_msgs_per_s"]),
-            fmt(m["naive_msgs_per_s"]),
+            f"msgs/s, best 1-process setting ({facts['best_setting']})",
+            fmt(best),
+            fmt(naive),
             fmt(m["ratio"], 1, "x"),
             ">= 10x",
             check(m["ratio"], 10, at_least=True),
         ),
         Row(
             name,
-            "CPU s per 1,000 msgs",
+            "consumer CPU s per 1,000 msgs",
             fmt(m["ours_best_cpu_s_per_1k"], 3),
             fmt(m["naive_cpu_s_per_1k"], 3),
             fmt(ratio(m["ours_best_cpu_s_per_1k"], m["naive_cpu_s_per_1k"]), 2, "x"),
         ),
         Row(
             name,
-            "peak RSS MB (process tree)",
+            "emulator CPU s per 1,000 msgs (stands in for MNS)",
+            fmt(m["ours_best_emulator_cpu_s_per_1k"], 3),
+            fmt(m["naive_emulator_cpu_s_per_1k"], 3),
+        ),
+        Row(
+            name,
+            "peak RSS MB (one consumer process tree)",
             fmt(m["ours_best_peak_rss_mb"], 1),
             fmt(m["naive_peak_rss_mb"], 1),
             "",

@@ -146,11 +146,15 @@ class Stack:
         self.services.append(service)
         return service
 
+    def service(self, name: str) -> Service:
+        return next(service for service in self.services if service.name == name)
+
     def redis(self, name: str = "redis") -> str:
         """A private redis-server (AOF everysec, like production) on a free port; returns its URL."""
         port = free_port()
         data = self.workdir / name
-        data.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(data, ignore_errors=True)  # a fresh, empty server: no AOF of an earlier run is loaded
+        data.mkdir(parents=True)
         args = [
             redis_server_binary(),
             "--port",
@@ -187,22 +191,29 @@ class Stack:
 
 
 class PeakSampler(threading.Thread):
-    """Samples a service tree's RSS every ``interval`` seconds and keeps the peak."""
+    """Samples the summed RSS of some service trees every ``interval`` seconds and keeps the peaks (the
+    peak of the sum, and the largest single tree)."""
 
-    def __init__(self, service: Service, interval: float = 0.05) -> None:
-        super().__init__(name=f"sampler-{service.name}", daemon=True)
-        self.service = service
+    def __init__(self, services: Sequence[Service], interval: float = 0.05) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.services = list(services)
         self.interval = interval
         self.peak_rss = 0
-        self._stop = threading.Event()
+        self.peak_single_rss = 0
+        self._finished = threading.Event()
+
+    def _sample(self) -> None:
+        sizes = [service.rss_bytes() for service in self.services]
+        self.peak_rss = max(self.peak_rss, sum(sizes))
+        self.peak_single_rss = max(self.peak_single_rss, *sizes)
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self.service.rss_bytes())
-            self._stop.wait(self.interval)
+        while not self._finished.is_set():
+            self._sample()
+            self._finished.wait(self.interval)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._finished.set()
         self.join(2)
-        self.peak_rss = max(self.peak_rss, self.service.rss_bytes())
+        self._sample()
         return self.peak_rss
