@@ -124,6 +124,20 @@ def test_sigterm_exits_zero_within_grace_and_restart_finishes(mns: InProcessEmul
         check_end_state(redis_url, work, mns, QUEUE)
 
 
+def test_sigterm_cuts_a_long_poll_short(mns: InProcessEmulator, redis_url: str) -> None:
+    env = consumer_env(
+        mns, redis_url, QUEUE, IMS_WORKER_MNS_WAIT_SECONDS="20", IMS_WORKER_MNS_SOCKET_TIMEOUT="30"
+    )
+    with running_consumer(env) as consumer:
+        wait_until(lambda: "mns.consumer.started" in consumer.output(), timeout=15)
+        time.sleep(1.0)  # every poller is now inside a 20 s long poll on an empty queue
+        started = time.monotonic()
+        assert consumer.terminate(timeout=10) == 0, consumer.output()
+        assert time.monotonic() - started < 3
+    receives = sum(n for op, n in mns.operations().items() if op.startswith("BatchReceiveMessage"))
+    assert receives <= 2, f"the SDK re-sent an interrupted long poll: {mns.operations()}"
+
+
 def test_missing_queue_is_a_configuration_error(mns: InProcessEmulator, redis_url: str) -> None:
     with running_consumer(consumer_env(mns, redis_url, "no-such-queue")) as consumer:
         assert consumer.process.wait(timeout=15) == 2
