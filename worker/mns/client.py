@@ -48,8 +48,8 @@ def open_queue(settings: Settings, queue_name: str) -> Queue:
 def interrupt(queue: Queue) -> None:
     """Break a long poll in progress from another thread (used at shutdown): the receive raises at once.
 
-    The SDK answers a broken keep-alive connection by reconnecting and resending once, which would start a fresh
-    long poll; so the connection is first made unable to reconnect.
+    The SDK answers a broken keep-alive connection by reconnecting and resending once, which would start
+    a fresh long poll; so the connection is first made unable to reconnect.
     """
     conn = queue.mns_client.http.conn
 
