@@ -32,9 +32,11 @@ def ims_event(name: str) -> Event:
 
 
 def dead(store: DeadLetterStore, event: Event, reason: str = "retries exhausted") -> str:
-    return store.add(
+    entry_id = store.add(
         raw=event.raw, source=event.source, reason=reason, event=event, error="RuntimeError: boom", attempts=5
     )
+    assert entry_id is not None
+    return entry_id
 
 
 def test_list_shows_count_and_table(store: DeadLetterStore, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -25,6 +26,12 @@ def ims_event(name: str = "ProduceMediaComplete") -> Event:
     return event
 
 
+def add(store: DeadLetterStore, **fields: Any) -> str:
+    entry_id = store.add(**fields)
+    assert entry_id is not None
+    return entry_id
+
+
 @pytest.fixture
 def store(redis_url: str) -> DeadLetterStore:
     return DeadLetterStore(redis_url)
@@ -32,7 +39,8 @@ def store(redis_url: str) -> DeadLetterStore:
 
 def test_add_and_get_keep_everything(store: DeadLetterStore) -> None:
     event = ims_event()
-    entry_id = store.add(
+    entry_id = add(
+        store,
         raw=event.raw,
         source=event.source,
         reason="retries exhausted",
@@ -58,7 +66,7 @@ def test_add_and_get_keep_everything(store: DeadLetterStore) -> None:
 def test_undecodable_body_is_kept_byte_for_byte(store: DeadLetterStore) -> None:
     body = b"\xff\xfe not json"
     transport = Transport(kind="mns", queue="ims-events", message_id="M1", dequeue_count=3)
-    entry_id = store.add(raw=body, source="ims", reason="undecodable body", transport=transport, attempts=3)
+    entry_id = add(store, raw=body, source="ims", reason="undecodable body", transport=transport, attempts=3)
     entry = store.get(entry_id)
     assert entry is not None
     assert entry.raw == body
@@ -68,12 +76,12 @@ def test_undecodable_body_is_kept_byte_for_byte(store: DeadLetterStore) -> None:
 
 
 def test_filters(store: DeadLetterStore) -> None:
-    store.add(raw="{}", source="ims", reason="retries exhausted", event_type="ims.FileUploadComplete")
-    store.add(raw="{}", source="rtc", reason="permanent failure", event_type="rtc.UserEvent")
+    add(store, raw="{}", source="ims", reason="retries exhausted", event_type="ims.FileUploadComplete")
+    add(store, raw="{}", source="rtc", reason="permanent failure", event_type="rtc.UserEvent")
     time.sleep(0.01)
     middle = datetime.now(UTC)
     time.sleep(0.01)
-    store.add(raw="{}", source="ims", reason="undecodable body")
+    add(store, raw="{}", source="ims", reason="undecodable body")
     assert store.count() == 3
     assert len(store.list(DeadLetterFilter(source="ims"))) == 2
     assert [e.source for e in store.list(DeadLetterFilter(event_type="rtc.*"))] == ["rtc"]
@@ -86,7 +94,7 @@ def test_filters(store: DeadLetterStore) -> None:
 
 def test_paging_through_a_long_stream(store: DeadLetterStore) -> None:
     for i in range(1203):
-        store.add(raw=str(i), source="ims", reason="x")
+        add(store, raw=str(i), source="ims", reason="x")
     assert [int(e.raw) for e in store.iter()] == list(range(1203))
 
 
@@ -96,8 +104,8 @@ def test_get_unknown_or_malformed_id(store: DeadLetterStore) -> None:
 
 
 def test_delete(store: DeadLetterStore) -> None:
-    first = store.add(raw="{}", source="ims", reason="x")
-    store.add(raw="{}", source="ims", reason="y")
+    first = add(store, raw="{}", source="ims", reason="x")
+    add(store, raw="{}", source="ims", reason="y")
     assert store.delete([first]) == 1
     assert [e.reason for e in store.list()] == ["y"]
     assert store.delete([]) == 0
@@ -105,16 +113,16 @@ def test_delete(store: DeadLetterStore) -> None:
 
 def test_rebuild_from_stored_event_or_raw_body(store: DeadLetterStore) -> None:
     event = ims_event()
-    with_event = store.get(store.add(raw=event.raw, source="ims", reason="x", event=event))
+    with_event = store.get(add(store, raw=event.raw, source="ims", reason="x", event=event))
     assert with_event is not None and rebuild_events(with_event) == [event]
 
     rtc_raw = (SAMPLES_DIR / "rtc" / "eventsub.json").read_bytes()
     second = normalize("rtc", rtc_raw)[1]
-    raw_only = store.get(store.add(raw=rtc_raw, source="rtc", reason="x", event_id=second.id))
+    raw_only = store.get(add(store, raw=rtc_raw, source="rtc", reason="x", event_id=second.id))
     assert raw_only is not None
     assert [e.id for e in rebuild_events(raw_only)] == [second.id]
 
-    garbage = store.get(store.add(raw=b"\x00garbage", source="ims", reason="undecodable body"))
+    garbage = store.get(add(store, raw=b"\x00garbage", source="ims", reason="undecodable body"))
     assert garbage is not None
     with pytest.raises(CannotRedrive, match="no event can be rebuilt"):
         rebuild_events(garbage)
@@ -124,8 +132,8 @@ def test_redrive_republishes_and_removes_only_what_it_could(redis_url: str, stor
     event = ims_event()
     publisher = Publisher(Settings(broker_url=redis_url))
     publisher.publish([event])  # enqueued once already: its dedupe marker is set
-    good = store.add(raw=event.raw, source="ims", reason="retries exhausted", event=event)
-    bad = store.add(raw=b"not json", source="ims", reason="undecodable body")
+    good = add(store, raw=event.raw, source="ims", reason="retries exhausted", event=event)
+    bad = add(store, raw=b"not json", source="ims", reason="undecodable body")
     outcomes = redrive(store, publisher, store.list())
     publisher.close()
     assert [(o.entry.id, o.ok) for o in outcomes] == [(good, True), (bad, False)]

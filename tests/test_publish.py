@@ -191,7 +191,16 @@ def test_redis_outage_then_recovery(redis_server: RedisServer, redis_url: str, p
             publisher.publish([event])
     finally:
         redis_server.start()
-    (result,) = publisher.publish([event])
+    # Right after a restart Redis may still be loading its AOF (BUSY LOADING): that, too, is "unavailable".
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            (result,) = publisher.publish([event])
+            break
+        except BrokerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     assert result.enqueued
 
 

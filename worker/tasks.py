@@ -30,11 +30,11 @@ from pydantic import ValidationError
 from worker.backoff import backoff_delay
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import HandlerLedger, HandlerState
-from worker.errors import Permanent
+from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
 from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
-from worker.registry import REGISTRY, Subscription
+from worker.registry import REGISTRY, Subscription, discover
 from worker.settings import Settings
 from worker.taskmessage import task_argsrepr
 
@@ -120,10 +120,15 @@ def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
     except REDIS_ERRORS as exc:
         countdown = backoff(settings, request.retries + 1)
         raise _retry(task, countdown, f"Redis unavailable: {summarize(exc)}", event) from exc
+    except ConfigurationError as exc:  # handlers failed to load: keep the event until they do
+        raise _retry(task, backoff(settings, request.retries + 1), summarize(exc), event) from exc
 
 
 def _handle(task: Task, settings: Settings, event: Event) -> str:
     request, rt = task.request, runtime(settings)
+    if not REGISTRY.subscriptions:
+        # Started some way that skipped the worker_init discovery: never run an event with no handlers at all.
+        discover(settings.handler_modules)
     subscriptions = REGISTRY.handlers_for(event.type)
     names = [s.name for s in subscriptions]
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
