@@ -21,6 +21,7 @@ import redis
 
 from tests.servers import free_port
 from worker.cli.run import child_commands, child_specs, grace_seconds
+from worker.demo import Demo, DemoFailed, demo_environment, expected_types, load_samples
 from worker.embedded import DEMO_QUEUE, ENV_FILE_NAME, EmbeddedRedis, EmbeddedServices, redis_server_binary
 from worker.errors import ConfigurationError
 from worker.inject import send_to_mns
@@ -144,6 +145,24 @@ def test_children_are_the_procfile_commands_and_flower_auth_stays_off_the_comman
 def test_grace_period_outlasts_the_consumer() -> None:
     assert grace_seconds(settings_for(consumer_grace_seconds=25)) == 30
     assert grace_seconds(settings_for(run_grace_seconds=7)) == 7
+
+
+def test_demo_refuses_to_seed_a_queue_the_consumer_does_not_read() -> None:
+    settings = settings_for(
+        mns_endpoint="https://1.mns.cn-shanghai.aliyuncs.com", mns_queues="ice-callback-prod"
+    )
+    with pytest.raises(DemoFailed, match="not in IMS_WORKER_MNS_QUEUES"):
+        Demo(settings, shim_url="http://127.0.0.1:1").seed()
+
+
+def test_demo_expects_43_events_of_distinct_types() -> None:
+    samples = load_samples()
+    assert sum(len(s.types) for s in samples) == 43
+    assert len(expected_types(samples)) == 43
+    env = demo_environment(settings_for(handler_modules="myteam.handlers", rtc_app_key="mine"))
+    assert env["IMS_WORKER_HANDLER_MODULES"] == "myteam.handlers,worker.demo_ledger"
+    assert "IMS_WORKER_RTC_APP_KEY" not in env, "a configured key is kept"
+    assert env["IMS_WORKER_IMS_CALLBACK_KEY"]
 
 
 def test_exit_when_done_needs_demo() -> None:

@@ -145,6 +145,12 @@ class Demo:
 
     def seed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Clear the ledger, put the IMS samples on the queue and POST the webhook samples to the shim."""
+        if DEMO_QUEUE not in self.settings.mns_queues:
+            # Never seed someone's production queue: the demo has its own, which the consumer must read.
+            raise DemoFailed(
+                f"the demo seeds the MNS queue {DEMO_QUEUE!r}, which is not in IMS_WORKER_MNS_QUEUES: create "
+                "it and add it there, or unset IMS_WORKER_MNS_ENDPOINT to use the bundled emulator"
+            )
         self.started_at = datetime.now(UTC)
         reset(self.client)
         ims = [s for s in self.samples if s.source == "ims"]
