@@ -6,6 +6,7 @@ Every refusal is checked twice: the HTTP answer (status + JSON reason) and Redis
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import re
@@ -408,3 +409,13 @@ def test_concurrent_deliveries_of_one_event_enqueue_it_once(shim: Shim, store: r
     assert {answer.status_code for answer in answers} == {200}
     flags = [answer.json()["events"][0]["duplicate"] for answer in answers]
     assert flags.count(False) == 1 and queued(store) == 1
+
+
+def test_a_trailing_slash_reaches_the_endpoint_and_is_signed_as_sent(shim: Shim, store: redis.Redis) -> None:
+    url = f"{shim.base}{ENDPOINTS['ims']}/"
+    stamp = str(int(time.time()))
+    digest = hashlib.md5(f"{url}|{stamp}|ims-new".encode()).hexdigest()
+    headers = {"Content-Type": "application/json", "X-ICE-TIMESTAMP": stamp, "X-ICE-SIGNATURE": digest}
+    answer = shim.client.post(f"{ENDPOINTS['ims']}/", content=IMS, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert queued(store) == 1

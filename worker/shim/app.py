@@ -156,7 +156,9 @@ class ShimApp:
         request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else os.urandom(16).hex()
         trace = _Trace(request_id)
         try:
-            provider = self.providers.get(scope["path"])
+            path = scope["path"]
+            # "/webhooks/ims/" is the same endpoint: providers' consoles make adding a slash easy.
+            provider = self.providers.get(path) or self.providers.get(path.rstrip("/"))
             if provider is not None:
                 trace.provider = provider.source
                 answer = await self._webhook(provider, scope, headers, receive, trace)
@@ -209,8 +211,9 @@ class ShimApp:
         payload = parse_form(raw) if kind == "form" else parse_json_object(raw)
         if provider.body_auth is not None:
             provider.body_auth(payload)
-        # A signature is never stored with the event (handlers log raw payloads).
-        payload.pop("sign", None)
+        if provider.tencent_answer:
+            # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
+            payload.pop("sign", None)
         events = normalize(provider.source, payload, transport=Transport(kind="http", request_id=request_id))
         trace.event_ids = [event.id for event in events]
         results = await self._publish(provider, events)
