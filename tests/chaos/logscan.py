@@ -1,0 +1,105 @@
+"""Reading every log line a scenario produced: secrets that must never be there, and what the lines count.
+
+Lines are JSON (``IMS_WORKER_LOG_FORMAT=json``); under ``ims-worker run`` each is prefixed with the child's
+name (``consumer | {...}``). Anything that is not JSON (a traceback a library printed) is still searched
+for secrets, and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LogStats:
+    lines: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    sums: Counter[str] = field(default_factory=Counter)
+    levels: Counter[str] = field(default_factory=Counter)
+    not_json: int = 0
+    # Tracebacks printed outside the logging pipeline: an exception nobody caught (a thread died, a crash).
+    uncaught: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        wanted = (
+            "mns.batch",
+            "mns.poller.backoff",
+            "mns.delete.failed",
+            "mns.message.dead_lettered",
+            "mns.message.already_dead_lettered",
+            "shim.request",
+            "shim.broker_unavailable",
+            "shim.internal_error",
+            "event handled",
+            "retrying event",
+            "event dead-lettered",
+            "handler failed",
+            "mns.consumer.fatal",
+        )
+        return {
+            "lines": self.lines,
+            "not_json": self.not_json,
+            "uncaught_tracebacks": self.uncaught[:20],
+            "levels": dict(self.levels),
+            "events": {name: self.events[name] for name in wanted if self.events[name]},
+            "sums": dict(self.sums),
+        }
+
+
+def _json(line: str) -> dict[str, Any] | None:
+    start = line.find("{")
+    if start < 0:
+        return None
+    try:
+        value = json.loads(line[start:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _count(stats: LogStats, record: dict[str, Any]) -> None:
+    name = str(record.get("event", ""))
+    stats.events[name if len(name) < 60 else name[:60]] += 1
+    stats.levels[str(record.get("level", "?"))] += 1
+    if name == "mns.batch":
+        for key in ("count", "published", "duplicates", "dead_lettered", "deleted"):
+            stats.sums[f"mns_{key}"] += int(record.get(key) or 0)
+    elif name == "shim.request":
+        stats.sums["shim_duplicates"] += int(record.get("duplicates") or 0)
+        stats.sums[f"shim_status_{record.get('status')}"] += 1
+    elif name == "event handled":
+        skipped = int(record.get("handlers_skipped") or 0)
+        if skipped:
+            stats.sums["tasks_with_skipped_handlers"] += 1
+            stats.sums["handlers_skipped"] += skipped
+
+
+def scan(files: Iterable[Path], secrets: dict[str, str]) -> tuple[LogStats, list[str]]:
+    """Statistics over all lines, and one finding per (file, secret) whose value appears in a line.
+
+    ``secrets`` maps a label (never printed with the value) to the value."""
+    stats = LogStats()
+    findings: list[str] = []
+    for path in files:
+        text = path.read_text(errors="replace")
+        for label, value in secrets.items():
+            if value and value in text:
+                line_no = text[: text.index(value)].count("\n") + 1
+                findings.append(f"{label} appears in {path.name} line {line_no}")
+        lines = text.splitlines()
+        for index, line in enumerate(lines):
+            stats.lines += 1
+            record = _json(line)
+            if record is None:
+                stats.not_json += 1
+                if "Traceback (most recent call last)" in line:
+                    last = next((x for x in lines[index + 1 :] if x and not x.startswith(" ")), "?")
+                    stats.uncaught.append(f"{path.name} line {index + 1}: {last.strip()[:200]}")
+                continue
+            _count(stats, record)
+    return stats, findings
