@@ -111,7 +111,7 @@ class Poller(threading.Thread):
         started = time.perf_counter()
         metrics.RECEIVED.labels(self.queue_name).inc(len(messages))
         outcome = handler.handle(messages)
-        self._delete(outcome.handles_to_delete)
+        self._delete_messages(outcome.handles_to_delete)
         elapsed = time.perf_counter() - started
         metrics.BATCH_SECONDS.labels(self.queue_name).observe(elapsed)
         log.info(
@@ -146,7 +146,8 @@ class Poller(threading.Thread):
         metrics.LAST_POLL.labels(self.queue_name).set_to_current_time()
         return messages
 
-    def _delete(self, handles: list[str]) -> None:
+    # Not ``_delete``: that name is threading.Thread's own clean-up hook, which runs when the thread ends.
+    def _delete_messages(self, handles: list[str]) -> None:
         if not handles:
             return
         try:
