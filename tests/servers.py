@@ -40,6 +40,26 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def wait_until_loaded(port: int, timeout: float = 30.0) -> None:
+    """After a restart Redis accepts connections but answers LOADING until its AOF is read back."""
+    import redis  # noqa: PLC0415 - keeps this module importable without the client
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+            except redis.exceptions.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+            else:
+                return
+    finally:
+        client.close()
+
+
 @dataclass
 class RedisServer:
     """A private redis-server process. ``stop()``/``start()`` simulate an outage on the same port and data."""
@@ -71,6 +91,7 @@ class RedisServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
+        wait_until_loaded(self.port)
 
     def stop(self) -> None:
         if self.process is not None:
