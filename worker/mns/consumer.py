@@ -207,7 +207,10 @@ class Consumer:
             try:
                 open_queue(self.settings, name).get_attributes()
             except MNSServerException as exc:
-                raise ConfigurationError(f"MNS queue {name!r}: {exc.type}: {exc.message}") from exc
+                if exc.type in FATAL_CODES:
+                    raise ConfigurationError(f"MNS queue {name!r}: {exc.type}: {exc.message}") from exc
+                # A 503/500 is MNS having a bad moment, not a wrong setting: the pollers back off and retry.
+                log.warning("mns.check.failed", queue=name, error=exc.type)
             except MNSClientNetworkException as exc:
                 log.warning("mns.check.unreachable", queue=name, error=exc.type)
 
