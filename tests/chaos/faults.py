@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.chaos.ledger import Faults
+from tests.chaos.procs import wait_for
 from tests.chaos.stack import Stack
 from tests.servers import wait_for_port
 
@@ -47,6 +48,7 @@ class Chaos(threading.Thread):
         seconds: float,
         pause: tuple[float, float] = (1.0, 3.0),
         first_after: float = 1.0,
+        opening: Strike | None = None,
     ) -> None:
         super().__init__(name="chaos", daemon=True)
         self.stack = stack
@@ -55,28 +57,31 @@ class Chaos(threading.Thread):
         self.seconds = seconds
         self.pause = pause
         self.first_after = first_after
+        self.opening = opening
         self.record = FaultRecord()
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         stop_at = time.monotonic() + self.seconds
         try:
-            self._stop.wait(self.first_after)
-            while not self._stop.is_set() and time.monotonic() < stop_at:
+            self._halt.wait(self.first_after)
+            if self.opening is not None and not self._halt.is_set():
+                self.opening(self)
+            while self.strikes and not self._halt.is_set() and time.monotonic() < stop_at:
                 self.rng.choice(self.strikes)(self)
-                self._stop.wait(self.rng.uniform(*self.pause))
+                self._halt.wait(self.rng.uniform(*self.pause))
         except BaseException as exc:  # reported by the scenario
             self.error = exc
         finally:
             self.heal()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=60)
 
     def sleep(self, low: float, high: float) -> None:
-        self._stop.wait(self.rng.uniform(low, high))
+        self._halt.wait(self.rng.uniform(low, high))
 
     def heal(self) -> None:
         """Leave everything up and fault-free for the drain."""
@@ -147,6 +152,25 @@ def mns_fault_wave(chaos: Chaos) -> None:
     if rng.random() < 0.3 and not chaos.stack.supervised:
         kill_consumer(chaos)  # and start it again while MNS misbehaves
     chaos.sleep(1.5, 4.0)
+    chaos.stack.mns.clear_faults()
+
+
+def restart_consumer_in_mns_outage(chaos: Chaos) -> None:
+    """The consumer starts while every MNS request fails: it must wait it out, not exit (it used to exit 2,
+    taking the 503 of its start-up queue check for a configuration error)."""
+    consumer = chaos.stack.services["consumer"]
+    chaos.stack.mns.set_faults(error_rate=1.0)
+    chaos.record.note("mns_outages_at_consumer_start")
+    kill_consumer(chaos)
+    # Until the new process has made its start-up check (and the pollers their first tries) under the outage.
+    wait_for(
+        lambda: (
+            "mns.consumer.started" in consumer.output().split("mns.consumer.stopped")[-1]
+            or not consumer.alive()
+        ),
+        timeout=30,
+    )
+    chaos.sleep(1.0, 2.0)
     chaos.stack.mns.clear_faults()
 
 

@@ -108,6 +108,9 @@ class Service:
             return None
         process, self.process = self.process, None
         code: int | None
+        if process.poll() is not None:  # died earlier: that is reported as a crash, not as a stop
+            self.exits.append((process.pid, process.returncode))
+            return None
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:

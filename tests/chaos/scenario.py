@@ -28,6 +28,7 @@ class Scenario:
     strikes: list[Strike] = field(default_factory=list)
     pause: tuple[float, float] = (1.0, 3.0)
     supervised: bool = False
+    opening: Strike | None = None  # a strike made first, before the random ones
     mns_rate: float = 40.0  # messages per second
     webhook_rate: float = 12.0  # jobs per second
     mns_duplicate_rate: float = 0.04
@@ -74,7 +75,12 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
         poison_rate=scenario.poison_rate,
     )
     chaos = Chaos(
-        stack, scenario.strikes, seed=rng.getrandbits(64), seconds=budget.load_seconds, pause=scenario.pause
+        stack,
+        scenario.strikes,
+        seed=rng.getrandbits(64),
+        seconds=budget.load_seconds,
+        pause=scenario.pause,
+        opening=scenario.opening,
     )
     drained = False
     verdict = None
@@ -85,11 +91,11 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
         ready = time.monotonic()
         mns.start()
         hooks.start()
-        if scenario.strikes:
+        if scenario.strikes or scenario.opening:
             chaos.start()
         mns.join(budget.load_seconds + 30)
         hooks.join(budget.load_seconds + 180)
-        if scenario.strikes:
+        if scenario.strikes or scenario.opening:
             chaos.stop()
         loaded = time.monotonic()
         try:

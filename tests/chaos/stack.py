@@ -260,6 +260,8 @@ class Stack:
         deadline = time.monotonic() + timeout
         since: float | None = None
         while time.monotonic() < deadline:
+            if self.crashed():
+                return False  # no point waiting for a dead process
             if self.idle():
                 since = since or time.monotonic()
                 if time.monotonic() - since >= settle:

@@ -33,8 +33,9 @@ SCENARIOS = [
     Scenario(
         "mns-faults",
         "the emulator injects 503/500s, dropped connections and responses, latency and partial BatchDelete "
-        "failures in waves; the consumer is restarted mid-wave",
+        "failures in waves; the consumer is restarted mid-wave and once while every MNS request fails",
         strikes=[faults.mns_fault_wave],
+        opening=faults.restart_consumer_in_mns_outage,
         pause=(0.5, 1.5),
     ),
     Scenario(
