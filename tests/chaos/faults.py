@@ -15,9 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
+
+import redis
 
 from tests.chaos.ledger import Faults
 from tests.chaos.procs import wait_for
+from tests.chaos.spec import LEDGER_STREAM
 from tests.chaos.stack import Stack
 from tests.servers import wait_for_port
 
@@ -116,25 +120,39 @@ def _kill_service(chaos: Chaos, role: str) -> None:
 
 
 def kill_worker_child(chaos: Chaos) -> None:
-    pid = chaos.stack.kill_worker_child(chaos.rng)
+    """Half the time a random pool child; otherwise the one that has just written a ledger entry, which is
+    most likely between a handler's success and its done marker: the window at-least-once cannot close."""
+    target = None if chaos.rng.random() < 0.5 else _last_ledger_writer(chaos.stack)
+    pid = chaos.stack.kill_worker_child(chaos.rng, prefer=target)
     if pid is not None:
         chaos.record.faults.worker_kills.append((time.time(), pid))
         chaos.record.note("worker_child_kills", f"pid {pid}")
 
 
+def _last_ledger_writer(stack: Stack) -> int | None:
+    client = redis.Redis.from_url(stack.redis_url, socket_timeout=1)
+    try:
+        last = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrevrange(LEDGER_STREAM, count=1))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return int(last[0][1][b"pid"]) if last else None
+
+
 def restart_redis(chaos: Chaos) -> None:
-    redis = chaos.stack.redis
-    hard = chaos.rng.random() < 0.5
+    server = chaos.stack.redis
+    hard = chaos.record.counts["redis_restart"] > chaos.record.counts["redis_kill9"]  # alternate the two
     began = time.time()
     if hard:
-        redis.kill()
+        server.kill()
     else:
-        redis.stop()
+        server.stop()
     chaos.record.faults.outages.append((began, began + 60))  # closed below, or by heal()
     chaos.record.note("redis_kill9" if hard else "redis_restart", "")
     chaos.sleep(0.3, 2.0)
-    redis.start()
-    wait_for_port(redis.port)
+    server.start()
+    wait_for_port(server.port)
     chaos.record.faults.outages[-1] = (began, time.time())
 
 

@@ -135,8 +135,14 @@ class Stack:
         return env
 
     # --- lifecycle -----------------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, *, shim_only: bool = False) -> None:
+        """Everything; or with ``shim_only`` just Redis and the shim (the security tests)."""
         self.redis.start()
+        if shim_only:
+            self.services["shim"] = self._shim(self.env())
+            self.services["shim"].start()
+            self.wait_ready(roles=("shim",))
+            return
         self.mns.start()
         self.mns.create_queue(QUEUE, visibility_timeout=self.visibility_timeout)
         env = self.env()
@@ -163,19 +169,22 @@ class Stack:
             ]
             self.services["worker"] = Service("worker", worker, env, self.logdir)
             self.services["consumer"] = Service("consumer", [IMS_WORKER, "consume"], env, self.logdir)
-            self.services["shim"] = Service(
-                "shim", [IMS_WORKER, "shim", "--port", str(self.shim_port)], env, self.logdir
-            )
+            self.services["shim"] = self._shim(env)
         for service in self.services.values():
             service.start()
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def _shim(self, env: dict[str, str]) -> Service:
+        return Service("shim", [IMS_WORKER, "shim", "--port", str(self.shim_port)], env, self.logdir)
+
+    def wait_ready(self, timeout: float = 60.0, roles: tuple[str, ...] = ("shim", "worker")) -> None:
         checks = {
             "shim": self.shim_ready,
             "worker": lambda: len(self.worker_children()) >= self.concurrency and " ready." in self.output(),
         }
         for name, check in checks.items():
+            if name not in roles:
+                continue
             if not wait_for(check, timeout):
                 raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.tail()}")
 
@@ -188,7 +197,8 @@ class Stack:
     def stop(self) -> dict[str, int | None]:
         """Stop the service processes gracefully (SIGTERM), then the emulator and Redis."""
         codes = {name: service.stop() for name, service in self.services.items()}
-        self.mns.stop()
+        if self.mns.process is not None:
+            self.mns.stop()
         self.redis.stop()
         return codes
 
@@ -216,11 +226,11 @@ class Stack:
         if not self.supervised:
             self.services[role].start()
 
-    def kill_worker_child(self, rng: random.Random) -> int | None:
+    def kill_worker_child(self, rng: random.Random, prefer: int | None = None) -> int | None:
         pids = self.worker_children()
         if not pids:
             return None
-        victim = rng.choice(sorted(pids))
+        victim = prefer if prefer in pids else rng.choice(sorted(pids))
         return victim if kill9(victim) else None
 
     def crashed(self) -> list[str]:
