@@ -145,3 +145,12 @@ def test_redrive_republishes_and_removes_only_what_it_could(redis_url: str, stor
     assert client.exists(dedupe_key(event.id))
     assert client.exists(STREAM_KEY)
     client.close()
+
+
+def test_once_key_adds_an_entry_only_once(store: DeadLetterStore) -> None:
+    # A poison MNS message whose delete failed comes back; a task redelivered after a lost worker runs again.
+    first = store.add(raw="garbage", source="ims", reason="invalid-payload", once_key="mns:q:msg-1")
+    again = store.add(raw="garbage", source="ims", reason="invalid-payload", once_key="mns:q:msg-1")
+    other = store.add(raw="garbage", source="ims", reason="invalid-payload", once_key="mns:q:msg-2")
+    assert first is not None and other is not None and again is None
+    assert [entry.id for entry in store.list()] == [first, other]

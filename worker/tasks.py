@@ -137,7 +137,9 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
         rt.ledger.finish(event.id, request.id, pending, failed=False)
         error = f"task message redelivered {start.redeliveries} times after worker loss"
-        return _dead_letter(rt, event, REASON_REDELIVERIES, pending, error=error, attempts=request.retries)
+        return _dead_letter(
+            rt, event, REASON_REDELIVERIES, pending, error=error, attempts=request.retries, task_id=request.id
+        )
 
     failures: list[tuple[Subscription, Exception]] = []
     busy: list[Subscription] = []
@@ -168,9 +170,13 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         return f"handled={ran} skipped={skipped}"
     error = "; ".join(f"{sub.name}: {summarize(exc)}" for sub, exc in failures)
     if any(isinstance(exc, Permanent) for _, exc in failures):
-        return _dead_letter(rt, event, REASON_PERMANENT, failed_names, error=error, attempts=attempts)
+        return _dead_letter(
+            rt, event, REASON_PERMANENT, failed_names, error=error, attempts=attempts, task_id=request.id
+        )
     if failures and attempts >= settings.task_max_attempts:
-        return _dead_letter(rt, event, REASON_EXHAUSTED, failed_names, error=error, attempts=attempts)
+        return _dead_letter(
+            rt, event, REASON_EXHAUSTED, failed_names, error=error, attempts=attempts, task_id=request.id
+        )
     if failures:
         asked = [exc.countdown for _, exc in failures if isinstance(exc, HandlerRetry) and exc.countdown]
         countdown = max(asked) if asked else backoff(settings, attempts)
@@ -181,9 +187,12 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
 
 
 def _dead_letter(
-    rt: Runtime, event: Event, reason: str, handlers: list[str], *, error: str, attempts: int
+    rt: Runtime, event: Event, reason: str, handlers: list[str], *, error: str, attempts: int, task_id: str
 ) -> str:
+    # Once per task id: a worker lost between this write and the ack redelivers the task, which must not
+    # park the event twice. A redrive publishes a new task id, so a second failure after it is recorded.
     entry = rt.deadletters.add(
+        once_key=f"task:{task_id}",
         raw=event.raw,
         source=event.source,
         reason=reason,
