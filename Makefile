@@ -42,12 +42,15 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run_all --smoke
 
+## Fault-injection scenarios with the event-ledger check (~2.5 min; RELIABILITY.md). Replay a failure with the
+## seed it printed: IMS_WORKER_CHAOS_SEED=N make chaos PYTEST_ARGS='-k <scenario>'.
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -m chaos tests/chaos
+	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
+## The same scenarios for about MINUTES minutes in all (progress printed; no per-test timeout).
 MINUTES ?= 15
 soak: $(STAMP)
-	IMS_WORKER_SOAK_MINUTES=$(MINUTES) $(BIN)/python -m pytest -m chaos tests/chaos
+	IMS_WORKER_SOAK_MINUTES=$(MINUTES) $(BIN)/python -m pytest -m chaos tests/chaos -s --timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .ims-worker

@@ -106,7 +106,7 @@ class Stack:
             "IMS_WORKER_RETRY_BACKOFF_SECONDS": "0.05",
             "IMS_WORKER_RETRY_BACKOFF_MAX_SECONDS": "0.3",
             # Messages a lost connection left unacknowledged come back within the scenario.
-            "IMS_WORKER_BROKER_VISIBILITY_TIMEOUT": "20",
+            "IMS_WORKER_BROKER_VISIBILITY_TIMEOUT": "10",
             "IMS_WORKER_LOG_FORMAT": "json",
             "IMS_WORKER_LOG_LEVEL": "INFO",
             "IMS_WORKER_MNS_ENDPOINT": self.mns.endpoint,

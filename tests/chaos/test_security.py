@@ -187,7 +187,7 @@ def test_the_shim_survives_fuzzing_without_a_5xx(shim: ShimUnderTest, budget: Bu
 
     @seed(budget.scenario_seed("fuzz"))
     @settings(
-        max_examples=budget.scale(150),
+        max_examples=min(1000, budget.scale(150)),
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
