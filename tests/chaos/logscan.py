@@ -24,6 +24,8 @@ class LogStats:
     not_json: int = 0
     # Tracebacks printed outside the logging pipeline: an exception nobody caught (a thread died, a crash).
     uncaught: list[str] = field(default_factory=list)
+    child_exits: list[tuple[str, int]] = field(default_factory=list)  # ``ims-worker run``'s children
+    critical: list[str] = field(default_factory=list)  # e.g. Celery's "Unrecoverable error: ..."
 
     def as_dict(self) -> dict[str, Any]:
         wanted = (
@@ -45,6 +47,8 @@ class LogStats:
             "lines": self.lines,
             "not_json": self.not_json,
             "uncaught_tracebacks": self.uncaught[:20],
+            "child_exits": self.child_exits,
+            "critical": self.critical[:20],
             "levels": dict(self.levels),
             "events": {name: self.events[name] for name in wanted if self.events[name]},
             "sums": dict(self.sums),
@@ -66,12 +70,16 @@ def _count(stats: LogStats, record: dict[str, Any]) -> None:
     name = str(record.get("event", ""))
     stats.events[name if len(name) < 60 else name[:60]] += 1
     stats.levels[str(record.get("level", "?"))] += 1
+    if record.get("level") == "critical":
+        stats.critical.append(name[:300])
     if name == "mns.batch":
         for key in ("count", "published", "duplicates", "dead_lettered", "deleted"):
             stats.sums[f"mns_{key}"] += int(record.get(key) or 0)
     elif name == "shim.request":
         stats.sums["shim_duplicates"] += int(record.get("duplicates") or 0)
         stats.sums[f"shim_status_{record.get('status')}"] += 1
+    elif name == "child exited":
+        stats.child_exits.append((str(record.get("child")), int(record.get("code") or 0)))
     elif name == "event handled":
         skipped = int(record.get("handlers_skipped") or 0)
         if skipped:

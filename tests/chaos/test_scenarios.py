@@ -26,9 +26,11 @@ SCENARIOS = [
     ),
     Scenario(
         "redis-restart",
-        "Redis restarted (SIGTERM or kill -9, AOF on) during the load",
+        "Redis restarted (SIGTERM or kill -9, AOF on) during the load; `ims-worker run` restarts what "
+        "crashes",
         strikes=[faults.restart_redis],
         pause=(2.0, 4.0),
+        supervised=True,
     ),
     Scenario(
         "mns-faults",
