@@ -20,7 +20,7 @@ from pathlib import Path
 DEFAULT_SEED = 20240611
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Load seconds per load scenario in the CI version; the rest of a scenario is start-up and draining.
-CI_LOAD_SECONDS = 9.0
+CI_LOAD_SECONDS = 8.0
 LOAD_SCENARIOS = 6
 # Of a soak's minutes, the share spent sending load (the rest: start-up, draining, checks, security tests).
 SOAK_LOAD_SHARE = 0.85
