@@ -58,7 +58,9 @@ def _cpu_model() -> str:
 def run_benchmark(benchmark: Benchmark, config: BenchConfig, runs: int) -> dict[str, Any]:
     per_run: list[Metrics] = []
     facts: dict[str, Any] = {}
+    load: list[float] = []  # 1-minute load average at each run's start: how busy the shared machine was
     for index in range(runs):
+        load.append(round(os.getloadavg()[0], 2))
         started = time.monotonic()
         print(f"[bench] {benchmark.name}: run {index + 1}/{runs} ...", file=sys.stderr, flush=True)
         metrics, facts = benchmark.run(config)
@@ -69,7 +71,7 @@ def run_benchmark(benchmark: Benchmark, config: BenchConfig, runs: int) -> dict[
             flush=True,
         )
     summary = medians(per_run)
-    return {"title": benchmark.title, "runs": per_run, "median": summary, "facts": facts}
+    return {"title": benchmark.title, "runs": per_run, "median": summary, "facts": facts, "loadavg": load}
 
 
 def main(argv: list[str] | None = None) -> int:

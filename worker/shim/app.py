@@ -9,6 +9,7 @@ JSON answer; nothing leaves a connection hanging. Work that depends only on sett
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -322,4 +323,10 @@ def create_app_from_environment() -> ShimApp:
 
     settings = load_settings()
     configure_logging(settings)  # each spawned worker process logs like the parent
+    # configure_logging makes "uvicorn.access" propagate to the root handler, and uvicorn writes its own
+    # access line whenever that logger has handlers (its access_log=False is applied before this runs): a
+    # second, slow (~100 us) line per request next to ours. Keep it off, as in the one-process path.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
     return create_app(settings)
