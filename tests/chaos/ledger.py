@@ -129,6 +129,7 @@ class Verdict:
     handler_runs: int = 0
     failed_runs: int = 0
     reruns_after_crash: list[str] = field(default_factory=list)
+    lost: list[list[str]] = field(default_factory=list)  # the id choices of each sent event never seen
 
     @property
     def ok(self) -> bool:
@@ -191,6 +192,7 @@ def check(runs: list[Run], dead: list[DeadLetter], sent: Sent, faults: Faults) -
         _check_event(event_id, sent, by_key, runs_by_pid, dead_by_id[event_id], faults, verdict)
     for group in sent.groups:
         if not group & seen_ids:
+            verdict.lost.append(sorted(group))
             verdict.problems.append(f"lost: no handler ran and no dead letter for {sorted(group)}")
     verdict.events_expected = len(sent.groups)
     for body, reason in sent.dead_bodies.items():

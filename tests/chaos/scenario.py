@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.chaos.aof import diagnose
 from tests.chaos.budget import Budget, results_dir
 from tests.chaos.faults import Chaos, Strike
 from tests.chaos.ledger import Sent, check, read_all
@@ -145,6 +146,8 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
             problems.append(f"{name} exited with {codes[name]} on SIGTERM")
     assert verdict is not None
     problems += verdict.problems
+    lost = diagnose(stack.redis.workdir, [i for group in verdict.lost for i in group]) if verdict.lost else {}
+    problems += [f"lost {event_id}: {why}" for event_id, why in sorted(lost.items())]
     summary = _summary(scenario, budget, seed, emulator, mns, hooks, chaos, verdict.as_dict(), logs.as_dict())
     summary.update(
         result="pass" if not problems else "fail",
@@ -158,6 +161,7 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
         },
         exit_codes=codes,
         known_defects=known_defects,
+        lost_events=lost,
         secrets_checked=len(secrets),
         log_files=len(stack.log_files()),
         workdir=str(workdir),

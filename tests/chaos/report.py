@@ -1,0 +1,77 @@
+"""Render the per-scenario JSON summaries of one run as the Markdown table RELIABILITY.md keeps.
+
+python -m tests.chaos.report            # the CI version's summaries (chaos-*.json)
+python -m tests.chaos.report soak15m    # a 15-minute soak's (soak15m-*.json)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from tests.chaos.budget import results_dir
+
+ORDER = ["mixed-load", "kill-9", "redis-restart", "mns-faults", "duplicates", "poison"]
+
+
+def _faults(summary: dict[str, Any]) -> str:
+    injected = {k: v for k, v in summary["faults_injected"].items() if v}
+    return ", ".join(f"{k} {v}" for k, v in sorted(injected.items())) or "none"
+
+
+def _duplicates(events: dict[str, Any]) -> str:
+    d = events["duplicates_absorbed"]
+    total = d["mns_publish"] + d["shim_publish"] + d["worker_tasks_skipping_done_handlers"]
+    return (
+        f"{total} (MNS publish {d['mns_publish']}, shim {d['shim_publish']}, worker "
+        f"{d['worker_tasks_skipping_done_handlers']}; MNS redeliveries {d['mns_redeliveries']})"
+    )
+
+
+def row(summary: dict[str, Any]) -> str:
+    e = summary["events"]
+    sent = (
+        f"{e['sent_distinct']} events ({e['mns_messages']} MNS messages, {e['webhook_posts']} webhook POSTs)"
+    )
+    rejected = sum(e["rejected_4xx"].values())
+    dead = (
+        f"{e['dead_letters']} ({e['dead_lettered_events']} poison events, "
+        f"{e['dead_lettered_bodies']} bad bodies)"
+    )
+    result = summary["result"]
+    if e["reruns_after_crash"]:
+        result += f", {e['reruns_after_crash']} re-runs after a crash"
+    if summary.get("known_defects"):
+        result += f", known defects {summary['known_defects']}"
+    cells = [
+        summary["scenario"],
+        sent,
+        str(e["handled"]),
+        dead,
+        str(rejected),
+        _duplicates(e),
+        _faults(summary),
+        result,
+        f"{summary['seconds']['load']:.0f} s",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(mode: str) -> str:
+    summaries = {}
+    for path in sorted(results_dir().glob(f"{mode}-*.json")):
+        data = json.loads(path.read_text())
+        summaries[data["scenario"]] = data
+    header = (
+        "| scenario | sent | handled once per handler | dead-lettered | rejected 4xx | duplicates absorbed | "
+        "faults injected | result | load |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [row(summaries[name]) for name in ORDER if name in summaries]
+    seeds = sorted({(s["seed"], s["command"]) for s in summaries.values()})
+    footer = "\n".join(f"Seed {seed}: `{command}`" for seed, command in seeds)
+    return "\n".join([header, *rows, "", footer])
+
+
+if __name__ == "__main__":
+    print(table(sys.argv[1] if len(sys.argv) > 1 else "chaos"))
