@@ -18,7 +18,8 @@ class BenchConfig:
     # 2. shim: wrk connections, duration and warm-up; process counts tried for shim and ceiling
     connections: int = 32
     wrk_threads: int = 2
-    shim_seconds: float = 20.0
+    shim_seconds: float = 20.0  # per server, split into interleaved segments
+    shim_segments: int = 4
     warmup_seconds: float = 3.0
     processes: tuple[int, ...] = (1, 2)
     # 3. end to end: steady rate and duration, per entry (MNS and webhook)
@@ -44,6 +45,7 @@ class BenchConfig:
             consumer_settings=((1, 2),),
             drain_timeout_s=60.0,
             shim_seconds=1.0,
+            shim_segments=1,
             warmup_seconds=0.0,
             processes=(1,),
             e2e_rate=50.0,
