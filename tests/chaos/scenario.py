@@ -151,7 +151,7 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
     summary = _summary(scenario, budget, seed, emulator, mns, hooks, chaos, verdict.as_dict(), logs.as_dict())
     summary.update(
         result="pass" if not problems else "fail",
-        problems=problems[:100],
+        problems=[p if len(p) < 1500 else p[:1500] + " [...]" for p in problems[:100]],
         problem_count=len(problems),
         seconds={
             "start": round(ready - started, 1),
