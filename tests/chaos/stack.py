@@ -115,6 +115,8 @@ class Stack:
             "IMS_WORKER_MNS_QUEUES": QUEUE,
             "IMS_WORKER_MNS_WAIT_SECONDS": "1",
             "IMS_WORKER_MNS_SOCKET_TIMEOUT": "5",
+            # Delete-refusal waves redeliver messages many times on purpose (not a test of the limit).
+            "IMS_WORKER_MNS_MAX_DEQUEUE_COUNT": "100",
             "IMS_WORKER_CONSUMER_METRICS_PORT": "0",
             "IMS_WORKER_CONSUMER_GRACE_SECONDS": "10",
             "IMS_WORKER_IMS_CALLBACK_KEY": k["ims"],
