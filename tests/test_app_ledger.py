@@ -17,7 +17,7 @@ RUN, DONE, BUSY = HandlerState.RUN, HandlerState.DONE, HandlerState.BUSY
 @pytest.fixture
 def ledger(redis_url: str) -> Iterator[HandlerLedger]:
     client = redis.Redis.from_url(redis_url)
-    yield HandlerLedger(client, claim_seconds=30, done_ttl_seconds=3600)
+    yield HandlerLedger(client, claim_seconds=30, done_ttl_seconds=3600, outbox_deadline_seconds=3600)
     client.close()
 
 

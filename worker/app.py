@@ -20,6 +20,8 @@ from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
 from worker.logging import configure_logging
+from worker.outbox import Outbox, Sweeper
+from worker.redisconn import sync_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
 from worker.tasks import run_event
@@ -78,7 +80,33 @@ def _on_setup_logging(**_: Any) -> None:
     configure_logging(app.settings)
 
 
+_sweeper: Sweeper | None = None
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    # In the worker's main process only (pool children are forked before this and never run it).
+    global _sweeper  # noqa: PLW0603 - one sweeper per worker process
+    worker_app = getattr(sender, "app", None)
+    if (
+        not isinstance(worker_app, EventApp)
+        or not worker_app.settings.broker_is_redis
+        or _sweeper is not None
+    ):
+        return
+    settings = worker_app.settings
+    outbox = Outbox(sync_client(settings.effective_redis_url), settings.visibility_timeout)
+    _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
+    _sweeper.start()
+
+
+def _on_worker_shutdown(**_: Any) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()
+
+
 signals.worker_init.connect(_on_worker_init)
+signals.worker_ready.connect(_on_worker_ready)
+signals.worker_shutdown.connect(_on_worker_shutdown)
 signals.setup_logging.connect(_on_setup_logging)
 
 app = create_app(load_settings(), set_as_current=True)

@@ -14,6 +14,7 @@ Each ledger operation is one Lua script, so a task costs one round trip to start
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -21,6 +22,8 @@ from enum import IntEnum
 import redis
 
 PREFIX = "ims-worker"
+OUTBOX_KEY = f"{PREFIX}:outbox"  # hash: task id -> "<queue>\n<task message>" (see worker.outbox)
+OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set: task id -> deadline (unix ms)
 
 
 def dedupe_key(event_id: str) -> str:
@@ -49,13 +52,16 @@ class HandlerState(IntEnum):
     BUSY = 2  # claimed by another task that is running it right now: try again later
 
 
-# KEYS: done_1..n, claim_1..n, redeliveries.  ARGV: task id, claim ttl, redelivered (0/1), counter ttl.
+# KEYS: done_1..n, claim_1..n, redeliveries, outbox deadlines.
+# ARGV: task id, claim ttl, redelivered (0/1), counter ttl, outbox deadline (unix ms).
+# A running task pushes its outbox deadline out, so that the sweeper does not copy it while it runs.
 _BEGIN = """
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 2) / 2
 local out = {0}
+redis.call('ZADD', KEYS[#KEYS], 'XX', ARGV[5], ARGV[1])
 if ARGV[3] == '1' then
-  out[1] = redis.call('INCR', KEYS[#KEYS])
-  redis.call('EXPIRE', KEYS[#KEYS], ARGV[4])
+  out[1] = redis.call('INCR', KEYS[#KEYS - 1])
+  redis.call('EXPIRE', KEYS[#KEYS - 1], ARGV[4])
 end
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -80,15 +86,21 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 
-# KEYS: claim_1..claim_n, failures. ARGV: task id, counter ttl, count a failed attempt (0/1).
+# KEYS: claim_1..claim_n, failures, outbox, outbox deadlines.
+# ARGV: task id, counter ttl, count a failed attempt (0/1), the event is handled: drop its outbox copy (0/1).
 _FINISH = """
-for i = 1, #KEYS - 1 do
+local failures_key = KEYS[#KEYS - 2]
+for i = 1, #KEYS - 3 do
   if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
 end
-local failures = tonumber(redis.call('GET', KEYS[#KEYS]) or '0')
+local failures = tonumber(redis.call('GET', failures_key) or '0')
 if ARGV[3] == '1' then
-  failures = redis.call('INCR', KEYS[#KEYS])
-  redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
+  failures = redis.call('INCR', failures_key)
+  redis.call('EXPIRE', failures_key, ARGV[2])
+end
+if ARGV[4] == '1' then
+  redis.call('HDEL', KEYS[#KEYS - 1], ARGV[1])
+  redis.call('ZREM', KEYS[#KEYS], ARGV[1])
 end
 return failures
 """
@@ -103,10 +115,13 @@ class LedgerStart:
 class HandlerLedger:
     """Done markers, claims and per-task counters. Redis errors propagate: the task wrapper retries."""
 
-    def __init__(self, client: redis.Redis, *, claim_seconds: int, done_ttl_seconds: int) -> None:
+    def __init__(
+        self, client: redis.Redis, *, claim_seconds: int, done_ttl_seconds: int, outbox_deadline_seconds: int
+    ) -> None:
         self._client = client
         self._claim_seconds = claim_seconds
         self._done_ttl = done_ttl_seconds
+        self._outbox_deadline_ms = outbox_deadline_seconds * 1000
         self._begin = client.register_script(_BEGIN)
         self._done = client.register_script(_DONE)
         self._finish = client.register_script(_FINISH)
@@ -117,8 +132,11 @@ class HandlerLedger:
         """Count a redelivery, skip handlers already done, claim the rest (or report them busy)."""
         keys = [done_key(event_id, name) for name in handler_names]
         keys += [claim_key(event_id, name) for name in handler_names]
-        keys.append(redeliveries_key(task_id))
-        args: list[str | int] = [task_id, self._claim_seconds, "1" if redelivered else "0", self._done_ttl]
+        keys += (redeliveries_key(task_id), OUTBOX_DUE_KEY)
+        deadline = int(time.time() * 1000) + self._outbox_deadline_ms
+        args: list[str | int] = [
+            task_id, self._claim_seconds, "1" if redelivered else "0", self._done_ttl, deadline
+        ]  # fmt: skip
         reply = self._begin(keys=keys, args=args)
         return LedgerStart(redeliveries=int(reply[0]), states=tuple(HandlerState(int(s)) for s in reply[1:]))
 
@@ -126,11 +144,21 @@ class HandlerLedger:
         keys = [done_key(event_id, handler_name), claim_key(event_id, handler_name)]
         self._done(keys=keys, args=[task_id, self._done_ttl])
 
-    def finish(self, event_id: str, task_id: str, handler_names: Sequence[str], *, failed: bool) -> int:
-        """Release this task's claims; count a failed attempt if ``failed``. Returns the failed attempts."""
+    def finish(
+        self,
+        event_id: str,
+        task_id: str,
+        handler_names: Sequence[str],
+        *,
+        failed: bool,
+        handled: bool = False,
+    ) -> int:
+        """Release this task's claims; count a failed attempt if ``failed``; with ``handled`` (nothing left to
+        do for this event) drop the task's outbox copy. Returns the failed attempts."""
         keys = [claim_key(event_id, name) for name in handler_names]
-        keys.append(failures_key(task_id))
-        return int(self._finish(keys=keys, args=[task_id, self._done_ttl, "1" if failed else "0"]))
+        keys += (failures_key(task_id), OUTBOX_KEY, OUTBOX_DUE_KEY)
+        flags = ["1" if failed else "0", "1" if handled else "0"]
+        return int(self._finish(keys=keys, args=[task_id, self._done_ttl, *flags]))
 
     def is_done(self, event_id: str, handler_name: str) -> bool:
         return bool(self._client.exists(done_key(event_id, handler_name)))

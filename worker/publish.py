@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
 
-from worker.dedupe import dedupe_key
+from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
@@ -33,14 +34,17 @@ from worker.taskmessage import TaskMessage, TaskMessageBuilder, new_task_id
 # Batches larger than this are split, so one script never holds Redis for long (a redrive may pass thousands).
 SCRIPT_CHUNK = 256
 
-# KEYS: dedupe_1, queue_1, dedupe_2, queue_2, ...   ARGV: bypass (0/1), then per event: task id, ttl, message.
+# KEYS: dedupe_1, queue_1, dedupe_2, queue_2, ..., then the outbox hash and its deadline set.
+# ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, message.
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
-# enqueued regardless. Returns one 1 (enqueued) or 0 (duplicate) per event.
+# enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.outbox``) in the
+# same atomic step. Returns one 1 (enqueued) or 0 (duplicate) per event.
 _PUBLISH_SCRIPT = """
 local out = {}
 local bypass = ARGV[1] == '1'
-for i = 1, #KEYS / 2 do
-  local a = 3 * i - 1
+local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
+for i = 1, (#KEYS - 2) / 2 do
+  local a = 3 * i
   local fresh
   if bypass then
     redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'EX', ARGV[a + 1])
@@ -50,6 +54,8 @@ for i = 1, #KEYS / 2 do
   end
   if fresh then
     redis.call('LPUSH', KEYS[2 * i], ARGV[a + 2])
+    redis.call('HSET', outbox, ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
+    redis.call('ZADD', due, ARGV[2], ARGV[a])
     out[i] = 1
   else
     out[i] = 0
@@ -75,13 +81,15 @@ class _Batch:
         from worker.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
 
         self.keys: list[str] = []
-        self.args: list[Any] = ["1" if bypass else "0"]
+        deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
+        self.args: list[Any] = ["1" if bypass else "0", deadline_ms]
         self.messages: list[TaskMessage] = []
         for event in events:
             message = builder.build(event, queue_for(settings, event.type, event.source))
             self.messages.append(message)
             self.keys += (dedupe_key(event.id), message.queue)
             self.args += (message.task_id, settings.dedupe_ttl_for(event.source), message.payload)
+        self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
 
 
 def _results(events: Sequence[Event], flags: Sequence[Any]) -> list[PublishResult]:

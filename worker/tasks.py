@@ -33,6 +33,7 @@ from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
+from worker.outbox import Outbox
 from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
 from worker.registry import REGISTRY, Subscription, discover
 from worker.settings import Settings
@@ -70,6 +71,7 @@ class Runtime:
     pid: int
     ledger: HandlerLedger
     deadletters: DeadLetterStore
+    outbox: Outbox
 
 
 _runtime: Runtime | None = None
@@ -83,8 +85,14 @@ def runtime(settings: Settings) -> Runtime:
             client,
             claim_seconds=settings.handler_claim_seconds,
             done_ttl_seconds=settings.handler_done_ttl_seconds,
+            outbox_deadline_seconds=settings.visibility_timeout,
         )
-        _runtime = Runtime(pid=os.getpid(), ledger=ledger, deadletters=DeadLetterStore(client))
+        _runtime = Runtime(
+            pid=os.getpid(),
+            ledger=ledger,
+            deadletters=DeadLetterStore(client),
+            outbox=Outbox(client, settings.visibility_timeout),
+        )
     return _runtime
 
 
@@ -164,8 +172,9 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
             )
 
     failed_names = [sub.name for sub, _ in failures]
-    attempts = rt.ledger.finish(event.id, request.id, failed_names, failed=bool(failures))
-    if not failures and not busy:
+    handled = not failures and not busy
+    attempts = rt.ledger.finish(event.id, request.id, failed_names, failed=bool(failures), handled=handled)
+    if handled:
         log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
         return f"handled={ran} skipped={skipped}"
     error = "; ".join(f"{sub.name}: {summarize(exc)}" for sub, exc in failures)
@@ -201,6 +210,7 @@ def _dead_letter(
         event=event,
         handlers=handlers,
     )
+    rt.outbox.finish(task_id)  # parked: the sweeper must not bring it back
     log.error(
         "event dead-lettered", reason=reason, handlers=handlers, attempts=attempts, entry=entry, error=error
     )
@@ -218,5 +228,6 @@ def _bad_message(task: Task, settings: Settings, args: Sequence[Any], error: str
         )
     except REDIS_ERRORS as exc:
         raise _retry(task, backoff(settings, task.request.retries + 1), summarize(exc)) from exc
+    rt.outbox.finish(task.request.id)
     log.error("task message dead-lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)
     return f"dead-lettered ({REASON_BAD_MESSAGE}) as {entry}"
