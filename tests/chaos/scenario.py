@@ -25,11 +25,7 @@ DRAIN_SECONDS = 120.0
 # log line that identifies it. Reported in every summary (``known_defects``); any other crash fails the
 # scenario. Celery 5.7.0: the worker exits when Redis goes away while an acks-late task runs
 # (test_known_defects.py reproduces it on its own; RELIABILITY.md has the cause).
-KNOWN_CRASHES = {
-    "celery-5.7.0-redis-reconnect": (
-        "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
-    ),
-}
+KNOWN_CRASHES: dict[str, str] = {}  # empty since Celery is pinned below 5.7 (see test_known_defects.py)
 
 
 @dataclass

@@ -10,8 +10,8 @@ survives the same sequence. Nothing is lost (the messages stay in Redis and come
 timeout), but every worker dies on a Redis restart unless something restarts it (``ims-worker run``,
 systemd, Kubernetes); the redis-restart scenario therefore runs under ``ims-worker run``.
 
-The test is a strict xfail on 5.7.0 only: when Celery is fixed or pinned, it passes (or XPASSes and fails),
-telling whoever reads it to drop ``KNOWN_CRASHES`` in scenario.py.
+The project pins ``celery<5.7`` for this reason, and this test guards the pin: it fails on a Celery that has
+the defect, so lifting the pin needs a version where it passes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import celery
 import pytest
 import redis
 
@@ -33,11 +32,6 @@ from worker.settings import load_settings
 pytestmark = pytest.mark.chaos
 
 
-@pytest.mark.xfail(
-    celery.__version__ == "5.7.0",
-    reason="Celery 5.7.0 exits with 'Unrecoverable error' when Redis goes away during an acks-late task",
-    strict=True,
-)
 def test_the_worker_survives_a_redis_restart_during_a_task(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         env = {"IMS_WORKER_BROKER_URL": server.url, "IMS_WORKER_HANDLER_MODULES": RECORDER}
