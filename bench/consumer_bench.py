@@ -221,7 +221,7 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
     out += [
         Row(
             name,
-            f"msgs/s, best 1-process setting ({facts['best_setting']})",
+            f"msgs/s, best 1-process setting of each run (last: {facts['best_setting']})",
             fmt(best),
             fmt(naive),
             fmt(m["ratio"], 1, "x"),
