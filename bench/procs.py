@@ -171,6 +171,10 @@ class Stack:
             "everysec",
             "--maxmemory-policy",
             "noeviction",
+            # No automatic AOF rewrite: a benchmark fills Redis with nobody consuming, and the rewrite's fork
+            # in the middle of a measurement would land on whichever side happened to be running.
+            "--auto-aof-rewrite-percentage",
+            "0",
             "--daemonize",
             "no",
         ]
