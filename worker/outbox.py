@@ -24,9 +24,13 @@ from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
 
 log = structlog.get_logger(__name__)
 
-SWEEP_BATCH = 500
+SWEEP_BATCH = 100
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> message, for messages a worker holds
 
-# KEYS: outbox, due.  ARGV: now (ms), next deadline (ms), limit.  Returns how many messages were re-enqueued.
+# KEYS: outbox, due, kombu's unacked hash.  ARGV: now (ms), next deadline (ms), limit.
+# A copy past its deadline is re-enqueued only if its message is nowhere: not waiting in its queue (a backlog
+# older than the deadline is not a loss, and copying it would feed the backlog) and not held by a worker
+# (kombu restores those itself). Either way its deadline moves out. Returns how many were re-enqueued.
 _SWEEP = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local pushed = 0
@@ -34,9 +38,15 @@ for _, id in ipairs(ids) do
   local entry = redis.call('HGET', KEYS[1], id)
   if entry then
     local cut = string.find(entry, '\\n', 1, true)
-    redis.call('LPUSH', string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1))
+    local queue, message = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
+    local tag = string.match(message, '"delivery_tag": "([^"]+)"')
+    local queued = redis.call('LPOS', queue, message)
+    local held = tag and redis.call('HEXISTS', KEYS[3], tag) == 1
+    if not queued and not held then
+      redis.call('LPUSH', queue, message)
+      pushed = pushed + 1
+    end
     redis.call('ZADD', KEYS[2], ARGV[2], id)
-    pushed = pushed + 1
   else
     redis.call('ZREM', KEYS[2], id)
   end
@@ -64,14 +74,14 @@ class Outbox:
             pipe.execute()
 
     def sweep(self) -> int:
-        """Re-enqueue every copy whose deadline passed; returns how many."""
+        """Look at every copy whose deadline passed (each batch moves them out); returns how many were lost
+        and re-enqueued."""
         now = _now_ms()
+        keys = [OUTBOX_KEY, OUTBOX_DUE_KEY, UNACKED_KEY]
         total = 0
         while True:
-            pushed = int(self._sweep(keys=[OUTBOX_KEY, OUTBOX_DUE_KEY], args=[now, now + self._deadline_ms,
-                                                                               SWEEP_BATCH]))  # fmt: skip
-            total += pushed
-            if pushed < SWEEP_BATCH:
+            total += int(self._sweep(keys=keys, args=[now, now + self._deadline_ms, SWEEP_BATCH]))
+            if not self._client.zcount(OUTBOX_DUE_KEY, "-inf", now):
                 return total
 
     def in_flight(self) -> int:
