@@ -105,9 +105,22 @@ def scan(files: Iterable[Path], secrets: dict[str, str]) -> tuple[LogStats, list
             record = _json(line)
             if record is None:
                 stats.not_json += 1
-                if "Traceback (most recent call last)" in line:
+                if "Traceback (most recent call last)" in line and not _terminated_pool_child(lines, index):
                     last = next((x for x in lines[index + 1 :] if x and not x.startswith(" ")), "?")
                     stats.uncaught.append(f"{path.name} line {index + 1}: {last.strip()[:200]}")
                 continue
             _count(stats, record)
     return stats, findings
+
+
+def _terminated_pool_child(lines: list[str], index: int) -> bool:
+    """Celery terminates (SIGTERM) a pool child whose acks-late task cannot be acked after a broker connection
+    loss; billiard exits from the signal handler, and if that lands in a redis-py destructor Python prints
+    "Exception ignored in ... __del__" with billiard's exit frames. Deliberate, harmless, and third-party."""
+    before = lines[index - 1] if index else ""
+    following = "\n".join(lines[index + 1 : index + 12])
+    return (
+        "Exception ignored in" in before
+        and "billiard/common.py" in following
+        and "_shutdown_cleanup" in following
+    )
