@@ -127,9 +127,9 @@ def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
     metrics: Metrics = {}
     with Stack(config.workdir / f"tasks-{uuid.uuid4().hex[:6]}") as stack:
         redis_url = stack.redis()
-        parts = [
-            (variant, _variant(stack, config, redis_url, variant, config.tasks // 2)) for variant in ORDER
-        ]
+        order = ORDER[:2] if config.smoke else ORDER  # the smoke run: one worker start per variant
+        share = config.tasks // order.count("ours")
+        parts = [(variant, _variant(stack, config, redis_url, variant, share)) for variant in order]
     for variant in ("bare", "ours"):
         mine = [part for name, part in parts if name == variant]
         tasks, seconds, cpu = (sum(part[key] for part in mine) for key in ("tasks", "seconds", "cpu"))
