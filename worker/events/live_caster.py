@@ -15,21 +15,6 @@ class CasterEvent(EventData):
     ResponseTime: int | None = None
 
 
-class OperateMessage(EventData):
-    RequestId: str  # required for OperateCallback
-    SceneId: str | None = None
-    LayoutId: str | None = None
-    ResourceId: str | None = None
-    ComponentId: str | None = None
-    Code: str | None = None
-    Message: str | None = None
-
-
-class OperateCallback(CasterEvent):
-    CasterId: str
-    EventMessage: OperateMessage
-
-
 class RuntimeErrorMessage(EventData):
     RequestId: str | None = None
     SceneId: str | None = None
@@ -38,6 +23,15 @@ class RuntimeErrorMessage(EventData):
     ComponentId: str | None = None
     Code: str | None = None
     Message: str | None = None
+
+
+class OperateMessage(RuntimeErrorMessage):
+    RequestId: str  # required for OperateCallback
+
+
+class OperateCallback(CasterEvent):
+    CasterId: str
+    EventMessage: OperateMessage
 
 
 class RuntimeErrorCallback(CasterEvent):
