@@ -15,14 +15,14 @@ class InvalidPayload(WorkerError):
 
 
 class ConfigurationError(WorkerError):
-    """Raised when settings or the environment make it impossible to start (bad queue, bad key, bad plugin)."""
+    """Raised when settings or the environment make it impossible to start (bad queue, key or plugin)."""
 
 
 class BrokerUnavailable(WorkerError):
     """Raised when the broker or Redis cannot be reached; callers must not acknowledge upstream."""
 
 
-class Retry(WorkerError):  # noqa: N818 - the contract names it ``worker.Retry``
+class Retry(WorkerError):
     """Raised by a handler to ask for another attempt later, with backoff."""
 
     def __init__(self, reason: str = "handler asked for a retry", *, countdown: float | None = None) -> None:
@@ -30,5 +30,5 @@ class Retry(WorkerError):  # noqa: N818 - the contract names it ``worker.Retry``
         self.countdown = countdown
 
 
-class Permanent(WorkerError):  # noqa: N818 - the contract names it ``worker.Permanent``
+class Permanent(WorkerError):
     """Raised by a handler when retrying cannot help; the event goes straight to the dead-letter store."""
