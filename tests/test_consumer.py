@@ -170,3 +170,25 @@ def test_health_and_metrics_endpoints(mns: InProcessEmulator, redis_url: str) ->
     assert f'ims_worker_mns_published_total{{queue="{QUEUE}"}} {published}.0' in metrics
     assert f'ims_worker_mns_deleted_total{{queue="{QUEUE}"}} 40.0' in metrics
     assert 'ims_worker_mns_dead_lettered_total{queue="ice-callback-test",reason="invalid-payload"}' in metrics
+
+
+def test_a_message_past_the_dequeue_limit_is_dead_lettered(mns: InProcessEmulator, redis_url: str) -> None:
+    from worker.deadletter import DeadLetterStore  # noqa: PLC0415
+
+    work = mixed_workload(1)  # one valid IMS event
+    mns.send(QUEUE, work.bodies)
+    sdk_queue = mns.queue(QUEUE)
+    for _ in range(2):  # two receives that never delete: the message keeps coming back
+        sdk_queue.receive_message(1)
+        time.sleep(3.2)  # the queue's visibility timeout
+    env = consumer_env(mns, redis_url, QUEUE, IMS_WORKER_MNS_MAX_DEQUEUE_COUNT="2")
+    with running_consumer(env) as consumer:
+        wait_until(lambda: mns.stats(QUEUE).total == 0, timeout=30)
+        assert consumer.terminate(timeout=15) == 0
+    store = DeadLetterStore(redis_url)
+    (entry,) = store.list()
+    store.close()
+    assert entry.reason == "dequeue-limit"
+    assert entry.raw_text == work.bodies[0]
+    assert entry.error == "DequeueCount 3 exceeds the limit 2"
+    assert entry.attempts == 3
