@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from mns.account import Account
 from mns.queue import Queue
 
-from bench.procs import Stack, free_port, tool, wait_for_port
+from bench.procs import Stack, tool, wait_for_port
+from worker.embedded import free_port
 
 ACCESS_KEY_ID = "bench-key-id"
 ACCESS_KEY_SECRET = "bench-key-secret"

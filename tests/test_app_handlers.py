@@ -14,6 +14,7 @@ from handlers.rtc import log_rtc_event
 from handlers.tencent import log_tencent_event
 from handlers.unknown import warn_unknown_event
 from tests.conftest import SAMPLES_DIR
+from worker.demo import load_samples
 from worker.events import Event, normalize
 from worker.registry import REGISTRY, discover
 
@@ -31,22 +32,15 @@ def one_line(func: Any, event: Event) -> dict[str, Any]:
 
 def test_every_catalogued_type_has_a_builtin_handler() -> None:
     discover()
-    for source_dir, source in [
-        ("ims", "ims"),
-        ("live-caster", "live.caster"),
-        ("live-record", "live.record"),
-        ("rtc", "rtc"),
-        ("tencent-css", "tencent"),
-    ]:
-        for path in (SAMPLES_DIR / source_dir).glob("*.json"):
-            for event in normalize(source, path.read_bytes()):
-                names = [s.name for s in REGISTRY.handlers_for(event.type)]
-                assert any(n.startswith("handlers.") for n in names), event.type
-                with capture_logs() as logs:
-                    for sub in REGISTRY.handlers_for(event.type):
-                        if sub.name.startswith("handlers."):
-                            sub.func(event)
-                assert len(logs) == 1, event.type
+    for sample in load_samples():
+        for event in normalize(sample.source, sample.body):
+            names = [s.name for s in REGISTRY.handlers_for(event.type)]
+            assert any(n.startswith("handlers.") for n in names), event.type
+            with capture_logs() as logs:
+                for sub in REGISTRY.handlers_for(event.type):
+                    if sub.name.startswith("handlers."):
+                        sub.func(event)
+            assert len(logs) == 1, event.type
 
 
 def test_ims_success_and_failure() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
 from worker.celeryconfig import celery_config
 from worker.dedupe import dedupe_key
+from worker.demo import load_samples
 from worker.errors import BrokerUnavailable
 from worker.events import Event, normalize
 from worker.publish import AsyncPublisher, Publisher, PublishResult
@@ -30,17 +30,7 @@ def sample(source_dir: str, name: str, source: str) -> list[Event]:
 
 
 def all_samples() -> list[Event]:
-    events: list[Event] = []
-    for source_dir, source in [
-        ("ims", "ims"),
-        ("live-caster", "live.caster"),
-        ("live-record", "live.record"),
-        ("rtc", "rtc"),
-        ("tencent-css", "tencent"),
-    ]:
-        for path in sorted(Path(SAMPLES_DIR / source_dir).glob("*.json")):
-            events += normalize(source, path.read_bytes())
-    return events
+    return [event for s in load_samples() for event in normalize(s.source, s.body)]
 
 
 def unknown_event() -> Event:
