@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 
 from worker.events import Event
@@ -23,6 +22,9 @@ from worker.events import Event
 # The third element of a protocol-2 body: no callbacks, errbacks, chain or chord.
 _BODY_PREFIX = b"[["
 _BODY_SUFFIX = b'], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+
+# The RFC 4122 variant bits (10xx) put on the first hex digit of the fourth group.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 _dumps_str = json.encoder.encode_basestring  # C-accelerated JSON string escaping, no dict walk
 
@@ -38,7 +40,10 @@ def task_argsrepr(event: Event) -> str:
 
 
 def new_task_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string, as Celery's own ids; ~5x cheaper than ``str(uuid.uuid4())``, which
+    matters at two per published event (task id and delivery tag)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,6 @@ class TaskMessageBuilder:
             f'"replaced_task_nesting": 0, "stamped_headers": null, "stamps": {{}}}}, '
             f'"properties": {{"correlation_id": "{task_id}", "reply_to": "", "delivery_mode": 2, '
             f'"delivery_info": {{"exchange": "", "routing_key": {queue_json}}}, "priority": 0, '
-            f'"body_encoding": "base64", "delivery_tag": "{uuid.uuid4()}"}}}}'
+            f'"body_encoding": "base64", "delivery_tag": "{new_task_id()}"}}}}'
         )
         return TaskMessage(task_id=task_id, queue=queue, payload=payload.encode("utf-8"))

@@ -6,6 +6,7 @@ in Redis (published, or found already enqueued) or the message itself is in the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,9 +93,11 @@ class BatchHandler:
                     outcome.published += 1
                 else:
                     outcome.duplicates += 1
+        # Checked once per batch: a structlog call below the level still builds its event dict first.
+        trace = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
         for message, message_events in accepted:
             outcome.handles_to_delete.append(message.receipt_handle)
-            for event in message_events:
+            for event in message_events if trace else ():
                 log.debug(
                     "mns.message.published",
                     mns_message_id=message.message_id,
