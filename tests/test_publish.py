@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from worker.errors import BrokerUnavailable
 from worker.events import Event, normalize
 from worker.publish import AsyncPublisher, Publisher, PublishResult
 from worker.settings import Settings
+from worker.taskmessage import new_task_id
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +257,20 @@ def test_publish_rate(redis_url: str, publisher: Publisher) -> None:
     rate = len(events) / (time.perf_counter() - started)
     print(f"publish: {rate:,.0f} events/s in batches of 16")
     assert rate > 500  # a sanity floor only: shared 2-core machines are noisy (measured ~12,000 when idle)
+
+
+def test_task_ids_are_version_4_uuids_unique_across_a_fork() -> None:
+    ids = {new_task_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # a forked shim or consumer process must not repeat its parent's ids
+        os.write(write_end, new_task_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert from_child != new_task_id()
+    assert uuid.UUID(from_child).version == 4

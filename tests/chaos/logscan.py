@@ -29,7 +29,7 @@ class LogStats:
 
     def as_dict(self) -> dict[str, Any]:
         wanted = (
-            "mns.batch",
+            "mns.progress",
             "mns.poller.backoff",
             "mns.delete.failed",
             "mns.message.dead_lettered",
@@ -72,8 +72,8 @@ def _count(stats: LogStats, record: dict[str, Any]) -> None:
     stats.levels[str(record.get("level", "?"))] += 1
     if record.get("level") == "critical":
         stats.critical.append(name[:300])
-    if name == "mns.batch":
-        for key in ("count", "published", "duplicates", "dead_lettered", "deleted"):
+    if name == "mns.progress":
+        for key in ("received", "published", "duplicates", "dead_lettered", "deleted"):
             stats.sums[f"mns_{key}"] += int(record.get(key) or 0)
     elif name == "shim.request":
         stats.sums["shim_duplicates"] += int(record.get("duplicates") or 0)

@@ -65,9 +65,11 @@ class ShimMetrics:
             registry=self.registry,
         )
 
-        self._requests: dict[tuple[str, int], Any] = {}
-        self._request_seconds: dict[str, Any] = {}
-        self._enqueue_seconds: dict[str, Any] = {}
+        self._requests: dict[tuple[str, ...], Any] = {}
+        self._request_seconds: dict[tuple[str, ...], Any] = {}
+        self._enqueue_seconds: dict[tuple[str, ...], Any] = {}
+        self._events: dict[tuple[str, ...], Any] = {}
+        self._duplicates: dict[tuple[str, ...], Any] = {}
 
     def render(self) -> bytes:
         """The text exposition; aggregated over processes in multiprocess mode."""
@@ -79,27 +81,23 @@ class ShimMetrics:
 
     # Label lookups cost a lock and a tuple hash each; the children per provider are cached on first use.
     def request(self, provider: str, status: int, seconds: float) -> None:
-        key = (provider, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = self.requests.labels(provider, str(status))
-        child.inc()
+        self._child(self._requests, self.requests, provider, str(status)).inc()
         self._child(self._request_seconds, self.request_seconds, provider).observe(seconds)
 
     def enqueued(self, provider: str, seconds: float, enqueued: int, duplicates: int) -> None:
         self._child(self._enqueue_seconds, self.enqueue_seconds, provider).observe(seconds)
         if enqueued:
-            self.events.labels(provider, "enqueued").inc(enqueued)
+            self._child(self._events, self.events, provider, "enqueued").inc(enqueued)
         if duplicates:
-            self.events.labels(provider, "duplicate").inc(duplicates)
-            self.duplicates.labels(provider).inc(duplicates)
+            self._child(self._events, self.events, provider, "duplicate").inc(duplicates)
+            self._child(self._duplicates, self.duplicates, provider).inc(duplicates)
 
     def auth_failure(self, provider: str, reason: str) -> None:
         self.auth_failures.labels(provider, reason).inc()
 
     @staticmethod
-    def _child(cache: dict[str, Any], metric: Histogram, provider: str) -> Any:
-        child = cache.get(provider)
+    def _child(cache: dict[tuple[str, ...], Any], metric: Counter | Histogram, *labels: str) -> Any:
+        child = cache.get(labels)
         if child is None:
-            child = cache[provider] = metric.labels(provider)
+            child = cache[labels] = metric.labels(*labels)
         return child
