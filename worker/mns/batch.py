@@ -61,7 +61,8 @@ class BatchHandler:
         accepted: list[tuple[Any, list[Event]]] = []
         rejected: list[_Rejected] = []
         for message in messages:
-            transport = Transport(
+            # Values from the SDK's own parsing (str, int): no validation needed per message.
+            transport = Transport.model_construct(
                 kind="mns",
                 queue=self.queue_name,
                 message_id=message.message_id,
