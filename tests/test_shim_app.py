@@ -18,7 +18,8 @@ from tests.conftest import SAMPLES_DIR
 from worker.events import Event
 from worker.settings import load_settings
 from worker.shim import ENDPOINTS, create_app
-from worker.shim.app import PublishResultLike, ShimApp
+from worker.shim.answers import PublishResultLike
+from worker.shim.app import ShimApp
 from worker.shim.types import Message
 
 IMS = (SAMPLES_DIR / "ims" / "ProduceMediaComplete.json").read_bytes()

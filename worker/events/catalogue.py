@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.events import ims, ims_media, live_caster, live_record, rtc, tencent
+from worker.events import ims, ims_media, ims_production, live_caster, live_record, rtc, tencent
 from worker.events.envelope import EventData
 
 SOURCES: tuple[str, ...] = ("ims", "live.caster", "live.record", "rtc", "tencent")
@@ -64,24 +64,27 @@ _IMS: dict[str, tuple[type[EventData], str]] = {
         "A media transcoding output is complete.",
     ),
     # video AI
-    "AIMediaAuditComplete": (ims_media.AIMediaAuditComplete, "An AI-powered review is complete."),
-    "AIProduceComplete": (ims_media.AIProduceComplete, "An AI-powered production task is complete."),
+    "AIMediaAuditComplete": (ims_production.AIMediaAuditComplete, "An AI-powered review is complete."),
+    "AIProduceComplete": (ims_production.AIProduceComplete, "An AI-powered production task is complete."),
     "MediaAiAnalysisComplete": (
-        ims_media.MediaAiAnalysisComplete,
+        ims_production.MediaAiAnalysisComplete,
         "AI analysis of a media asset is complete and the results are saved to the library.",
     ),
     # intelligent editing
-    "ProduceMediaComplete": (ims_media.ProduceMediaComplete, "Media production is complete."),
+    "ProduceMediaComplete": (ims_production.ProduceMediaComplete, "Media production is complete."),
     "BatchProduceMediaComplete": (
-        ims_media.BatchProduceMediaComplete,
+        ims_production.BatchProduceMediaComplete,
         "A batch intelligent video production task is complete.",
     ),
-    "SmartJobComplete": (ims_media.SmartJobComplete, "An intelligent task is complete."),
+    "SmartJobComplete": (ims_production.SmartJobComplete, "An intelligent task is complete."),
     # real-time media processing
-    "LiveRecordFileCreated": (ims_media.LiveRecordFileCreated, "A live recording file is generated."),
-    "LiveRecordTaskStatus": (ims_media.LiveRecordTaskStatus, "A live recording task's status is updated."),
+    "LiveRecordFileCreated": (ims_production.LiveRecordFileCreated, "A live recording file is generated."),
+    "LiveRecordTaskStatus": (
+        ims_production.LiveRecordTaskStatus,
+        "A live recording task's status is updated.",
+    ),
     "LiveSnapshotFileCreated": (
-        ims_media.LiveSnapshotFileCreated,
+        ims_production.LiveSnapshotFileCreated,
         "A snapshot file is created during live streaming.",
     ),
 }

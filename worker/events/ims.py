@@ -1,5 +1,6 @@
 """IMS callback events (MNS queue or HTTP callback): the envelope, shared sub-models, and upload, media-asset
-management and workflow events. Processing, AI, editing and live events are in ``ims_media``.
+management and workflow events. Processing events are in ``ims_media``; AI, editing and live events in
+``ims_production``.
 
 Field names are the provider's (``data.MessageBody.MediaId``). Required means documented as required, except
 where the documentation's own sample omits the field: then the sample wins.

@@ -14,8 +14,6 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import orjson
 import pydantic
@@ -25,6 +23,7 @@ from worker.errors import BrokerUnavailable, InvalidPayload
 from worker.events import Event, Transport, normalize
 from worker.settings import Settings
 from worker.shim.accesslog import AccessLog
+from worker.shim.answers import Answer, Publisher, PublishResultLike, Trace, error_body, validation_detail
 from worker.shim.batching import PublishBatcher
 from worker.shim.body import body_kind, parse_form, parse_json_object, read_body
 from worker.shim.errors import (
@@ -45,54 +44,8 @@ log = structlog.get_logger(__name__)
 # Providers retry on their own schedule; this is the hint for those that honour it.
 RETRY_AFTER_SECONDS = "5"
 READY_TIMEOUT_SECONDS = 1.0
-_JSON = b"application/json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TENCENT_OK = b'{"code":0}'
-
-
-class PublishResultLike(Protocol):
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def enqueued(self) -> bool: ...
-
-
-class Publisher(Protocol):
-    """What the shim needs of ``worker.publish.AsyncPublisher``."""
-
-    async def publish(self, events: Sequence[Event]) -> Sequence[PublishResultLike]: ...
-    async def ping(self) -> bool: ...
-    async def aclose(self) -> None: ...
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: bytes
-    content_type: bytes = _JSON
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Trace:
-    """What the access log and the metrics say about one request."""
-
-    request_id: str
-    provider: str | None = None
-    event_ids: list[str] = field(default_factory=list)
-    duplicates: int = 0
-    error: str | None = None
-
-
-def _error_body(code: str, detail: str, request_id: str) -> bytes:
-    return orjson.dumps({"error": code, "detail": detail, "request_id": request_id})
-
-
-def _validation_detail(exc: pydantic.ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]]
-    return "; ".join(parts)
 
 
 def _default_publisher(settings: Settings) -> Publisher:
@@ -155,7 +108,7 @@ class ShimApp:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         given_id = headers.get("x-request-id")
         request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else os.urandom(16).hex()
-        trace = _Trace(request_id)
+        trace = Trace(request_id)
         try:
             path = scope["path"]
             # "/webhooks/ims/" is the same endpoint: providers' consoles make adding a slash easy.
@@ -173,7 +126,7 @@ class ShimApp:
         await self._respond(send, answer, request_id)
         self._record(scope, answer.status, trace, started)
 
-    async def _respond(self, send: Send, answer: _Answer, request_id: str) -> None:
+    async def _respond(self, send: Send, answer: Answer, request_id: str) -> None:
         response_headers = [
             (b"content-type", answer.content_type),
             (b"content-length", str(len(answer.body)).encode()),
@@ -194,8 +147,8 @@ class ShimApp:
         scope: Scope,
         headers: dict[str, str],
         receive: Receive,
-        trace: _Trace,
-    ) -> _Answer:
+        trace: Trace,
+    ) -> Answer:
         request_id = trace.request_id
         if scope["method"] != "POST":
             raise MethodNotAllowed("this endpoint only accepts POST", headers={"Allow": "POST"})
@@ -220,12 +173,12 @@ class ShimApp:
         results = await self._publish(provider, events)
         trace.duplicates = sum(1 for result in results if not result.enqueued)
         if provider.tencent_answer:
-            return _Answer(200, _TENCENT_OK)
+            return Answer(200, _TENCENT_OK)
         body = {
             "request_id": request_id,
             "events": [{"id": r.event_id, "type": r.type, "duplicate": not r.enqueued} for r in results],
         }
-        return _Answer(200, orjson.dumps(body))
+        return Answer(200, orjson.dumps(body))
 
     async def _publish(self, provider: Provider, events: Sequence[Event]) -> Sequence[PublishResultLike]:
         if not events:
@@ -237,63 +190,63 @@ class ShimApp:
         self.metrics.enqueued(provider.source, elapsed, len(results) - duplicates, duplicates)
         return results
 
-    async def _operations(self, scope: Scope) -> _Answer:
+    async def _operations(self, scope: Scope) -> Answer:
         path = scope["path"]
         if path not in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
             raise NotFound(f"no endpoint at {path}")
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed("this endpoint only accepts GET", headers={"Allow": "GET, HEAD"})
         if path == "/healthz":
-            return _Answer(200, b'{"status":"ok"}')
+            return Answer(200, b'{"status":"ok"}')
         if path == "/readyz":
             return await self._readiness()
         if path == "/metrics":
-            return _Answer(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
-        return _Answer(200, self._openapi)
+            return Answer(200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
+        return Answer(200, self._openapi)
 
-    async def _readiness(self) -> _Answer:
+    async def _readiness(self) -> Answer:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 ready = await self.publisher.ping()
         except (TimeoutError, BrokerUnavailable, OSError):
             ready = False
         if ready:
-            return _Answer(200, b'{"status":"ready"}')
+            return Answer(200, b'{"status":"ready"}')
         body = orjson.dumps(
             {"status": "unavailable", "error": "broker_unavailable", "detail": "Redis unreachable"}
         )
-        return _Answer(503, body, headers={"Retry-After": RETRY_AFTER_SECONDS})
+        return Answer(503, body, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
-    def _classify(self, exc: Exception, request_id: str, trace: _Trace) -> _Answer:
+    def _classify(self, exc: Exception, request_id: str, trace: Trace) -> Answer:
         """Every failure of a request, turned into its answer; only unexpected ones log a traceback."""
         if isinstance(exc, ShimError):
             trace.error = exc.code
             if isinstance(exc, AuthFailure) and trace.provider is not None:
                 self.metrics.auth_failure(trace.provider, exc.code)
-            return _Answer(exc.status, _error_body(exc.code, exc.detail, request_id), headers=exc.headers)
+            return Answer(exc.status, error_body(exc.code, exc.detail, request_id), headers=exc.headers)
         if isinstance(exc, InvalidPayload):
             trace.error = "invalid_event"
-            return _Answer(400, _error_body("invalid_event", str(exc), request_id))
+            return Answer(400, error_body("invalid_event", str(exc), request_id))
         if isinstance(exc, pydantic.ValidationError):
             trace.error = "invalid_event"
-            return _Answer(400, _error_body("invalid_event", _validation_detail(exc), request_id))
+            return Answer(400, error_body("invalid_event", validation_detail(exc), request_id))
         if isinstance(exc, BrokerUnavailable):
             trace.error = "broker_unavailable"
             log.warning(
                 "shim.broker_unavailable", request_id=request_id, provider=trace.provider, detail=str(exc)
             )
             detail = "Redis is unreachable; the event was not accepted, retry later"
-            return _Answer(
+            return Answer(
                 503,
-                _error_body("broker_unavailable", detail, request_id),
+                error_body("broker_unavailable", detail, request_id),
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         trace.error = "internal_error"
         log.exception("shim.internal_error", request_id=request_id, provider=trace.provider)
         detail = f"unexpected error; the operator can find it in the logs under request id {request_id}"
-        return _Answer(500, _error_body("internal_error", detail, request_id))
+        return Answer(500, error_body("internal_error", detail, request_id))
 
-    def _record(self, scope: Scope, status: int, trace: _Trace, started: float) -> None:
+    def _record(self, scope: Scope, status: int, trace: Trace, started: float) -> None:
         elapsed = time.perf_counter() - started
         if trace.provider is not None:
             self.metrics.request(trace.provider, status, elapsed)
