@@ -165,3 +165,50 @@ def test_consumer_queues_use_the_fast_paths() -> None:
     assert isinstance(queue.mns_client, ConsumerClient)
     assert issubclass(queue.mns_client.http.conn.response_class, http.client.HTTPResponse)
     assert queue.mns_client.http.conn.response_class is not http.client.HTTPResponse
+
+
+class _FakeSocket:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self._data)
+
+
+_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-mns-request-id: abc\r\n\r\nhello",
+    b"HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\nA: b\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nx",
+    b"HTTP/1.1 404 Not Found\r\nX-Folded: a\r\n  b\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", _RESPONSES, ids=range(len(_RESPONSES)))
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_fast_response_reads_what_the_standard_response_reads(raw: bytes, method: str) -> None:
+    """Our copy of ``HTTPResponse.begin`` against the running Python's own, on the same bytes."""
+
+    def state(response_class: type[http.client.HTTPResponse]) -> dict[str, Any]:
+        response = response_class(_FakeSocket(raw), method=method)  # type: ignore[arg-type]
+        response.begin()
+        return {
+            "status": response.status,
+            "reason": response.reason,
+            "version": response.version,
+            "headers": response.getheaders(),
+            "chunked": response.chunked,
+            "length": response.length,
+            "will_close": response.will_close,
+            "body": response.read(),
+        }
+
+    client = ConsumerClient("http://127.0.0.1:1")
+    client.use_fast_responses()
+    fast_class = client.http.conn.response_class
+    assert state(fast_class) == state(http.client.HTTPResponse)
