@@ -23,6 +23,7 @@ from worker.mns.decode import decode_body
 from worker.publish import Publisher
 
 log = structlog.get_logger(__name__)
+_DEBUG = logging.getLogger(__name__)  # asked before building debug lines: structlog would build them first
 
 SOURCE = "ims"  # MNS queues carry IMS events only; webhooks of other providers arrive through the shim
 
@@ -94,8 +95,7 @@ class BatchHandler:
                     outcome.published += 1
                 else:
                     outcome.duplicates += 1
-        # Checked once per batch: a structlog call below the level still builds its event dict first.
-        trace = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
+        trace = _DEBUG.isEnabledFor(logging.DEBUG)
         for message, message_events in accepted:
             outcome.handles_to_delete.append(message.receipt_handle)
             for event in message_events if trace else ():

@@ -21,7 +21,7 @@ from worker.settings import Settings
 
 def open_queue(settings: Settings, queue_name: str) -> Queue:
     """An SDK ``Queue`` returning raw bodies (decoded tolerantly by us), with timeouts on every socket, on a
-    ``ConsumerClient`` (the SDK's client with faster XML for BatchReceive and BatchDelete)."""
+    ``ConsumerClient`` (the SDK's client with faster parsing on the consumer's hot path)."""
     if not settings.mns_endpoint:
         raise ConfigurationError("IMS_WORKER_MNS_ENDPOINT is not set")
     if not settings.mns_access_key_id or settings.mns_access_key_secret is None:

@@ -65,11 +65,7 @@ class ShimMetrics:
             registry=self.registry,
         )
 
-        self._requests: dict[tuple[str, ...], Any] = {}
-        self._request_seconds: dict[tuple[str, ...], Any] = {}
-        self._enqueue_seconds: dict[tuple[str, ...], Any] = {}
-        self._events: dict[tuple[str, ...], Any] = {}
-        self._duplicates: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
     def render(self) -> bytes:
         """The text exposition; aggregated over processes in multiprocess mode."""
@@ -81,23 +77,23 @@ class ShimMetrics:
 
     # Label lookups cost a lock and a tuple hash each; the children per provider are cached on first use.
     def request(self, provider: str, status: int, seconds: float) -> None:
-        self._child(self._requests, self.requests, provider, str(status)).inc()
-        self._child(self._request_seconds, self.request_seconds, provider).observe(seconds)
+        self._child(self.requests, provider, str(status)).inc()
+        self._child(self.request_seconds, provider).observe(seconds)
 
     def enqueued(self, provider: str, seconds: float, enqueued: int, duplicates: int) -> None:
-        self._child(self._enqueue_seconds, self.enqueue_seconds, provider).observe(seconds)
+        self._child(self.enqueue_seconds, provider).observe(seconds)
         if enqueued:
-            self._child(self._events, self.events, provider, "enqueued").inc(enqueued)
+            self._child(self.events, provider, "enqueued").inc(enqueued)
         if duplicates:
-            self._child(self._events, self.events, provider, "duplicate").inc(duplicates)
-            self._child(self._duplicates, self.duplicates, provider).inc(duplicates)
+            self._child(self.events, provider, "duplicate").inc(duplicates)
+            self._child(self.duplicates, provider).inc(duplicates)
 
     def auth_failure(self, provider: str, reason: str) -> None:
         self.auth_failures.labels(provider, reason).inc()
 
-    @staticmethod
-    def _child(cache: dict[tuple[str, ...], Any], metric: Counter | Histogram, *labels: str) -> Any:
-        child = cache.get(labels)
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        key = (metric, labels)
+        child = self._children.get(key)
         if child is None:
-            child = cache[labels] = metric.labels(*labels)
+            child = self._children[key] = metric.labels(*labels)
         return child
