@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(
         default=5, ge=1, description="times one task message may be redelivered after a worker loss"
     )
-    broker_visibility_timeout: int | None = Field(
-        default=None, ge=1, description="seconds; default derived from time limits and retry backoff"
+    broker_visibility_timeout: int = Field(
+        default=60,
+        ge=2,
+        description="seconds a Redis-broker message held by a worker whose heartbeat stopped stays invisible",
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
@@ -177,17 +179,15 @@ class Settings(BaseSettings):
         return self.dedupe_ttl_seconds.get(source, self.dedupe_ttl_seconds.get("unknown", 86400))
 
     @property
-    def retry_countdown_ceiling(self) -> float:
-        """The longest a task can wait between attempts, used to size the broker's visibility timeout."""
-        return self.retry_backoff_max_seconds
+    def visibility_timeout(self) -> int:
+        """The lease of a Redis-broker delivery. A live worker renews the leases of every message it holds
+        (``worker.lease``), so this bounds the recovery after a worker dies, not the length of a task."""
+        return self.broker_visibility_timeout
 
     @property
-    def visibility_timeout(self) -> int:
-        if self.broker_visibility_timeout is not None:
-            return self.broker_visibility_timeout
-        # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
-        # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
-        return int(self.task_time_limit + self.retry_countdown_ceiling + 3600)
+    def lease_heartbeat_seconds(self) -> float:
+        """How often a worker renews its leases: four beats per lease, at most every 10 s."""
+        return min(10.0, self.visibility_timeout / 4)
 
 
 def load_settings(**overrides: Any) -> Settings:
