@@ -41,7 +41,7 @@ from worker.lease import held_key
 log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 100  # overdue copies looked at by one script call
-WINDOW = 256  # messages read from a queue's tail by one script call
+WINDOW = 64  # messages read from a queue's tail by one script call
 CLOCK_MARGIN_MS = 5000  # publishers' clocks may differ by this much without a queued copy looking lost
 UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> message, for messages a worker holds
 SWEEP_LOCK_KEY = "ims-worker:outbox:sweeping"
@@ -56,10 +56,10 @@ _SWEEP = """
 local now, window_size = tonumber(ARGV[1]), tonumber(ARGV[5])
 local rows = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], now, 'WITHSCORES', 'LIMIT', tonumber(ARGV[4]),
   tonumber(ARGV[2]))
-local function task_id(message)
-  local at = string.find(message, '"id": "', 1, true)
+local function field(message, prefix)
+  local at = string.find(message, prefix, 1, true)
   if not at then return nil end
-  return string.match(message, '^([^"]+)"', at + 7)
+  return string.match(message, '^([^"]+)"', at + #prefix)
 end
 local windows = {}
 local function tail(queue)
@@ -67,7 +67,7 @@ local function tail(queue)
   if w then return w end
   local ids, oldest = {}, nil
   for _, message in ipairs(redis.call('LRANGE', queue, -window_size, -1)) do
-    local id = task_id(message)
+    local id = field(message, '"id": "')
     if id then
       ids[id] = true
       local score = redis.call('ZSCORE', KEYS[2], id)
@@ -88,17 +88,18 @@ for i = 1, #rows, 2 do
     redis.call('ZREM', KEYS[2], id)
   else
     kept = kept + 1
-    local cut = string.find(entry, '\\n', 1, true)
-    local queue, message = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
-    local tag = string.match(message, '"delivery_tag": "([^"]+)"')
-    local held = redis.call('EXISTS', ARGV[7] .. id) == 1
-    if not held and tag then held = redis.call('HEXISTS', KEYS[3], tag) == 1 end
-    if not held then
+    if redis.call('EXISTS', ARGV[7] .. id) == 0 then
+      local cut = string.find(entry, '\\n', 1, true)
+      local queue = string.sub(entry, 1, cut - 1)
       local w = tail(queue)
       local younger = (not w.oldest) or score + tonumber(ARGV[6]) >= w.oldest
       if not (w.ids[id] or ((not w.complete) and younger)) then
-        redis.call('RPUSH', queue, message)
-        pushed = pushed + 1
+        local message = string.sub(entry, cut + 1)
+        local tag = field(message, '"delivery_tag": "')
+        if not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
+          redis.call('RPUSH', queue, message)
+          pushed = pushed + 1
+        end
       end
     end
   end
