@@ -133,6 +133,7 @@ def run_recovery(budget: Budget, workdir: Path) -> dict[str, Any]:
             events_handled=verdict.events_handled,
             events_dead_lettered=verdict.events_dead_lettered,
             lost=len(verdict.lost),
+            reruns_after_crash=len(verdict.reruns_after_crash),
         )
     finally:
         if client is not None:
