@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from worker.events import CATALOGUE, Event, detect_source, normalize
+from worker.events import CATALOGUE, Event
+from worker.providers import detect_source, normalize
 
 SAMPLES = Path(__file__).resolve().parent.parent / "worker" / "samples"
 MB = "data.MessageBody"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InvalidPayload
-from worker.events import detect_source
 from worker.inject import post_webhook, send_to_mns
+from worker.providers import detect_source
 from worker.settings import load_settings
 from worker.shim.providers import ENDPOINTS
 from worker.shim.signing import SOURCE_ALIASES, source_of

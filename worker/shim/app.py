@@ -20,7 +20,8 @@ import pydantic
 import structlog
 
 from worker.errors import BrokerUnavailable, InvalidPayload
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
+from worker.providers import normalize
 from worker.settings import Settings
 from worker.shim.accesslog import AccessLog
 from worker.shim.answers import Answer, Publisher, PublishResultLike, Trace, error_body, validation_detail
@@ -36,7 +37,7 @@ from worker.shim.errors import (
 from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.shim.metrics import ShimMetrics
 from worker.shim.openapi import build_openapi
-from worker.shim.providers import KEY_FIELDS, Provider, build_providers
+from worker.shim.providers import Provider, build_providers
 from worker.shim.types import Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
@@ -69,13 +70,13 @@ class ShimApp:
         self._read_timeout = settings.shim_read_timeout_seconds
         self._batcher = PublishBatcher(self.publisher, timeout=settings.shim_publish_timeout_seconds)
         self.access_log = AccessLog(settings)
-        self._openapi = orjson.dumps(build_openapi())
+        self._openapi = orjson.dumps(build_openapi([p.spec for p in self.providers.values()]))
         for provider in self.providers.values():
             if not provider.auth_enabled:
                 log.warning(
                     "shim.auth.disabled",
                     provider=provider.source,
-                    setting=f"IMS_WORKER_{KEY_FIELDS[provider.source].upper()}",
+                    setting=provider.spec.key_variable,
                     detail="no key configured: requests to this endpoint are not authenticated",
                 )
 
@@ -168,7 +169,9 @@ class ShimApp:
         if provider.tencent_answer:
             # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
             payload.pop("sign", None)
-        events = normalize(provider.source, payload, transport=Transport(kind="http", request_id=request_id))
+        events = normalize(
+            provider.source, payload, transport=Transport(kind="http", request_id=request_id), parsed=True
+        )
         trace.event_ids = [event.id for event in events]
         results = await self._publish(provider, events)
         trace.duplicates = sum(1 for result in results if not result.enqueued)

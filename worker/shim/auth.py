@@ -72,7 +72,7 @@ def _require(value: str | None, name: str) -> str:
     return value
 
 
-def _verify_prefixed_md5(
+def verify_prefixed_md5(
     timestamp: str | None,
     signature: str | None,
     *,
@@ -83,6 +83,7 @@ def _verify_prefixed_md5(
     timestamp_name: str,
     signature_name: str,
 ) -> None:
+    """The "md5-url" and "md5-host" schemes: signature = md5hex("{prefix}|{timestamp}|{key}")."""
     if not keys:
         return
     stamp = _require(timestamp, timestamp_name).strip()
@@ -103,7 +104,7 @@ def verify_ims(
     window: int,
 ) -> None:
     """IMS HTTP callback: X-ICE-SIGNATURE = md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=callback_url,
@@ -125,7 +126,7 @@ def verify_live_record(
     window: int,
 ) -> None:
     """Live recording callback: ALI-LIVE-SIGNATURE = md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=host,
@@ -147,7 +148,7 @@ def verify_rtc(
     window: int,
 ) -> None:
     """RTC event subscription: Ali-Rtc-Signature = md5hex("{callback host}|{Ali-Rtc-Timestamp}|{AppKey}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=host,

@@ -1,7 +1,7 @@
 """Signing webhook requests the way each provider does: for tests, the demo and ``ims-worker send --http``.
 
 ``sign_request`` returns the headers, query parameters and body to POST to the provider's endpoint
-(``ENDPOINTS[source]``). It uses the same hash and the same callback URL/host rules as the verifier
+(the provider's ``path``). It uses the same hash and the same callback URL/host rules as the verifier
 (``worker.shim.auth``), so a request it signs with a configured key is accepted by a shim with the same
 settings. Keys are never logged or returned except as the caster token, which *is* the credential.
 """
@@ -12,20 +12,13 @@ import json
 import time
 from typing import NamedTuple
 
+from worker.providers import ProviderSpec, get, providers
 from worker.settings import Settings
 from worker.shim import auth
 from worker.shim.auth import TENCENT_MAX_VALIDITY_SECONDS
-from worker.shim.providers import ENDPOINTS, KEY_FIELDS
 
-# Sample directories (worker/samples/<dir>/) -> source names, so `send` can sign a sample by its folder.
-SOURCE_ALIASES: dict[str, str] = {
-    "live-record": "live.record",
-    "live/record": "live.record",
-    "live-caster": "live.caster",
-    "live/caster": "live.caster",
-    "tencent-css": "tencent",
-    "tencent/css": "tencent",
-}
+# Other spellings of the built-in sources (sample folders), so `send` can sign a sample by its folder.
+SOURCE_ALIASES: dict[str, str] = {alias: spec.name for spec in providers() for alias in spec.aliases}
 
 
 class SignedRequest(NamedTuple):
@@ -36,16 +29,16 @@ class SignedRequest(NamedTuple):
 
 def source_of(provider: str) -> str:
     """``"live-record"``, ``"live/record"`` or ``"live.record"`` -> ``"live.record"``."""
-    source = SOURCE_ALIASES.get(provider, provider)
-    if source not in ENDPOINTS:
-        raise ValueError(f"unknown provider {provider!r}; one of {', '.join(ENDPOINTS)}")
-    return source
+    try:
+        return get(provider).name
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
 
 
-def _first_key(settings: Settings | None, source: str) -> str | None:
+def _first_key(settings: Settings | None, spec: ProviderSpec) -> str | None:
     if settings is None:
         return None
-    keys = getattr(settings, KEY_FIELDS[source])
+    keys = spec.keys(settings)
     return str(keys[0].get_secret_value()) if keys else None
 
 
@@ -66,35 +59,28 @@ def sign_request(
     matching check is off on a shim with the same settings). Tencent's ``t``/``sign`` are written into the
     JSON body, so the returned body differs from the one given.
     """
-    source = source_of(provider)
-    secret = key if key is not None else _first_key(settings, source)
+    spec = get(source_of(provider))
+    secret = key if key is not None else _first_key(settings, spec)
     moment = time.time() if now is None else now
     stamp = str(int(moment))
     base = public_url or (settings.shim_public_url if settings is not None else None)
     headers = {"Content-Type": content_type}
     query: dict[str, str] = {}
-    if source == "tencent":
+    kind = spec.auth.kind
+    if kind == "tencent-body":
         return SignedRequest(headers, query, _sign_tencent(body, secret, moment))
-    if source == "live.caster":
+    if kind == "token":
         if secret is not None:
             query["token"] = secret
         return SignedRequest(headers, query, body)
     if secret is None:
         return SignedRequest(headers, query, body)
     if base is None:
-        raise ValueError(f"{source} signs the callback URL/host: pass public_url or set shim_public_url")
-    if source == "ims":
-        prefix = auth.callback_url(base, ENDPOINTS["ims"])
-        names = ("X-ICE-TIMESTAMP", "X-ICE-SIGNATURE")
-    elif source == "live.record":
-        prefix = auth.callback_host(base)
-        names = ("ALI-LIVE-TIMESTAMP", "ALI-LIVE-SIGNATURE")
-    else:
-        prefix = auth.callback_host(base)
-        names = ("Ali-Rtc-Timestamp", "Ali-Rtc-Signature")
+        raise ValueError(f"{spec.name} signs the callback URL/host: pass public_url or set shim_public_url")
+    prefix = auth.callback_url(base, spec.path) if kind == "md5-url" else auth.callback_host(base)
     digest = auth.md5_hex(f"{prefix}|{stamp}|{secret}".encode()).decode("ascii")
-    headers[names[0]] = stamp
-    headers[names[1]] = digest
+    headers[spec.auth.timestamp_header or "timestamp"] = stamp
+    headers[spec.auth.signature_header or "signature"] = digest
     return SignedRequest(headers, query, body)
 
 
