@@ -11,6 +11,7 @@ from typing import Any
 from kombu.entity import Exchange, Queue
 
 from worker.events.catalogue import CATALOGUE
+from worker.providers import active as active_providers
 from worker.providers import queue_for as source_queue
 from worker.settings import Settings
 
@@ -25,8 +26,8 @@ def queue_for(settings: Settings, event_type: str, source: str) -> str:
 
 
 def all_queues(settings: Settings) -> list[str]:
-    # Every catalogued source, plugin providers included (their types are catalogued when they register).
-    names = {queue_for(settings, name, spec.source) for name, spec in CATALOGUE.items()}
+    # Every provider this process routes, plugin providers included (loaded by worker.app).
+    names = {source_queue(settings, spec.name) for spec in active_providers(settings)}
     names.add(source_queue(settings, "unknown"))
     return sorted(names)
 

@@ -20,7 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from worker.events.envelope import Event
-from worker.providers import providers
+from worker.providers import active
 from worker.settings import Settings
 
 REDACTED = "[REDACTED]"
@@ -52,7 +52,7 @@ def is_secret_key(key: str) -> bool:
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret value: credentials, webhook keys (all, during rotation), caster token."""
     values = [settings.mns_access_key_secret, settings.mns_security_token]
-    for provider in providers():  # every provider's keys, plugin providers included
+    for provider in active(settings):  # every provider's keys, plugin providers included
         values.extend(provider.keys(settings))
     return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
 

@@ -26,7 +26,9 @@ def _emit(text: str) -> None:
 
 
 def _order(spec: EventSpec) -> tuple[int, bool, str]:
-    return SOURCES.index(spec.source), spec.type.startswith("unknown."), spec.type
+    # Built-in sources in their usual order, then any plugin provider's.
+    rank = SOURCES.index(spec.source) if spec.source in SOURCES else len(SOURCES)
+    return rank, spec.type.startswith("unknown."), spec.type
 
 
 def _list(args: argparse.Namespace) -> int:

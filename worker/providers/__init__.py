@@ -12,6 +12,7 @@ from worker.providers.keys import business_keys
 from worker.providers.parsing import detect_source, normalize
 from worker.providers.registry import (
     ENTRY_POINT_GROUP,
+    active,
     dedupe_ttl,
     get,
     load,
@@ -26,6 +27,7 @@ __all__ = [
     "AuthSpec",
     "BusinessKey",
     "ProviderSpec",
+    "active",
     "business_keys",
     "dedupe_ttl",
     "detect_source",

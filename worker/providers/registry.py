@@ -4,6 +4,9 @@ A provider is added by a module that calls ``register(ProviderSpec(...))`` at im
 the modules named in ``IMS_WORKER_PROVIDER_MODULES`` and those advertised under the entry-point group
 ``ims_worker.providers`` (each process: shim, consumer, Celery worker), before building routes or tasks.
 Registering catalogues the provider's event types, so ``@handler`` can name them right after.
+
+A process serves and routes the providers of its settings (``active``): the built-ins plus those registered by
+the modules it was configured to load, never one that merely happens to be imported (tests import many).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ UNKNOWN = "unknown"
 UNKNOWN_DEDUPE_TTL_SECONDS = 86400
 
 _PROVIDERS: dict[str, ProviderSpec] = {}
+_ORIGIN: dict[str, str] = {}  # provider name -> the module that registered it
+_BUILTIN_PACKAGE = "worker.providers."
 
 
 def register(spec: ProviderSpec) -> ProviderSpec:
@@ -45,6 +50,7 @@ def register(spec: ProviderSpec) -> ProviderSpec:
     except ValueError as exc:
         raise ConfigurationError(f"provider {spec.name!r}: {exc}") from None
     _PROVIDERS[spec.name] = spec
+    _ORIGIN[spec.name] = spec.identify.__module__
     return spec
 
 
@@ -52,8 +58,12 @@ for _builtin in (ims.PROVIDER, live_caster.PROVIDER, live_record.PROVIDER, rtc.P
     register(_builtin)
 
 
+def _plugin_modules(settings: Settings) -> list[str]:
+    return [*settings.provider_modules, *(e.module for e in entry_points(group=ENTRY_POINT_GROUP))]
+
+
 def load(settings: Settings) -> list[str]:
-    """Import the provider plugin modules (setting, then entry points); return the registered names."""
+    """Import the provider plugin modules (setting, then entry points); return the active providers' names."""
     for name in settings.provider_modules:
         try:
             importlib.import_module(name)
@@ -66,7 +76,17 @@ def load(settings: Settings) -> list[str]:
             entry.load()
         except ImportError as exc:
             raise ConfigurationError(f"cannot load provider entry point {entry.value!r}: {exc}") from exc
-    return list(_PROVIDERS)
+    return [spec.name for spec in active(settings)]
+
+
+def active(settings: Settings) -> list[ProviderSpec]:
+    """The providers this process serves and routes: the built-ins and those of its configured modules."""
+    modules = set(_plugin_modules(settings))
+    return [
+        spec
+        for name, spec in _PROVIDERS.items()
+        if _ORIGIN[name].startswith(_BUILTIN_PACKAGE) or _ORIGIN[name] in modules
+    ]
 
 
 def providers() -> list[ProviderSpec]:

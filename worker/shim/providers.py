@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from worker.providers import ProviderSpec, load, providers
+from worker.providers import ProviderSpec, active, load, providers
 from worker.settings import Settings
 from worker.shim import auth
 
@@ -122,7 +122,7 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
     window = settings.signature_window_seconds
     where = _RequestURL(settings.shim_public_url)
     built: dict[str, Provider] = {}
-    for spec in providers():
+    for spec in active(settings):
         keys = secret_keys(settings, spec)
         header_auth, body_auth = _checks(spec, keys, where, window)
         built[spec.path] = Provider(spec, bool(keys), header_auth, body_auth)
