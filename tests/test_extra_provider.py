@@ -74,7 +74,9 @@ PROVIDER = register(
 def shipped(event: Event) -> None:
     assert isinstance(event.data, OrderShipped)  # typed in the worker too
     client = redis.Redis.from_url(Settings().effective_redis_url)
-    client.hset(f"test:acme:{event.id}", mapping={"order": event.data.OrderId, **business_keys(event)})
+    client.hset(f"test:acme:{event.id}", "order", event.data.OrderId)
+    for name, value in business_keys(event).items():
+        client.hset(f"test:acme:{event.id}", name, value)
     client.close()
 
 

@@ -22,6 +22,14 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+def _split_keys(value: Any) -> Any:
+    # Unset or "" is no key; anything else is split and empty items are kept (" " and " , " are empty keys):
+    # the shim refuses them rather than silently arming nothing.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")] if value else []
+    return value
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Secrets are ``SecretStr`` so that they never print."""
 
@@ -133,13 +141,20 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "mns_queues",
-        "handler_modules",
         "ims_callback_key",
         "live_auth_key",
         "rtc_app_key",
         "tencent_callback_key",
         "caster_token",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated_keys(cls, value: Any) -> Any:
+        return _split_keys(value)
+
+    @field_validator(
+        "mns_queues",
+        "handler_modules",
         "provider_modules",
         "shim_allow_unsigned",
         "shim_allowed_networks",
@@ -153,7 +168,7 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated_values(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {name: _split_commas(keys) for name, keys in value.items()}
+            return {name: _split_keys(keys) for name, keys in value.items()}
         return value
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 from worker.providers import ProviderSpec, get, providers
 from worker.settings import Settings
@@ -51,13 +52,16 @@ def sign_request(
     public_url: str | None = None,
     now: float | None = None,
     content_type: str = "application/json",
+    callback_query: str = "",
 ) -> SignedRequest:
     """Sign ``body`` for ``provider`` with ``key`` (default: the first configured key of that provider).
 
     ``public_url`` (default ``settings.shim_public_url``) is the base URL the provider calls; IMS signs the
-    full callback URL, Live and RTC sign its host. With no key at all the request goes out unsigned (the
-    matching check is off on a shim with the same settings). Tencent's ``t``/``sign`` are written into the
-    JSON body, so the returned body differs from the one given.
+    full callback URL, Live and RTC sign its host. With no key at all the request goes out unsigned
+    (accepted only by a shim that names the provider in ``IMS_WORKER_SHIM_ALLOW_UNSIGNED``). Tencent's
+    ``t``/``sign`` are written into the JSON body, so the returned body differs from the one given.
+    ``callback_query`` is the query string of the callback URL as configured in the provider's console
+    (``a=1&b=2``): it is sent, and IMS signs it.
     """
     spec = get(source_of(provider))
     secret = key if key is not None else _first_key(settings, spec)
@@ -65,7 +69,7 @@ def sign_request(
     stamp = str(int(moment))
     base = public_url or (settings.shim_public_url if settings is not None else None)
     headers = {"Content-Type": content_type}
-    query: dict[str, str] = {}
+    query: dict[str, str] = dict(parse_qsl(callback_query, keep_blank_values=True))
     kind = spec.auth.kind
     if kind == "tencent-body":
         return SignedRequest(headers, query, _sign_tencent(body, secret, moment))
@@ -77,7 +81,10 @@ def sign_request(
         return SignedRequest(headers, query, body)
     if base is None:
         raise ValueError(f"{spec.name} signs the callback URL/host: pass public_url or set shim_public_url")
-    prefix = auth.callback_url(base, spec.path) if kind == "md5-url" else auth.callback_host(base)
+    if kind == "md5-url":
+        prefix = auth.callback_url(base, spec.path) + (f"?{callback_query}" if callback_query else "")
+    else:
+        prefix = auth.callback_host(base)
     digest = auth.md5_hex(f"{prefix}|{stamp}|{secret}".encode()).decode("ascii")
     headers[spec.auth.timestamp_header or "timestamp"] = stamp
     headers[spec.auth.signature_header or "signature"] = digest
