@@ -31,8 +31,9 @@ import redis
 from bench.procs import Stack, wait_for_port
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
 from worker.embedded import free_port, redis_server_binary
-from worker.events import Event, normalize
+from worker.events import Event
 from worker.outbox import SWEEP_BATCH, UNACKED_KEY, Outbox
+from worker.providers import normalize
 from worker.taskmessage import TaskMessageBuilder
 
 QUEUE = "ims"

@@ -22,6 +22,7 @@ from worker.events.catalogue import CATALOGUE
 from worker.lease import LeaseKeeper
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
+from worker.providers import load as load_providers
 from worker.redisconn import sync_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, set_as_current: bool = False
     settings = settings or load_settings()
     app = EventApp("ims-worker", set_as_current=set_as_current)
     app.settings = settings
+    load_providers(settings)  # plugin providers catalogue their event types: one task per type below
     app.conf.update(celery_config(settings))
     if settings.broker_is_redis:
         app.steps["consumer"].add(LeaseStep)

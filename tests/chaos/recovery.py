@@ -30,7 +30,7 @@ from tests.chaos.payloads import unique_payload
 from tests.chaos.procs import children, wait_for
 from tests.chaos.spec import SLOW_FIELD, started_key
 from tests.chaos.stack import QUEUE, Keys, Stack
-from worker.events import normalize
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import Settings
 
