@@ -109,7 +109,7 @@ def server_call_ms(client: redis.Redis) -> list[float]:
     return [
         e["duration"] / 1000
         for e in entries
-        if str(e.get("command", b"")).upper().startswith(("EVALSHA", "B'EVALSHA"))
+        if str(e.get("command", b"")).upper().startswith(("EVAL", "B'EVAL"))
     ]
 
 
