@@ -25,6 +25,7 @@ from tests.chaos.procs import Service, children, find_child, kill9, wait_for
 from tests.chaos.spec import PLUGIN
 from tests.mns_emulator import SubprocessEmulator, emulator_command
 from tests.servers import RedisServer, free_port
+from worker.dedupe import OUTBOX_KEY
 from worker.mns.emulator import DEFAULT_ACCESS_KEY_ID
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
@@ -237,13 +238,18 @@ class Stack:
 
     # --- state ---------------------------------------------------------------------------------------------
     def idle(self) -> bool:
-        """MNS queue empty, no task message waiting, none delivered and unacknowledged."""
+        """MNS queue empty, no task message waiting or delivered and unacknowledged, no outbox copy left (a
+        message lost in kombu's BRPOP window is in flight until the outbox sweep re-enqueues it)."""
         try:
             if self.mns.stats(QUEUE).total:
                 return False
             client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
             try:
-                busy = any(client.llen(q) for q in ALL_QUEUES) or client.hlen("unacked")
+                busy = (
+                    any(client.llen(q) for q in ALL_QUEUES)
+                    or client.hlen("unacked")
+                    or client.hlen(OUTBOX_KEY)
+                )
             finally:
                 client.close()
         except (redis.RedisError, OSError, RuntimeError):
