@@ -21,7 +21,7 @@ from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
 from worker.tasks import run_event
@@ -94,7 +94,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     ):
         return
     settings = worker_app.settings
-    outbox = Outbox(sync_client(settings.effective_redis_url), settings.visibility_timeout)
+    outbox = Outbox(store_client(settings), settings.visibility_timeout)
     _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
     _sweeper.start()
 

@@ -11,6 +11,7 @@ from typing import Any
 from kombu.entity import Exchange, Queue
 
 from worker.events.catalogue import CATALOGUE, SOURCES
+from worker.redisconn import broker_options
 from worker.settings import Settings
 
 UNKNOWN_PREFIX = "unknown."
@@ -41,7 +42,11 @@ def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
+    broker_use_ssl: dict[str, Any] | None = None
     if settings.broker_is_redis:
+        # TLS files and the Sentinel master, the same as the store's connections (worker.redisconn).
+        extra, broker_use_ssl = broker_options(settings)
+        transport_options.update(extra)
         # Unacked messages come back after this long; it outlasts a task plus its longest retry countdown.
         transport_options["visibility_timeout"] = settings.visibility_timeout
         if settings.visibility_timeout < 600:
@@ -55,6 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport_options,
+        "broker_use_ssl": broker_use_ssl,
         "task_serializer": "json",
         "result_serializer": "json",
         "event_serializer": "json",

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 
 # Sources of events and the Celery queue each one is routed to by default.
 DEFAULT_QUEUE_BY_SOURCE: dict[str, str] = {
@@ -47,6 +48,20 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="dedupe markers, dead letters, handler ledger; defaults to the broker URL"
     )
+    # TLS for every rediss:// URL (broker and store); certificates are verified, hostnames checked.
+    redis_tls_ca_file: str | None = Field(default=None, description="CA bundle; default: the system's")
+    redis_tls_cert_file: str | None = Field(default=None, description="client certificate (mutual TLS)")
+    redis_tls_key_file: str | None = Field(default=None, description="the client certificate's key")
+    redis_tls_check_hostname: bool = True
+    # sentinel://host:26379;sentinel://host2:26379/0 URLs (broker and store) name the monitored master here.
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="for the Sentinels themselves; the master's is in the URL"
+    )
+    redis_wait_replicas: int = Field(
+        default=0, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
+    )
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1, le=60_000)
 
     # --- MNS consumer -----------------------------------------------------------------------------------
     mns_endpoint: str | None = None
@@ -152,6 +167,11 @@ class Settings(BaseSettings):
             raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise ValueError("redis_tls_cert_file and redis_tls_key_file go together (mutual TLS)")
+        uses_sentinel = any(u.startswith("sentinel://") for u in (self.broker_url, self.redis_url or ""))
+        if uses_sentinel and not self.redis_sentinel_master:
+            raise ValueError("a sentinel:// URL needs redis_sentinel_master (the monitored master's name)")
         return self
 
     @property
@@ -159,13 +179,13 @@ class Settings(BaseSettings):
         """Where dedupe markers, dead letters and handler ledgers live."""
         if self.redis_url:
             return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.broker_is_redis:
             return self.broker_url
         return DEFAULT_BROKER_URL
 
     @property
     def broker_is_redis(self) -> bool:
-        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+        return self.broker_url.startswith(REDIS_SCHEMES)
 
     def queue_for_source(self, source: str) -> str:
         """The Celery queue events of ``source`` go to; unknown types go to ``unknown``."""

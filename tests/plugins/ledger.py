@@ -24,6 +24,7 @@ from celery import current_task
 
 from tests.chaos.spec import LEDGER_STREAM, POISON_FIELD, POISON_PERMANENT
 from worker import Event, Permanent, handler
+from worker.redisconn import store_client
 from worker.settings import load_settings
 
 _client: tuple[int, redis.Redis] | None = None
@@ -33,8 +34,8 @@ def _redis() -> redis.Redis:
     # One connection per process: the worker forks its pool children after importing this module.
     global _client  # noqa: PLW0603
     if _client is None or _client[0] != os.getpid():
-        url = load_settings().effective_redis_url
-        _client = (os.getpid(), redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2))
+        # store_client: the same TLS, ACL or Sentinel connection as the worker's ledger (Sentinel chaos).
+        _client = (os.getpid(), store_client(load_settings()))
     return _client[1]
 
 
