@@ -30,10 +30,12 @@ def all_queues(settings: Settings) -> list[str]:
     return sorted(names)
 
 
-def declare_queue(name: str) -> Queue:
+def declare_queue(name: str, *, quorum: bool = False) -> Queue:
     # The default exchange routes by queue name: no bindings to declare (AMQP) or look up (Redis restores).
     exchange = Exchange("")  # type: ignore[no-untyped-call]
-    return Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
+    # Quorum queues (RabbitMQ) are replicated and survive a node loss; Celery then skips global QoS itself.
+    arguments = {"x-queue-type": "quorum"} if quorum else None
+    return Queue(name, exchange, routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
 
 
 def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
@@ -56,6 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True
+    quorum = settings.broker_quorum_queues and not settings.broker_is_redis
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
@@ -78,7 +81,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_queues": [declare_queue(name) for name in all_queues(settings)],
+        "task_queues": [declare_queue(name, quorum=quorum) for name in all_queues(settings)],
         "task_default_queue": settings.queue_for_source("unknown"),
         "task_routes": task_routes(settings),
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},

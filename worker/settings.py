@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default=0, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
     )
     redis_wait_timeout_ms: int = Field(default=1000, ge=1, le=60_000)
+    broker_quorum_queues: bool = Field(
+        default=True, description="amqp:// brokers: declare the task queues as RabbitMQ quorum queues"
+    )
 
     # --- MNS consumer -----------------------------------------------------------------------------------
     mns_endpoint: str | None = None
@@ -169,6 +172,11 @@ class Settings(BaseSettings):
             raise ValueError("task_time_limit must be longer than task_soft_time_limit")
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
             raise ValueError("redis_tls_cert_file and redis_tls_key_file go together (mutual TLS)")
+        if not self.broker_is_redis and not self.redis_url:
+            # Dedupe markers, ledgers and dead letters need Redis whatever the broker; guessing one is unsafe.
+            raise ValueError(
+                "a non-Redis broker_url (amqp://) needs redis_url for the dedupe and ledger store"
+            )
         uses_sentinel = any(u.startswith("sentinel://") for u in (self.broker_url, self.redis_url or ""))
         if uses_sentinel and not self.redis_sentinel_master:
             raise ValueError("a sentinel:// URL needs redis_sentinel_master (the monitored master's name)")
