@@ -33,6 +33,7 @@ from worker.settings import Settings
 
 BATCH = 5
 DRAIN_SECONDS = 120.0
+STALL_SECONDS = 20.0
 
 
 def make_event(run: str, n: int) -> Event:
@@ -40,7 +41,14 @@ def make_event(run: str, n: int) -> Event:
         "EventType": "FileUploadComplete",
         "UserId": 1833220977560785,
         "EventTime": "2026-11-26T08:48:14Z",
-        "MessageBody": {"Status": "Success", "MediaId": f"{run}-{n:06d}", "MediaType": "video"},
+        "MessageBody": {
+            "Status": "Success",
+            "FileUrl": f"https://example.invalid/{run}/{n}.mp4",
+            "MediaId": f"{run}-{n:06d}",
+            "AppId": "app-1000000",
+            "Size": "5510872",
+            "MediaType": "video",
+        },
     }
     (event,) = normalize("ims", json.dumps(body).encode())
     return event
@@ -148,10 +156,18 @@ def still_queued(store: redis.Redis, queues: list[str]) -> str:
 
 
 def drain(ledger: redis.Redis, sent: dict[str, float], timeout: float = DRAIN_SECONDS) -> None:
+    """Until every sent event is handled, ``timeout`` passes, or the ledger stops moving for ``STALL`` s
+    (what is missing then waits for a timeout measured in minutes or hours: the verdict says where it is)."""
     deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         counts, _ = ok_runs(ledger)
         if all(complete(e, counts) for e in sent):
+            return
+        total = sum(counts.values())
+        if total != last:
+            last, since = total, time.monotonic()
+        elif time.monotonic() - since > STALL_SECONDS:
             return
         time.sleep(0.5)
 

@@ -28,11 +28,12 @@ from tests.servers import free_port, wait_for_port
 START_TIMEOUT = 60.0
 
 
-def _server_script() -> str | None:
-    # Debian's /usr/sbin/rabbitmq-server re-executes as the rabbitmq user, who cannot write our temporary
-    # directory; the script inside the installation runs as whoever calls it.
-    found = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server"))
-    return found[-1] if found else shutil.which("rabbitmq-server")
+def _script(name: str) -> str | None:
+    # Debian's /usr/sbin/rabbitmq-server and rabbitmqctl re-execute as the rabbitmq user (whose home holds the
+    # shared node's cookie, and who cannot write our directory); the scripts inside the installation run as
+    # whoever calls them.
+    found = sorted(glob.glob(f"/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/{name}"))
+    return found[-1] if found else shutil.which(name)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class PrivateRabbit:
         }
 
     def start(self) -> None:
-        script = _server_script()
+        script = _script("rabbitmq-server")
         if script is None:
             pytest.skip("rabbitmq-server is not installed; the RabbitMQ broker scenarios need it")
         if not self.port:
@@ -89,7 +90,7 @@ class PrivateRabbit:
 
     def ctl(self, *args: str) -> str:
         done = subprocess.run(
-            ["rabbitmqctl", "-n", self.name, *args],
+            [_script("rabbitmqctl") or "rabbitmqctl", "-n", self.name, *args],
             env=self.env(),
             capture_output=True,
             text=True,

@@ -7,6 +7,7 @@ Each scenario prints its table row for RELIABILITY.md and writes its JSON under 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.chaos
 
-LOAD_SECONDS = 12.0
+LOAD_SECONDS = float(os.environ.get("IMS_CHAOS_BROKER_LOAD_SECONDS", "12"))
 RATE = 25.0  # events per second: well under what two pool processes handle, so a backlog means a fault
 FAULT_AT = 0.4  # of the load phase
 
