@@ -26,7 +26,8 @@ from tests.redis_topologies import (
 from tests.servers import RedisServer
 from worker.deadletter import DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.redisconn import redact_url, store_client
 from worker.settings import Settings

@@ -27,7 +27,8 @@ from tests.chaos.ledger import read_ledger
 from tests.chaos.spec import handlers_for
 from worker.dedupe import OUTBOX_KEY
 from worker.errors import BrokerUnavailable
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import Settings
 
