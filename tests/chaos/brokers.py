@@ -107,6 +107,7 @@ class Outcome:
     delayed: int = 0  # not handled at the end, task message still in Redis (comes back after its timeout)
     lost: int = 0
     recovery_seconds: float | None = None  # None: not every event sent before the fault was handled
+    max_delay_seconds: float | None = None  # the longest publish -> handled time of any handled event
     publish_failures: int = 0
     publish_outage_seconds: float = 0.0
     fault_at: float = 0.0
@@ -201,6 +202,8 @@ def verdict(
             outcome.lost += 1
             outcome.lost_ids.append(event_id)
             outcome.lost_sent_before_fault_seconds.append(round(outcome.fault_at - sent[event_id], 3))
+    delays = [done[e] - t for e, t in sent.items() if e in done]
+    outcome.max_delay_seconds = round(max(delays), 1) if delays else None
     before = [e for e, t in sent.items() if t <= outcome.fault_at]
     if before and all(e in done for e in before):
         outcome.recovery_seconds = round(max(0.0, max(done[e] for e in before) - outcome.fault_at), 1)
