@@ -23,7 +23,7 @@ from worker.lease import LeaseKeeper
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
 from worker.providers import load as load_providers
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
 from worker.tasks import run_event, runtime
@@ -111,7 +111,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     ):
         return
     settings = worker_app.settings
-    outbox = Outbox(sync_client(settings.effective_redis_url), settings.visibility_timeout)
+    outbox = Outbox(store_client(settings), settings.visibility_timeout)
     _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
     _sweeper.start()
 

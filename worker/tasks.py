@@ -30,7 +30,7 @@ from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
 from worker.outbox import Outbox
-from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
+from worker.redisconn import REDIS_ERRORS, redact_text, store_client
 from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 from worker.taskmessage import task_argsrepr
@@ -79,7 +79,7 @@ _runtime: Runtime | None = None
 def runtime(settings: Settings) -> Runtime:
     global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
     if _runtime is None or _runtime.pid != os.getpid():
-        client = sync_client(settings.effective_redis_url)
+        client = store_client(settings)
         ledger = HandlerLedger(
             client,
             claim_seconds=settings.handler_claim_seconds,
