@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import redis
 
-from tests.celery_worker import CeleryWorker, running_worker
+from tests.celery_worker import CeleryWorker, running_worker, wait_until
+from tests.flowutil import upload_event
 from tests.plugins.flow import RUNS
 from worker.events import Event
 from worker.publish import Publisher
@@ -91,3 +93,34 @@ def most_at_once(found: Sequence[Run]) -> int:
         current += step
         best = max(best, current)
     return best
+
+
+@dataclass(frozen=True)
+class KillResult:
+    resumed_after: float  # from the kill to the first start of another event of the dead holder's key
+    recovered_after: float  # from the kill to the dead holder's own event, run again to completion
+    key_runs: list[Run]
+
+
+def kill_a_key_holder(redis_url: str, env: dict[str, str], client: redis.Redis) -> KillResult:
+    """Two workers; the event holding key K hangs in one of them, which is then killed (kill -9, whole
+    worker); K's other events wait in the survivor and must resume once the dead holder's lease lapses."""
+    with two_workers(env, concurrency=2) as workers:
+        hung = upload_event("FileUploadComplete", "media-k", 0, user_data="hang")
+        publish(redis_url, [hung])
+        wait_until(lambda: client.get("flowtest:hang_pid"), timeout=30)
+        holder_pid = int(client.get("flowtest:hang_pid") or 0)
+        (victim,) = [w for w in workers if holder_pid in w.child_pids()]
+        others = [upload_event("FileUploadComplete", "media-k", i) for i in range(1, 6)]
+        publish(redis_url, others)
+        time.sleep(1.0)
+        assert runs(client, "keyed") == []  # all waiting for K
+        victim.kill()
+        killed_at = time.time()
+        wait_until(lambda: len(runs(client, "keyed")) >= 5, timeout=120, interval=0.1)
+        resumed = min(r.start for r in runs(client, "keyed")) - killed_at
+        wait_until(lambda: len(runs(client, "keyed")) >= 6, timeout=300, interval=0.2)
+        key_runs = runs(client, "keyed")
+        recovered = next(r.end for r in key_runs if r.event_id == hung.id) - killed_at
+    assert sorted(r.event_id for r in key_runs) == sorted([hung.id, *(e.id for e in others)])
+    return KillResult(resumed_after=resumed, recovered_after=recovered, key_runs=key_runs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ import redis
 from tests.celery_worker import CeleryWorker, wait_until
 from tests.flowfleet import (
     fleet_env,
+    kill_a_key_holder,
     most_at_once,
     most_starts_in_a_window,
     overlaps_per_key,
@@ -73,7 +75,9 @@ def test_one_run_at_a_time_per_key_across_the_fleet(
     assert overlaps_per_key(found) == []
     assert len({r.pid for r in found}) >= 4  # really spread over the fleet's processes
     assert most_at_once(found) > 1  # different keys did run side by side
-    assert deferral_counts(client).get(("tests.plugins.flow:keyed", "key busy"), 0) > 0, deferral_counts(client)
+    assert deferral_counts(client).get(("tests.plugins.flow:keyed", "key busy"), 0) > 0, deferral_counts(
+        client
+    )
     no_dead_letters(fleet_redis.url)
 
 
@@ -119,3 +123,19 @@ def test_stale_events_are_skipped_per_key(
     wait_until(lambda: len(runs(client, "newest")) == 2, timeout=30)
     wait_until(lambda: deferral_counts(client).get(("tests.plugins.flow:newest", "stale")) == 4, timeout=30)
     assert [r.event_id for r in runs(client, "newest")] == [newer.id, later.id]
+
+
+def test_a_killed_workers_key_resumes_after_its_lease(tmp_path: Path) -> None:
+    with running_redis(tmp_path / "redis", appendonly=False) as server:
+        env = fleet_env(
+            server.url,
+            IMS_WORKER_FLOW_BUSY_RETRY_SECONDS="0.1",
+            IMS_WORKER_FLOW_LEASE_SECONDS="3",  # the chaos suite runs the same at the default 30 s
+            IMS_WORKER_BROKER_VISIBILITY_TIMEOUT="8",  # so the dead worker's own message comes back soon
+        )
+        client = redis.Redis.from_url(server.url)
+        result = kill_a_key_holder(server.url, env, client)
+        client.close()
+    assert 0 < result.resumed_after < 3 + 0.15 + 1.0, result.resumed_after
+    assert overlaps_per_key(result.key_runs) == []
+    assert result.recovered_after < 8 + 10, result.recovered_after

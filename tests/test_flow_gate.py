@@ -86,6 +86,8 @@ def test_good_options_are_described_for_listings() -> None:
 
     def good(event: Event) -> None: ...
 
+    def dotted(event: Event) -> None: ...
+
     handler("ims.*", key=media, rate="5/m", concurrency=2)(good)
     try:
         (sub,) = [s for s in REGISTRY.subscriptions if s.func is good]
@@ -97,9 +99,9 @@ def test_good_options_are_described_for_listings() -> None:
             "rate": "5/m",
             "concurrency": 2,
         }
-        handler("ims.*", key="MessageBody.MediaId")(media)  # a dotted path that exists is accepted
+        handler("ims.*", key="MessageBody.MediaId")(dotted)  # a dotted path that exists is accepted
     finally:
-        REGISTRY._subscriptions = [s for s in REGISTRY.subscriptions if s.func not in (good, media)]
+        REGISTRY._subscriptions = [s for s in REGISTRY.subscriptions if s.func not in (good, dotted)]
         REGISTRY._cache.clear()
 
 
