@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -28,16 +28,20 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     r.close()
 
 
-@pytest.fixture
-def gates(client: redis.Redis) -> Iterator[list[FlowGate]]:
-    made: list[FlowGate] = []
-    yield made
-    for gate in made:
-        gate.close()
+_made: list[FlowGate] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_gates() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()  # stop their renewal threads before the test's Redis goes away
 
 
 def make_gate(client: redis.Redis, lease: float = 30.0) -> FlowGate:
-    return FlowGate(client, lease_seconds=lease, busy_retry_seconds=1.0, newest_ttl_seconds=3600)
+    gate = FlowGate(client, lease_seconds=lease, busy_retry_seconds=1.0, newest_ttl_seconds=3600)
+    _made.append(gate)
+    return gate
 
 
 def permit(answer: Permit | Held | Failure) -> Permit:
@@ -122,11 +126,8 @@ def test_no_options_never_touch_redis(client: redis.Redis) -> None:
     assert client.dbsize() == 0
 
 
-def test_one_run_per_key_and_the_lock_is_a_lease_kept_alive(
-    client: redis.Redis, gates: list[FlowGate]
-) -> None:
+def test_one_run_per_key_and_the_lock_is_a_lease_kept_alive(client: redis.Redis) -> None:
     gate = make_gate(client, lease=1.5)  # renewed every 0.5 s
-    gates.append(gate)
     keyed = FlowOptions(key="MediaId")
     first = permit(gate.enter("h", keyed, upload_event("FileUploadComplete", "m1", 1), "task-1"))
     busy = gate.enter("h", keyed, upload_event("FileUploadComplete", "m1", 2), "task-2")
