@@ -12,6 +12,7 @@ busy the shared machine is favours none of them.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -29,7 +30,10 @@ VARIANTS = ("before", "none", "key", "rate", "concurrency")
 
 
 def baseline_tree(workdir: Path) -> Path:
-    """The code before flow control, extracted into ``workdir/before`` (needs the git history)."""
+    """The code before flow control, extracted into ``workdir/before`` (needs the git history), or the tree
+    ``BENCH_FLOW_BEFORE`` names (a directory holding ``worker`` and ``handlers``)."""
+    if os.environ.get("BENCH_FLOW_BEFORE"):
+        return Path(os.environ["BENCH_FLOW_BEFORE"])
     added = subprocess.run(
         ["git", "log", "--diff-filter=A", "--format=%H", "--", "worker/policy.py"],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
