@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    flow_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="@handler(key=, concurrency=) holds: renewed every third of this while the handler runs, "
+        "lost this long after its worker dies",
+    )
+    flow_busy_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="a run whose key is busy or whose concurrency cap is full comes back "
+        "after about this long (jittered 50-150%)",
+    )
     dedupe_ttl_seconds: dict[str, int] = Field(
         default_factory=dict,
         description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
