@@ -132,7 +132,7 @@ def _start_leases(consumer: Any) -> None:
 
     _leases = LeaseKeeper(
         channel,
-        sync_client(settings.effective_redis_url),
+        store_client(settings),
         lease_seconds=settings.visibility_timeout,
         interval=settings.lease_heartbeat_seconds,
     )
