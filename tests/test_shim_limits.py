@@ -181,22 +181,20 @@ def test_stalled_connections_are_closed_within_the_header_timeout_and_capped(
     deadline = started + timeout + SLACK
     while open_left and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            stalled = key.fileobj
+            assert isinstance(stalled, socket.socket)
             try:
-                data = sock.recv(4096)  # the 408 answer first, then the end of the stream
+                data = stalled.recv(4096)  # the 408 answer first, then the end of the stream
             except OSError:
                 data = b""
             if not data:
-                selector.unregister(sock)
+                selector.unregister(stalled)
                 open_left -= 1
     elapsed = time.monotonic() - started
     selector.close()
     for sock in sockets:
         sock.close()
-    assert not open_left, (
-        f"{len(open_left)} of {STALLED} stalled connections still open after {elapsed:.1f} s"
-    )
+    assert not open_left, f"{open_left} of {STALLED} stalled connections still open after {elapsed:.1f} s"
     probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     status, _ = asyncio.run(one_upload(host, port, probe))
     assert status == "200"
