@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from worker import boundedhttp
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
 from worker.shim import server
@@ -30,7 +31,7 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "port": port,
         "loop": "auto",  # uvloop when installed
         # uvicorn's httptools protocol plus a connection cap and header/body deadlines (shim/server.py).
-        "http": server.PROTOCOL,
+        "http": boundedhttp.PROTOCOL,
         # Our root handler renders uvicorn's lines too (JSON, redacted); uvicorn's own dictConfig would
         # replace it with plain-text handlers.
         "log_config": None,
@@ -49,8 +50,8 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
-    server.configure(settings)
-    server.check_uvicorn()
+    boundedhttp.configure(settings)
+    boundedhttp.check_uvicorn()
     host = args.host or settings.shim_host
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
