@@ -38,15 +38,15 @@ def test_idle_connections_are_capped_and_closed_without_a_thread_each() -> None:
         deadline = started + HEALTH_LIMITS.header_timeout + SLACK
         while open_left and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=0.1):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
                 data = b""
                 with contextlib.suppress(OSError):
-                    data = sock.recv(4096)
+                    data = conn.recv(4096)
                 if data:
-                    answers[sock.fileno()] = answers.get(sock.fileno(), b"") + data
+                    answers[conn.fileno()] = answers.get(conn.fileno(), b"") + data
                 else:
-                    selector.unregister(sock)
+                    selector.unregister(conn)
                     open_left -= 1
         selector.close()
         for sock in sockets:
