@@ -19,10 +19,12 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from worker.events.envelope import Event
-from worker.redact import CREDENTIAL_NAMES, CREDENTIAL_PARTS, REDACTED, is_credential_name, redact_text
+from worker import redact
+from worker.redact import CREDENTIAL_NAMES, CREDENTIAL_PARTS, is_credential_name, redact_text
 from worker.settings import Settings
 
 REDACTED = redact.REDACTED
+
 # Field names whose values are secrets, and the redaction of credentials inside text: worker.redact.
 SECRET_KEY_PARTS = CREDENTIAL_PARTS
 SECRET_KEYS = CREDENTIAL_NAMES
