@@ -18,8 +18,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from worker.events.envelope import Event
 from worker import redact
+from worker.events.envelope import Event
 from worker.redact import CREDENTIAL_NAMES, CREDENTIAL_PARTS, is_credential_name, redact_text
 from worker.settings import Settings
 
