@@ -8,6 +8,8 @@
   imported: the worker logs before ``setup_logging`` (``worker_init`` loads the handlers), and Flower sends
   no Celery signal at all (tornado installs its own root handler only when the root logger has none).
   Flower's own access log is already off (``tornado.access`` goes to a NullHandler).
+- Flower refuses to start (exit 2, one line) when ``FLOWER_BASIC_AUTH`` is set but a password in it is
+  empty or a placeholder (``ops:change-me`` as shipped in deploy/): it would otherwise serve with it.
 - The worker's shutdown notices (``worker: Warm shutdown (MainProcess)``) are written from signal handlers
   with ``os.write``, outside logging; in JSON mode they are written as JSON lines the same way.
 """
@@ -23,10 +25,14 @@ from typing import Any
 
 import celery.apps.worker as celery_worker_app
 import orjson
+import structlog
 from celery import signals
 
 from worker.logging import configure_logging, use_json
+from worker.placeholders import is_placeholder
 from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 def celery_command(argv: list[str] | None = None) -> str | None:
@@ -38,6 +44,21 @@ def celery_command(argv: list[str] | None = None) -> str | None:
 
 
 _COMMANDS = ("worker", "flower", "inspect", "beat", "events", "status", "control", "purge", "shell")
+
+
+def check_flower_auth(value: str | None) -> None:
+    """Exit 2 when Flower's basic auth is set with an empty or placeholder password."""
+    if value is None:
+        return
+    pairs = [pair for pair in value.split(",") if pair.strip()]
+    weak = [pair for pair in pairs if ":" not in pair or is_placeholder(pair.split(":", 1)[1])]
+    if not pairs or weak:
+        log.error(
+            "flower.auth.refused",
+            detail="FLOWER_BASIC_AUTH is set but a password in it is empty or a placeholder (change-me...): "
+            "set user:password with a real password, or unset it for a local Flower",
+        )
+        raise SystemExit(2)
 
 
 def _json_say(process_name: str) -> Any:
@@ -71,5 +92,7 @@ def install(settings: Settings) -> None:
     if command is None:
         return
     configure_logging(settings, process_name=command)
+    if command == "flower":
+        check_flower_auth(os.environ.get("FLOWER_BASIC_AUTH"))
     if command == "worker" and use_json(settings, sys.stderr):
         celery_worker_app.safe_say = _json_say(command)
