@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+import worker.logging
 from handlers.tencent import log_tencent_event
 from worker.events import normalize
 from worker.logging import configure_logging
@@ -85,7 +86,8 @@ def test_ordinary_names(name: str) -> None:
 
 
 @pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
+def log_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    monkeypatch.setattr(worker.logging, "_process_name", None)  # restored after: the name is per process
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     stream = io.StringIO()
