@@ -173,7 +173,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         cycle = self.cycle
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+        unread = cycle is not None and cycle.more_body
+        # Pipelined requests queued: the answer that completed is an earlier one (uvicorn starts the next).
+        pipelined = bool(self.pipeline)
+        if pipelined or not (unread or self._close_after_response) or self.transport.is_closing():
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1  # as uvicorn's own method counts it (--limit-max-requests)
+        if unread and cycle is not None:
             # Answered before the body was read to its end: drop the rest, then close.
             self._lingering = True
             cycle.body = bytearray()
@@ -181,11 +188,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             self._arm(LINGER_SECONDS, "linger")
-            return
-        if self._close_after_response:
+        else:
             self.transport.close()
-            return
-        super().on_response_complete()
 
     def _arm(self, seconds: float, reason: str) -> None:
         self._disarm()
