@@ -12,8 +12,8 @@ import structlog
 
 import worker.logging
 from handlers.tencent import log_tencent_event
-from worker.events import normalize
 from worker.logging import configure_logging
+from worker.providers import normalize
 from worker.redact import REDACTED, is_credential_name, redact_text, redact_url
 from worker.settings import Settings
 

@@ -51,7 +51,8 @@ def check_flower_auth(value: str | None) -> None:
     if value is None:
         return
     pairs = [pair for pair in value.split(",") if pair.strip()]
-    weak = [pair for pair in pairs if ":" not in pair or is_placeholder(pair.split(":", 1)[1])]
+    passwords = [pair.split(":", 1)[1] if ":" in pair else "" for pair in pairs]
+    weak = [password for password in passwords if not password.strip() or is_placeholder(password)]
     if not pairs or weak:
         log.error(
             "flower.auth.refused",
