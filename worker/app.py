@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
+from worker import celerylog
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
@@ -168,3 +169,4 @@ signals.task_retry.connect(_on_task_retry)
 signals.setup_logging.connect(_on_setup_logging)
 
 app = create_app(load_settings(), set_as_current=True)
+celerylog.install(app.settings)  # Celery's banner and stdout, Flower's lines: through worker.logging

@@ -135,6 +135,16 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="for Redis to confirm; IMS gives up after 3 tries in 3 s"
     )
     shim_access_log: bool = True
+    # Bounds that hold before any authentication (worker/shim/server.py, worker/shim/inflight.py).
+    shim_max_inflight_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="request-body bytes held at once, all requests (503 above)",
+    )
+    shim_max_connections: int = Field(default=1000, ge=1, description="open connections per process")
+    shim_header_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="to send the request line and headers, else the connection is closed"
+    )
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
