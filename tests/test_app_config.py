@@ -54,8 +54,10 @@ def test_short_visibility_timeout_sweeps_often() -> None:
 
 
 def test_amqp_broker_uses_publisher_confirms() -> None:
-    app = create_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//"))
+    amqp = Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:1/0")
+    app = create_app(amqp)
     assert app.conf.broker_transport_options == {"confirm_publish": True}
+    assert {q.queue_arguments["x-queue-type"] for q in app.conf.task_queues} == {"quorum"}
 
 
 def test_one_queue_per_source_and_unknown(app: EventApp) -> None:

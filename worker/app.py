@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
+from worker import celerylog
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
@@ -23,7 +24,7 @@ from worker.lease import LeaseKeeper
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
 from worker.providers import load as load_providers
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
 from worker.tasks import run_event, runtime
@@ -111,7 +112,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     ):
         return
     settings = worker_app.settings
-    outbox = Outbox(sync_client(settings.effective_redis_url), settings.visibility_timeout)
+    outbox = Outbox(store_client(settings), settings.visibility_timeout)
     _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
     _sweeper.start()
 
@@ -132,7 +133,7 @@ def _start_leases(consumer: Any) -> None:
 
     _leases = LeaseKeeper(
         channel,
-        sync_client(settings.effective_redis_url),
+        store_client(settings),
         lease_seconds=settings.visibility_timeout,
         interval=settings.lease_heartbeat_seconds,
     )
@@ -168,3 +169,4 @@ signals.task_retry.connect(_on_task_retry)
 signals.setup_logging.connect(_on_setup_logging)
 
 app = create_app(load_settings(), set_as_current=True)
+celerylog.install(app.settings)  # Celery's banner and stdout, Flower's lines: through worker.logging

@@ -13,6 +13,7 @@ from kombu.entity import Exchange, Queue
 from worker.events.catalogue import CATALOGUE
 from worker.providers import active as active_providers
 from worker.providers import queue_for as source_queue
+from worker.redisconn import broker_options
 from worker.settings import Settings
 
 UNKNOWN_PREFIX = "unknown."
@@ -32,10 +33,12 @@ def all_queues(settings: Settings) -> list[str]:
     return sorted(names)
 
 
-def declare_queue(name: str) -> Queue:
+def declare_queue(name: str, *, quorum: bool = False) -> Queue:
     # The default exchange routes by queue name: no bindings to declare (AMQP) or look up (Redis restores).
     exchange = Exchange("")  # type: ignore[no-untyped-call]
-    return Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
+    # Quorum queues (RabbitMQ) are replicated and survive a node loss; Celery then skips global QoS itself.
+    arguments = {"x-queue-type": "quorum"} if quorum else None
+    return Queue(name, exchange, routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
 
 
 def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
@@ -61,15 +64,21 @@ def lease_transport_options(visibility_timeout: int) -> dict[str, int]:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
+    broker_use_ssl: dict[str, Any] | None = None
     if settings.broker_is_redis:
+        # TLS files and the Sentinel master, the same as the store's connections (worker.redisconn).
+        extra, broker_use_ssl = broker_options(settings)
+        transport_options.update(extra)
         transport_options.update(lease_transport_options(settings.visibility_timeout))
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True
+    quorum = settings.broker_quorum_queues and not settings.broker_is_redis
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport_options,
+        "broker_use_ssl": broker_use_ssl,
         "task_serializer": "json",
         "result_serializer": "json",
         "event_serializer": "json",
@@ -87,7 +96,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_queues": [declare_queue(name) for name in all_queues(settings)],
+        "task_queues": [declare_queue(name, quorum=quorum) for name in all_queues(settings)],
         "task_default_queue": source_queue(settings, "unknown"),
         "task_routes": task_routes(settings),
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},

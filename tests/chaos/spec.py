@@ -10,6 +10,7 @@ from worker.registry import Subscription
 
 PLUGIN = "tests.plugins.ledger"
 LEDGER_STREAM = "chaos:ledger"  # one entry per handler run (see tests/plugins/ledger.py)
+LEDGER_URL_ENV = "IMS_CHAOS_LEDGER_URL"  # optional: keep the stream on a Redis the scenario does not break
 
 # An event whose raw payload carries this field is poison for the ``poison`` handler:
 # "retry" -> it raises RuntimeError on every attempt (dead-lettered once the attempts are spent);

@@ -25,8 +25,16 @@ import time
 import redis
 from celery import current_task
 
-from tests.chaos.spec import LEDGER_STREAM, POISON_FIELD, POISON_PERMANENT, SLOW_FIELD, started_key
+from tests.chaos.spec import (
+    LEDGER_STREAM,
+    LEDGER_URL_ENV,
+    POISON_FIELD,
+    POISON_PERMANENT,
+    SLOW_FIELD,
+    started_key,
+)
 from worker import Event, Permanent, handler
+from worker.redisconn import store_client
 from worker.settings import load_settings
 
 _client: tuple[int, redis.Redis] | None = None
@@ -36,8 +44,11 @@ def _redis() -> redis.Redis:
     # One connection per process: the worker forks its pool children after importing this module.
     global _client  # noqa: PLW0603
     if _client is None or _client[0] != os.getpid():
-        url = load_settings().effective_redis_url
-        _client = (os.getpid(), redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2))
+        # IMS_CHAOS_LEDGER_URL: a Redis outside the failure (the Sentinel failover scenario loses writes on
+        # purpose, and the evidence must not go with them); else the worker's own store connection.
+        url = os.environ.get(LEDGER_URL_ENV)
+        client = redis.Redis.from_url(url, socket_timeout=5) if url else store_client(load_settings())
+        _client = (os.getpid(), client)
     return _client[1]
 
 
