@@ -45,6 +45,23 @@ def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
     return {name: {"queue": queue_for(settings, name, spec.source)} for name, spec in CATALOGUE.items()}
 
 
+def lease_transport_options(visibility_timeout: int) -> dict[str, int]:
+    """kombu Redis transport options for short, heartbeat-renewed leases (``worker.lease``).
+
+    A message held by a worker whose heartbeat stopped is put back by any live worker's event loop once its
+    lease is ``visibility_timeout`` old; kombu looks for such messages every ``unacked_restore_interval`` s
+    (10 s x a throttle of 10 by default: too rarely for a 60 s lease). The look is guarded by a Redis mutex
+    that expires after 5 minutes by default: a worker killed while holding it would stall every restore that
+    long, so it expires after a few restore intervals here."""
+    interval = max(1, min(10, visibility_timeout // 6))
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": max(5, 3 * interval),
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     broker_use_ssl: dict[str, Any] | None = None
@@ -52,12 +69,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # TLS files and the Sentinel master, the same as the store's connections (worker.redisconn).
         extra, broker_use_ssl = broker_options(settings)
         transport_options.update(extra)
-        # Unacked messages come back after this long; it outlasts a task plus its longest retry countdown.
-        transport_options["visibility_timeout"] = settings.visibility_timeout
-        if settings.visibility_timeout < 600:
-            # kombu sweeps for expired messages only every ~100 s by default; keep pace with a short timeout.
-            transport_options["unacked_restore_interval"] = max(1, settings.visibility_timeout // 4)
-            transport_options["unacked_restore_throttle"] = 1
+        transport_options.update(lease_transport_options(settings.visibility_timeout))
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True

@@ -100,11 +100,25 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(
         default=5, ge=1, description="times one task message may be redelivered after a worker loss"
     )
-    broker_visibility_timeout: int | None = Field(
-        default=None, ge=1, description="seconds; default derived from time limits and retry backoff"
+    broker_visibility_timeout: int = Field(
+        default=60,
+        ge=2,
+        description="seconds a Redis-broker message held by a worker whose heartbeat stopped stays invisible",
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    flow_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="@handler(key=, concurrency=) holds: renewed every third of this while the handler runs, "
+        "lost this long after its worker dies",
+    )
+    flow_busy_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="a run whose key is busy or whose concurrency cap is full comes back "
+        "after about this long (jittered 50-150%)",
+    )
     dedupe_ttl_seconds: dict[str, int] = Field(
         default_factory=dict,
         description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
@@ -121,6 +135,16 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="for Redis to confirm; IMS gives up after 3 tries in 3 s"
     )
     shim_access_log: bool = True
+    # Bounds that hold before any authentication (worker/shim/server.py, worker/shim/inflight.py).
+    shim_max_inflight_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="request-body bytes held at once, all requests (503 above)",
+    )
+    shim_max_connections: int = Field(default=1000, ge=1, description="open connections per process")
+    shim_header_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="to send the request line and headers, else the connection is closed"
+    )
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
@@ -222,11 +246,14 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
-        if self.broker_visibility_timeout is not None:
-            return self.broker_visibility_timeout
-        # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
-        # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
-        return int(self.task_time_limit + self.retry_backoff_max_seconds + 3600)
+        """The lease of a Redis-broker delivery. A live worker renews the leases of every message it holds
+        (``worker.lease``), so this bounds the recovery after a worker dies, not the length of a task."""
+        return self.broker_visibility_timeout
+
+    @property
+    def lease_heartbeat_seconds(self) -> float:
+        """How often a worker renews its leases: four beats per lease, at most every 10 s."""
+        return min(10.0, self.visibility_timeout / 4)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,6 +19,15 @@ POISON_FIELD = "ChaosPoison"
 POISON_RETRY = "retry"
 POISON_PERMANENT = "permanent"
 
+# An event whose raw payload carries this field (seconds) makes ``record_all`` sleep that long first.
+SLOW_FIELD = "ChaosSlow"
+
+
+def started_key(event_id: str) -> str:
+    """Incremented by ``record_all`` when it starts the sleep of a slow event."""
+    return f"chaos:started:{event_id}"
+
+
 RECORD_ALL = f"{PLUGIN}:record_all"
 RECORD_IMS = f"{PLUGIN}:record_ims"
 POISON = f"{PLUGIN}:poison"

@@ -10,6 +10,9 @@ handler, the attempt, the task id, the process id, the time and whether the run 
 * ``poison`` (``*``): succeeds, except for events whose payload carries ``ChaosPoison``: ``"retry"`` fails on
   every attempt (dead-lettered once the attempts are spent), ``"permanent"`` raises ``worker.Permanent``.
 
+An event whose payload carries ``ChaosSlow`` (seconds) makes ``record_all`` count its start in
+``chaos:started:<event id>`` and sleep that long before it records its run (the recovery scenario).
+
 A run whose entry cannot be written (Redis down) raises, like any handler whose side effect failed: the task
 wrapper retries it.
 """
@@ -22,7 +25,14 @@ import time
 import redis
 from celery import current_task
 
-from tests.chaos.spec import LEDGER_STREAM, LEDGER_URL_ENV, POISON_FIELD, POISON_PERMANENT
+from tests.chaos.spec import (
+    LEDGER_STREAM,
+    LEDGER_URL_ENV,
+    POISON_FIELD,
+    POISON_PERMANENT,
+    SLOW_FIELD,
+    started_key,
+)
 from worker import Event, Permanent, handler
 from worker.redisconn import store_client
 from worker.settings import load_settings
@@ -61,6 +71,10 @@ def _record(event: Event, name: str, *, ok: bool) -> None:
 
 @handler("*")
 def record_all(event: Event) -> None:
+    seconds = event.raw.get(SLOW_FIELD)
+    if seconds:
+        _redis().incr(started_key(event.id))
+        time.sleep(float(seconds))
     _record(event, "record_all", ok=True)
 
 
