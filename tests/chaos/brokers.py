@@ -126,7 +126,7 @@ class Outcome:
         )
 
     def save(self) -> None:
-        """The JSON summary, with the columns of ``python -m tests.chaos.report recovery`` (RELIABILITY.md)."""
+        """The JSON summary, in the columns of ``python -m tests.chaos.report recovery``."""
         data = asdict(self) | {
             "broker": f"{self.broker} ({self.settings})",
             "events_sent": self.sent,
