@@ -1,7 +1,8 @@
 """A worker killed (kill -9) while one of its runs holds a key of ``@handler(key=...)``, at DEFAULT settings
 (30 s flow lease renewed every 10 s, 1 s busy retry, 60 s delivery lease): the key's other events resume
-within the flow lease, well inside the 90 s recovery bound, none of them overlaps another run of that key, and
-the dead worker's own event comes back (delivery lease, ``worker.lease``) and is handled too.
+within the flow lease, well inside the 90 s recovery bound, and none of them overlaps another run of that key.
+(That the dead worker's own message comes back is ``worker.lease``'s, shown by tests/test_lease.py; the same
+scenario at a short lease in tests/test_flow_fleet.py waits for it too.)
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ def test_a_killed_key_holder_frees_its_key_within_the_lease_at_defaults(tmp_path
     with running_redis(tmp_path / "redis", appendonly=False) as server:
         env = fleet_env(server.url)
         client = redis.Redis.from_url(server.url)
-        result = kill_a_key_holder(server.url, env, client)
+        result = kill_a_key_holder(server.url, env, client, await_the_dead=False)
         client.close()
     print(f"\nflow lease: key resumed {result.resumed_after:.1f}s after the kill", flush=True)
     bound = defaults.flow_lease_seconds + 1.5 * defaults.flow_busy_retry_seconds + 2.0
     assert 0 < result.resumed_after < min(bound, RECOVERY_BOUND), result.resumed_after
     assert overlaps_per_key(result.key_runs) == []
-    assert result.recovered_after < RECOVERY_BOUND, result.recovered_after
