@@ -28,8 +28,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
 
 ## The same tests with line coverage of every process they start (Celery workers and pool children, consumer,
-## shim, emulator: coverage's parallel mode, combined), gated at COVERAGE_MIN percent of worker/ (CI runs this).
-COVERAGE_MIN ?= 85
+## shim, emulator: coverage's parallel mode, combined), gated at COVERAGE_MIN percent of worker/ (CI runs this;
+## measured 93% on 2026-11-26, the gate leaves room for the wave's merges).
+COVERAGE_MIN ?= 88
 coverage: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -m "not chaos" $(PYTEST_ARGS)
