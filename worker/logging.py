@@ -19,7 +19,6 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from worker.events.envelope import Event
 from worker.providers import active
 from worker.settings import Settings
 
@@ -158,9 +157,3 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         # Not cached: configure_logging may run again (Celery's signal, tests) and must take effect.
         cache_logger_on_first_use=False,
     )
-
-
-def bind_event_context(event: Event) -> None:
-    """Start a unit of work for ``event``: every log line until the next call carries its id, type, source."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type, source=event.source)
