@@ -16,11 +16,11 @@ ITEM_FIELDS = ("UserId", "ChannelId", "EventTag", "SessionId", "Reason", "Role",
 
 
 def _item(event: Event) -> dict[str, Any]:
-    # ``raw`` is the whole subscription message; ``index`` says which item of ``Contents`` this event is.
+    # ``raw`` is the subscription message with only this event's item left in ``Contents``.
     contents = event.raw.get("Contents")
-    if not isinstance(contents, list) or not 0 <= event.index < len(contents):
+    if not isinstance(contents, list) or len(contents) != 1:
         return {}
-    item = as_mapping(contents[event.index])
+    item = as_mapping(contents[0])
     return dict(as_mapping(item.get(str(item.get("Event", "")))))
 
 

@@ -44,6 +44,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_is_redis:
         # Unacked messages come back after this long; it outlasts a task plus its longest retry countdown.
         transport_options["visibility_timeout"] = settings.visibility_timeout
+        # Bodies stored as JSON text, not base64 (a third smaller), as ``worker.taskmessage`` writes them.
+        transport_options["body_encoding"] = "utf-8"
         if settings.visibility_timeout < 600:
             # kombu sweeps for expired messages only every ~100 s by default; keep pace with a short timeout.
             transport_options["unacked_restore_interval"] = max(1, settings.visibility_timeout // 4)

@@ -41,7 +41,8 @@ class Event(BaseModel):
 
     ``type`` is the Celery task name (``ims.ProduceMediaComplete``); ``id`` is stable across redeliveries of
     the same provider event; ``data`` is the typed model of that type with the provider's field names;
-    ``raw`` is the original JSON object (for RTC, the whole subscription message; ``index`` says which item).
+    ``raw`` is the original JSON object (for RTC, the subscription message with only this event's item left in
+    ``Contents``; ``index`` is that item's position in the message as sent).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -60,8 +61,18 @@ class Event(BaseModel):
     @classmethod
     def _typed_data(cls, value: Any) -> Any:
         # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``.
-        if isinstance(value, dict) and isinstance(value.get("data"), dict) and "type" in value:
-            from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
+        # Task messages leave ``data`` out (it is derived from ``raw``, so the payload travels once): it is
+        # derived again here, exactly as ``normalize`` did.
+        if not isinstance(value, dict) or "type" not in value:
+            return value
+        from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
 
-            value = {**value, "data": model_for(str(value["type"])).model_validate(value["data"])}
+        data = value.get("data")
+        if data is None and isinstance(value.get("raw"), dict) and "source" in value:
+            from worker.events.identify import identify  # noqa: PLC0415 - identify imports the catalogue
+
+            (item,) = identify(str(value["source"]), value["raw"])
+            data = item.payload
+        if isinstance(data, dict):
+            value = {**value, "data": model_for(str(value["type"])).model_validate(data)}
         return value

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE
 from worker.events.envelope import Event, Transport
+from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout, own_raw
 from worker.events.identify import Item, identify
 from worker.events.ids import event_id, occurred_at
 from worker.events.jsonfield import summarize
@@ -31,15 +32,17 @@ def normalize(
     *,
     transport: Transport | None = None,
     received_at: datetime | None = None,
+    max_events: int | None = DEFAULT_MAX_EVENTS,
 ) -> list[Event]:
     """The events in ``raw`` (JSON text or a decoded mapping) as sent by ``source`` (one of ``SOURCES``).
 
     IMS, production studio, recording and Tencent payloads give one event; an RTC message gives one per item
     of ``Contents``. An unrecognised type gives an ``unknown.<source>`` event. ``received_at`` defaults to
-    now (UTC); pass the original one when replaying, it is part of some ids.
+    now (UTC); pass the original one when replaying, it is part of some ids. More than ``max_events`` events
+    (``None``: no bound) raise ``TooManyEvents``, an ``InvalidPayload``.
     """
     try:
-        return _normalize(source, raw, transport or _HTTP, _utc(received_at))
+        return _normalize(source, raw, transport or _HTTP, _utc(received_at), max_events)
     except InvalidPayload:
         raise
     except RecursionError:
@@ -55,15 +58,22 @@ def _utc(value: datetime | None) -> datetime:
 
 
 def _normalize(
-    source: str, raw: bytes | str | Mapping[str, Any], transport: Transport, received_at: datetime
+    source: str,
+    raw: bytes | str | Mapping[str, Any],
+    transport: Transport,
+    received_at: datetime,
+    max_events: int | None,
 ) -> list[Event]:
     obj = load_object(raw)
-    return [_event(source, obj, item, transport, received_at) for item in identify(source, obj)]
+    items = identify(source, obj)
+    check_fanout(source, obj, len(items), max_events)
+    return [_event(source, obj, item, len(items), (transport, received_at)) for item in items]
 
 
 def _event(
-    source: str, obj: dict[str, Any], item: Item, transport: Transport, received_at: datetime
+    source: str, obj: dict[str, Any], item: Item, count: int, arrival: tuple[Transport, datetime]
 ) -> Event:
+    transport, received_at = arrival
     spec = CATALOGUE[item.type]
     try:
         data = spec.model.model_validate(item.payload)
@@ -80,7 +90,7 @@ def _event(
         occurred_at=when,
         received_at=received_at,
         data=data,
-        raw=obj,
+        raw=own_raw(obj, item.index, count),
         transport=transport,
         index=item.index,
     )

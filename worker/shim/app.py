@@ -19,7 +19,7 @@ import orjson
 import pydantic
 import structlog
 
-from worker.errors import BrokerUnavailable, InvalidPayload
+from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
 from worker.events import Event, Transport, normalize
 from worker.settings import Settings
 from worker.shim.accesslog import AccessLog
@@ -33,6 +33,7 @@ from worker.shim.errors import (
     NotFound,
     ShimError,
 )
+from worker.shim.memguard import memory_guard_for
 from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.shim.metrics import ShimMetrics
 from worker.shim.openapi import build_openapi
@@ -66,8 +67,10 @@ class ShimApp:
         self._owns_publisher = publisher is None
         self.publisher: Publisher = publisher if publisher is not None else _default_publisher(settings)
         self._limit = settings.shim_max_body_bytes
+        self._max_events = settings.max_events_per_request
         self._read_timeout = settings.shim_read_timeout_seconds
         self._batcher = PublishBatcher(self.publisher, timeout=settings.shim_publish_timeout_seconds)
+        self._memory_guard = memory_guard_for(settings) if self._owns_publisher else None
         self.access_log = AccessLog(settings)
         self._openapi = orjson.dumps(build_openapi())
         for provider in self.providers.values():
@@ -100,6 +103,8 @@ class ShimApp:
                 await self._batcher.drain()
                 if self._owns_publisher:
                     await self.publisher.aclose()
+                if self._memory_guard is not None:
+                    await self._memory_guard.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -168,8 +173,11 @@ class ShimApp:
         if provider.tencent_answer:
             # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
             payload.pop("sign", None)
-        events = normalize(provider.source, payload, transport=Transport(kind="http", request_id=request_id))
+        transport = Transport(kind="http", request_id=request_id)
+        events = normalize(provider.source, payload, transport=transport, max_events=self._max_events)
         trace.event_ids = [event.id for event in events]
+        if self._memory_guard is not None:
+            await self._memory_guard.check()
         results = await self._publish(provider, events)
         trace.duplicates = sum(1 for result in results if not result.enqueued)
         if provider.tencent_answer:
@@ -224,6 +232,9 @@ class ShimApp:
             if isinstance(exc, AuthFailure) and trace.provider is not None:
                 self.metrics.auth_failure(trace.provider, exc.code)
             return Answer(exc.status, error_body(exc.code, exc.detail, request_id), headers=exc.headers)
+        if isinstance(exc, TooManyEvents):  # the fan-out bound: nothing was enqueued
+            trace.error = "too_many_events"
+            return Answer(413, error_body("too_many_events", str(exc), request_id))
         if isinstance(exc, InvalidPayload):
             trace.error = "invalid_event"
             return Answer(400, error_body("invalid_event", str(exc), request_id))

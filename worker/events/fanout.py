@@ -1,0 +1,47 @@
+"""What one payload may fan out to, and the stored form of each event of a fanned-out message.
+
+An RTC subscription message carries several events in ``Contents``. Each event stores the message with only
+its own item in ``Contents`` (never a copy of every sibling), so the fields outside ``Contents`` are copied
+once per event: that copy is bounded too, or a large header over many tiny items would multiply in Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from worker.errors import TooManyEvents
+
+FANOUT_FIELD = "Contents"
+# The default of ``Settings.max_events_per_request`` (this module cannot import the settings).
+DEFAULT_MAX_EVENTS = 100
+
+
+def check_fanout(source: str, obj: dict[str, Any], count: int, max_events: int | None) -> None:
+    """Raise ``TooManyEvents`` when ``obj`` would give more than ``max_events`` events, or when its fields
+    outside ``Contents``, copied into each event, would take more bytes than the whole message."""
+    if max_events is not None and count > max_events:
+        raise TooManyEvents(
+            f"the {source} message carries {count} events; at most {max_events} are accepted per request "
+            "(IMS_WORKER_MAX_EVENTS_PER_REQUEST)"
+        )
+    if count > 1:
+        header = {key: value for key, value in obj.items() if key != FANOUT_FIELD}
+        header_bytes = len(orjson.dumps(header))
+        whole = len(orjson.dumps(obj))
+        if header_bytes * (count - 1) > whole:
+            raise TooManyEvents(
+                f"the {source} message's fields outside {FANOUT_FIELD} ({header_bytes} bytes) would be "
+                f"copied into each of its {count} events: more than the whole message ({whole} bytes)"
+            )
+
+
+def own_raw(obj: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+    """The stored ``raw`` of event ``index`` of ``count``: the message itself when it carries one event,
+    else the message with ``Contents`` holding only that event's item."""
+    contents = obj.get(FANOUT_FIELD)
+    if count == 1 or not isinstance(contents, Sequence) or isinstance(contents, str):
+        return obj
+    return {**obj, FANOUT_FIELD: [contents[index]]}
