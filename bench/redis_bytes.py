@@ -172,7 +172,7 @@ def run(copies: int) -> list[dict[str, Any]]:
                     "legacy": round(legacy),
                     "ours_x": round(ours / len(case.body), 2),
                     "legacy_x": round(legacy / len(case.body), 2),
-                }  # fmt: skip
+                }
             )
         measure.publisher.close()
         return rows
