@@ -33,7 +33,7 @@ from worker.publish import _PUBLISH_SCRIPT, Publisher
 from worker.settings import Settings
 from worker.taskmessage import new_task_id, task_argsrepr
 
-_dumps = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_dumps = json.encoder.encode_basestring
 
 
 def legacy_message(event: Event, whole: dict[str, Any], queue: str) -> bytes:
