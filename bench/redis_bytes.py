@@ -27,8 +27,9 @@ import redis
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.demo import load_samples
 from worker.embedded import free_port, redis_server_binary
+from worker.errors import TooManyEvents
 from worker.events import Event, normalize
-from worker.events.fanout import DEFAULT_MAX_EVENTS
+from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout
 from worker.publish import _PUBLISH_SCRIPT, Publisher
 from worker.settings import Settings
 from worker.taskmessage import new_task_id, task_argsrepr
@@ -73,12 +74,12 @@ def _rtc(items: int, header: dict[str, Any], item: dict[str, Any]) -> bytes:
 def worst_cases() -> list[Case]:
     tiny = {"Event": "ChannelEvent", "ChannelEvent": {"EventTag": "", "Timestamp": 0}}
     fanout = _rtc(DEFAULT_MAX_EVENTS, {}, tiny)
-    # The largest header the fan-out rule accepts: copied into 100 events, it may not outweigh the message.
+    # The largest header the fan-out rule accepts with 100 of the smallest items.
     pad = 0
     while True:
-        body = _rtc(DEFAULT_MAX_EVENTS, {"P": "x" * (pad + 1)}, tiny)
-        header = len(json.dumps({"MsgId": "m", "P": "x" * (pad + 1)}, separators=(",", ":")))
-        if header * (DEFAULT_MAX_EVENTS - 1) > len(body):
+        try:
+            check_fanout("rtc", json.loads(_rtc(DEFAULT_MAX_EVENTS, {"P": "x" * (pad + 1)}, tiny)), 100, 100)
+        except TooManyEvents:
             break
         pad += 1
     padded = _rtc(DEFAULT_MAX_EVENTS, {"P": "x" * pad}, tiny)

@@ -102,6 +102,17 @@ def test_at_the_bound_each_event_stores_only_its_own_item(shim: Any, store: redi
     assert sum(len(json.dumps(m)) for m in messages) < 7 * len(body)
 
 
+def test_many_small_channel_events_under_the_documented_header_are_accepted(
+    shim: Any, store: redis.Redis
+) -> None:
+    client, settings = shim
+    channel = RTC["Contents"][1]
+    body = json.dumps({**RTC, "MsgId": f"channels-{time.time_ns()}", "Contents": [channel] * 100}).encode()
+    answer = post(client, settings, "rtc", body)
+    assert answer.status_code == 200, answer.text
+    assert len(queued(store)) == 100
+
+
 def test_a_header_copied_into_every_event_may_not_outweigh_the_message(shim: Any, store: redis.Redis) -> None:
     client, settings = shim
     answer = post(client, settings, "rtc", rtc_message(50, Padding="x" * 4000))
