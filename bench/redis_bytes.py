@@ -28,8 +28,9 @@ from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.demo import load_samples
 from worker.embedded import free_port, redis_server_binary
 from worker.errors import TooManyEvents
-from worker.events import Event, normalize
+from worker.events import Event
 from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout
+from worker.providers import normalize, queue_for
 from worker.publish import _PUBLISH_SCRIPT, Publisher
 from worker.settings import Settings
 from worker.taskmessage import new_task_id, task_argsrepr
@@ -142,7 +143,7 @@ class Measure:
             keys: list[str] = []
             args: list[Any] = ["0", deadline]
             for e in events:
-                queue = self.settings.queue_for_source(e.source)
+                queue = queue_for(self.settings, e.source)
                 keys += (dedupe_key(f"{e.id}:{k}"), queue)
                 args += (new_task_id(), 86400, legacy_message(e, whole, queue))
             self.script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=args)

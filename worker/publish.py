@@ -26,7 +26,9 @@ import redis.asyncio
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.errors import BrokerUnavailable
 from worker.events import Event
-from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
+from worker.providers import dedupe_ttl
+from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
+from worker.replication import run_replicated, run_replicated_async
 from worker.sender import KombuSender
 from worker.settings import Settings
 from worker.taskmessage import TaskMessage, TaskMessageBuilder, new_task_id
@@ -91,7 +93,7 @@ class _Batch:
             message = builder.build(event, queue_for(settings, event.type, event.source))
             self.messages.append(message)
             self.keys += (dedupe_key(event.id), message.queue)
-            self.args += (message.task_id, settings.dedupe_ttl_for(event.source), message.payload)
+            self.args += (message.task_id, dedupe_ttl(settings, event.source), message.payload)
         self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
 
 
@@ -120,7 +122,7 @@ class Publisher:
         self._settings = settings
         self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
-        self._redis = sync_client(self._redis_url)
+        self._redis = store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
         self._sender: KombuSender | None = None
         if not _single_script(settings):
@@ -138,8 +140,15 @@ class Publisher:
 
     def _publish_script(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
         batch = _Batch(self._settings, self._builder, events, bypass)
+        wait = self._settings.redis_wait_replicas
         try:
-            flags = self._script(keys=batch.keys, args=batch.args)
+            if wait:
+                timeout = self._settings.redis_wait_timeout_ms
+                flags = run_replicated(
+                    self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                )
+            else:
+                flags = self._script(keys=batch.keys, args=batch.args)
         except REDIS_ERRORS as exc:
             raise _unavailable("Redis broker", self._redis_url, exc) from exc
         return _results(events, flags)
@@ -150,7 +159,7 @@ class Publisher:
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for event, task_id in zip(events, task_ids, strict=True):
-                    ttl = self._settings.dedupe_ttl_for(event.source)
+                    ttl = dedupe_ttl(self._settings, event.source)
                     pipe.set(dedupe_key(event.id), task_id, ex=ttl, nx=not bypass)
                 fresh = [bool(flag) for flag in pipe.execute()]
         except REDIS_ERRORS as exc:
@@ -187,7 +196,7 @@ class AsyncPublisher:
         self._settings = settings
         self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
-        self._redis: redis.asyncio.Redis = async_client(self._redis_url)
+        self._redis: redis.asyncio.Redis = async_store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
         self._fallback: Publisher | None = None if _single_script(settings) else Publisher(settings)
 
@@ -197,8 +206,14 @@ class AsyncPublisher:
         results: list[PublishResult] = []
         for chunk in _chunks(events):
             batch = _Batch(self._settings, self._builder, chunk, bypass_dedupe)
+            wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
             try:
-                flags = await self._script(keys=batch.keys, args=batch.args)
+                if wait:
+                    flags = await run_replicated_async(
+                        self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                    )
+                else:
+                    flags = await self._script(keys=batch.keys, args=batch.args)
             except REDIS_ERRORS as exc:
                 raise _unavailable("Redis broker", self._redis_url, exc) from exc
             results += _results(chunk, flags)

@@ -11,15 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
-
-# Sources of events and the Celery queue each one is routed to by default.
-DEFAULT_QUEUE_BY_SOURCE: dict[str, str] = {
-    "ims": "ims",
-    "live.caster": "live",
-    "live.record": "live",
-    "rtc": "rtc",
-    "tencent": "tencent",
-}
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -28,6 +20,14 @@ SecretList = Annotated[list[SecretStr], NoDecode]
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _split_keys(value: Any) -> Any:
+    # Unset or "" is no key; anything else is split and empty items are kept (" " and " , " are empty keys):
+    # the shim refuses them rather than silently arming nothing.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")] if value else []
     return value
 
 
@@ -46,6 +46,23 @@ class Settings(BaseSettings):
     broker_url: str = DEFAULT_BROKER_URL
     redis_url: str | None = Field(
         default=None, description="dedupe markers, dead letters, handler ledger; defaults to the broker URL"
+    )
+    # TLS for every rediss:// URL (broker and store); certificates are verified, hostnames checked.
+    redis_tls_ca_file: str | None = Field(default=None, description="CA bundle; default: the system's")
+    redis_tls_cert_file: str | None = Field(default=None, description="client certificate (mutual TLS)")
+    redis_tls_key_file: str | None = Field(default=None, description="the client certificate's key")
+    redis_tls_check_hostname: bool = True
+    # sentinel://host:26379;sentinel://host2:26379/0 URLs (broker and store) name the monitored master here.
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="for the Sentinels themselves; the master's is in the URL"
+    )
+    redis_wait_replicas: int = Field(
+        default=0, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
+    )
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1, le=60_000)
+    broker_quorum_queues: bool = Field(
+        default=True, description="amqp:// brokers: declare the task queues as RabbitMQ quorum queues"
     )
 
     # --- MNS consumer -----------------------------------------------------------------------------------
@@ -81,8 +98,12 @@ class Settings(BaseSettings):
 
     # --- processing -------------------------------------------------------------------------------------
     handler_modules: CommaList = Field(default_factory=list)
+    provider_modules: CommaList = Field(
+        default_factory=list, description="modules that register extra providers (worker.providers)"
+    )
     queue_routes: dict[str, str] = Field(
-        default_factory=dict, description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue'
+        default_factory=dict,
+        description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue; default: the provider\'s queue',
     )
     task_max_attempts: int = Field(default=5, ge=1)
     retry_backoff_seconds: float = Field(default=2.0, gt=0)
@@ -92,21 +113,28 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(
         default=5, ge=1, description="times one task message may be redelivered after a worker loss"
     )
-    broker_visibility_timeout: int | None = Field(
-        default=None, ge=1, description="seconds; default derived from time limits and retry backoff"
+    broker_visibility_timeout: int = Field(
+        default=60,
+        ge=2,
+        description="seconds a Redis-broker message held by a worker whose heartbeat stopped stays invisible",
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    flow_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="@handler(key=, concurrency=) holds: renewed every third of this while the handler runs, "
+        "lost this long after its worker dies",
+    )
+    flow_busy_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="a run whose key is busy or whose concurrency cap is full comes back "
+        "after about this long (jittered 50-150%)",
+    )
     dedupe_ttl_seconds: dict[str, int] = Field(
-        default_factory=lambda: {
-            "ims": 7 * 86400,
-            "live.caster": 86400,
-            "live.record": 3600,
-            "rtc": 86400,
-            "tencent": 86400,
-            "unknown": 86400,
-        },
-        description="JSON: source -> seconds an event id stays a duplicate",
+        default_factory=dict,
+        description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
     )
 
     # --- webhook shim -----------------------------------------------------------------------------------
@@ -125,12 +153,34 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="for Redis to confirm; IMS gives up after 3 tries in 3 s"
     )
     shim_access_log: bool = True
+    # Bounds that hold before any authentication (worker/shim/server.py, worker/shim/inflight.py).
+    shim_max_inflight_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="request-body bytes held at once, all requests (503 above)",
+    )
+    shim_max_connections: int = Field(default=1000, ge=1, description="open connections per process")
+    shim_header_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="to send the request line and headers, else the connection is closed"
+    )
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
     rtc_app_key: SecretList = Field(default_factory=list)
     tencent_callback_key: SecretList = Field(default_factory=list)
     caster_token: SecretList = Field(default_factory=list)
+    provider_keys: dict[str, SecretList] = Field(
+        default_factory=dict, description='JSON: keys of plugin providers, e.g. {"acme": "k1,k2"}'
+    )
+    shim_allow_unsigned: CommaList = Field(
+        default_factory=list, description="providers whose unsigned requests are knowingly accepted"
+    )
+    shim_allowed_networks: CommaList = Field(
+        default_factory=list, description="CIDRs unsigned requests must come from (empty: any)"
+    )
+    shim_trusted_proxy_hops: int = Field(
+        default=0, ge=0, le=10, description="X-Forwarded-For entries appended by proxies you run"
+    )
 
     # --- operations -------------------------------------------------------------------------------------
     log_format: Literal["json", "console"] | None = None
@@ -151,8 +201,6 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "mns_queues",
-        "handler_modules",
         "ims_callback_key",
         "live_auth_key",
         "rtc_app_key",
@@ -161,8 +209,27 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
+    def _comma_separated_keys(cls, value: Any) -> Any:
+        return _split_keys(value)
+
+    @field_validator(
+        "mns_queues",
+        "handler_modules",
+        "provider_modules",
+        "shim_allow_unsigned",
+        "shim_allowed_networks",
+        mode="before",
+    )
+    @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("provider_keys", mode="before")
+    @classmethod
+    def _comma_separated_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: _split_keys(keys) for name, keys in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
@@ -172,6 +239,16 @@ class Settings(BaseSettings):
             raise ValueError("consumer_low_water must be below consumer_high_water")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise ValueError("redis_tls_cert_file and redis_tls_key_file go together (mutual TLS)")
+        if not self.broker_is_redis and not self.redis_url:
+            # Dedupe markers, ledgers and dead letters need Redis whatever the broker; guessing one is unsafe.
+            raise ValueError(
+                "a non-Redis broker_url (amqp://) needs redis_url for the dedupe and ledger store"
+            )
+        uses_sentinel = any(u.startswith("sentinel://") for u in (self.broker_url, self.redis_url or ""))
+        if uses_sentinel and not self.redis_sentinel_master:
+            raise ValueError("a sentinel:// URL needs redis_sentinel_master (the monitored master's name)")
         return self
 
     @property
@@ -179,35 +256,24 @@ class Settings(BaseSettings):
         """Where dedupe markers, dead letters and handler ledgers live."""
         if self.redis_url:
             return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.broker_is_redis:
             return self.broker_url
         return DEFAULT_BROKER_URL
 
     @property
     def broker_is_redis(self) -> bool:
-        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
-
-    def queue_for_source(self, source: str) -> str:
-        """The Celery queue events of ``source`` go to; unknown types go to ``unknown``."""
-        if source in self.queue_routes:
-            return self.queue_routes[source]
-        return DEFAULT_QUEUE_BY_SOURCE.get(source, "unknown")
-
-    def dedupe_ttl_for(self, source: str) -> int:
-        return self.dedupe_ttl_seconds.get(source, self.dedupe_ttl_seconds.get("unknown", 86400))
-
-    @property
-    def retry_countdown_ceiling(self) -> float:
-        """The longest a task can wait between attempts, used to size the broker's visibility timeout."""
-        return self.retry_backoff_max_seconds
+        return self.broker_url.startswith(REDIS_SCHEMES)
 
     @property
     def visibility_timeout(self) -> int:
-        if self.broker_visibility_timeout is not None:
-            return self.broker_visibility_timeout
-        # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
-        # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
-        return int(self.task_time_limit + self.retry_countdown_ceiling + 3600)
+        """The lease of a Redis-broker delivery. A live worker renews the leases of every message it holds
+        (``worker.lease``), so this bounds the recovery after a worker dies, not the length of a task."""
+        return self.broker_visibility_timeout
+
+    @property
+    def lease_heartbeat_seconds(self) -> float:
+        """How often a worker renews its leases: four beats per lease, at most every 10 s."""
+        return min(10.0, self.visibility_timeout / 4)
 
 
 def load_settings(**overrides: Any) -> Settings:

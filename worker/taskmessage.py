@@ -7,8 +7,9 @@ is ``[args, kwargs, embed]``, with the protocol-2 headers in ``headers`` and kom
 
 The payload is stored once per message (``BENCHMARKS.md``, Redis bytes per event):
 
-- the argument is the event without ``data``: ``data`` is derived from ``raw`` (``Event`` derives it again
-  when the worker rebuilds the event), so the provider's fields are not carried twice;
+- the argument is the event without ``data`` whenever ``data`` can be derived again from ``raw`` (every
+  single-event payload, and each RTC item: ``worker.events.fanout``); ``Event`` derives it when the worker
+  rebuilds the event, so the provider's fields are not carried twice;
 - the body is the JSON text itself (kombu's ``body_encoding`` ``utf-8``, which the worker app configures
   for its own re-publishes too), not base64 of it, which costs a third more;
 - headers whose value is Celery's default (``null``, ``0``, ``false``) are left out: Celery's worker reads
@@ -31,7 +32,7 @@ from worker.events import Event
 # The protocol-2 body's third element: no callbacks, errbacks, chain or chord (Celery reads them with .get).
 _BODY_PREFIX = b"[["
 _BODY_SUFFIX = b"], {}, {}]"
-# Left out of the task argument: derived from ``raw`` when the worker rebuilds the event.
+# Left out of the task argument when derivable from ``raw``: derived again when the worker rebuilds the event.
 _WIRE_EXCLUDE = {"data"}
 
 # The RFC 4122 variant bits (10xx) put on the first hex digit of the fourth group.
@@ -41,9 +42,10 @@ _dumps_str = json.encoder.encode_basestring  # C-accelerated JSON string escapin
 
 
 def encode_event(event: Event) -> bytes:
-    """The event as the task argument: its JSON dump without ``data``, and without the transport's unset
-    fields (``Event.model_validate`` of it equals ``event``)."""
-    return event.__pydantic_serializer__.to_json(event, exclude=_WIRE_EXCLUDE, exclude_none=True)
+    """The event as the task argument: its JSON dump without the transport's unset fields, and without
+    ``data`` when ``data`` is ``raw`` validated (``Event.model_validate`` of it equals ``event``)."""
+    exclude = _WIRE_EXCLUDE if event.data_from_raw else None
+    return event.__pydantic_serializer__.to_json(event, exclude=exclude, exclude_none=True)
 
 
 def encode_args_body(event: Event) -> bytes:

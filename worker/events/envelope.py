@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
+_DATA_FROM_RAW = "_data_from_raw"
+
 
 class EventData(BaseModel):
     """Base of every typed payload model. Providers add fields over time: extras are kept, never rejected.
@@ -57,22 +59,31 @@ class Event(BaseModel):
     transport: Transport = Field(default_factory=lambda: Transport(kind="http"))
     index: int = 0
 
+    @property
+    def data_from_raw(self) -> bool:
+        """True when ``data`` can be derived again from ``raw`` (``worker.events.fanout.item_of``; set by
+        ``normalize``): a task message may then leave ``data`` out (``worker.taskmessage``)."""
+        return bool(self.__dict__.get(_DATA_FROM_RAW, False))
+
+    def mark_data_from_raw(self) -> None:
+        # Not a field: outside validation, dumps and equality (pydantic ignores non-field ``__dict__`` keys,
+        # as it does for cached properties), so a rebuilt event still equals the original.
+        self.__dict__[_DATA_FROM_RAW] = True
+
     @model_validator(mode="before")
     @classmethod
     def _typed_data(cls, value: Any) -> Any:
-        # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``.
-        # Task messages leave ``data`` out (it is derived from ``raw``, so the payload travels once): it is
-        # derived again here, exactly as ``normalize`` did.
+        # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``; a
+        # task message that left ``data`` out (``worker.taskmessage``) has it derived from ``raw``.
         if not isinstance(value, dict) or "type" not in value:
             return value
         from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
 
         data = value.get("data")
-        if data is None and isinstance(value.get("raw"), dict) and "source" in value:
-            from worker.events.identify import identify  # noqa: PLC0415 - identify imports the catalogue
+        if "data" not in value and isinstance(value.get("raw"), dict):
+            from worker.events.fanout import item_of  # noqa: PLC0415 - fanout imports the errors only
 
-            (item,) = identify(str(value["source"]), value["raw"])
-            data = item.payload
+            data = item_of(value["raw"])
         if isinstance(data, dict):
             value = {**value, "data": model_for(str(value["type"])).model_validate(data)}
         return value

@@ -52,3 +52,18 @@ def own_raw(obj: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     if count == 1 or not isinstance(contents, Sequence) or isinstance(contents, str):
         return obj
     return {**obj, FANOUT_FIELD: [contents[index]]}
+
+
+def item_of(raw: dict[str, Any]) -> dict[str, Any]:
+    """What an event's model validates, given its stored ``raw``: for a fan-out message holding one item, the
+    message's other fields with that item's fields over them (the RTC identifier's rule); else ``raw``."""
+    contents = raw.get(FANOUT_FIELD)
+    if isinstance(contents, list) and len(contents) == 1 and isinstance(contents[0], dict):
+        return {**{key: value for key, value in raw.items() if key != FANOUT_FIELD}, **contents[0]}
+    return raw
+
+
+def derivable(raw: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Whether ``item_of(raw)`` gives back ``payload`` (what the model validated), so that a task message
+    may leave ``data`` out: true for every single-event payload and for RTC items."""
+    return item_of(raw) is payload or (FANOUT_FIELD in raw and item_of(raw) == payload)

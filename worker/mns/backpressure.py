@@ -19,6 +19,7 @@ import structlog
 
 from worker.mns import metrics
 from worker.mns.batch import SOURCE
+from worker.providers import queue_for
 from worker.redisconn import sync_client
 from worker.redismemory import MemoryState, memory_state
 from worker.settings import Settings
@@ -120,10 +121,10 @@ class Backpressure:
 def backpressure_for(settings: Settings) -> Backpressure:
     """Watches the queues MNS events go to (their source's and the unknown queue) on the broker's Redis;
     with another broker, only the memory of the Redis that holds the markers."""
-    queues = [settings.queue_for_source(SOURCE), settings.queue_for_source("unknown")]
+    queues = [queue_for(settings, SOURCE), queue_for(settings, "unknown")]
     url = settings.broker_url if settings.broker_is_redis else settings.effective_redis_url
     return Backpressure(
-        sync_client(url),
+        sync_client(url, settings),
         queues if settings.broker_is_redis else [],
         high_water=settings.consumer_high_water,
         low_water=settings.consumer_low_water,

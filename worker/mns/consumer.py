@@ -78,7 +78,7 @@ class Poller(threading.Thread):
             handler = BatchHandler(
                 self.queue_name,
                 Publisher(self.settings),
-                DeadLetterStore(self.settings.effective_redis_url),
+                DeadLetterStore.for_settings(self.settings),
                 self.settings.mns_max_dequeue_count,
                 self.settings.max_events_per_request,
             )

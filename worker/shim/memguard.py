@@ -68,4 +68,4 @@ class MemoryGuard:
 def memory_guard_for(settings: Settings) -> MemoryGuard:
     """Guards the Redis the shim writes to: the broker's, or the markers' when the broker is not Redis."""
     url = settings.broker_url if settings.broker_is_redis else settings.effective_redis_url
-    return MemoryGuard(async_client(url), settings.redis_memory_high_ratio)
+    return MemoryGuard(async_client(url, settings), settings.redis_memory_high_ratio)
