@@ -40,7 +40,10 @@ SCRIPT_CHUNK = 256
 # ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, message.
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
 # enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.outbox``) in the
-# same atomic step. Returns one 1 (enqueued) or 0 (duplicate) per event.
+# same atomic step: the one deliberate second copy of a message (BENCHMARKS.md, Redis bytes per event).
+# Returns one 1 (enqueued) or 0 (duplicate) per event.
+# Per-event writes that must be atomic with the enqueue (a journal entry, an index) belong in the ``if fresh``
+# branch below, after the outbox copy; keep each one a line or two and its KEYS/ARGV documented above.
 _PUBLISH_SCRIPT = """
 local out = {}
 local bypass = ARGV[1] == '1'

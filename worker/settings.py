@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     consumer_health_file: str | None = Field(
         default=None, description="touched after every successful poll (liveness probe)"
     )
+    consumer_high_water: int = Field(
+        default=10_000, ge=1, description="queued task messages at which the consumer stops receiving"
+    )
+    consumer_low_water: int = Field(default=5_000, ge=0, description="queued task messages to resume below")
+    consumer_backlog_check_ms: int = Field(
+        default=500, ge=10, description="how often the pollers' shared backlog check asks Redis (LLEN)"
+    )
+    redis_memory_high_ratio: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="of maxmemory: above it the shim answers 503 and the consumer pauses",
+    )
 
     # --- processing -------------------------------------------------------------------------------------
     handler_modules: CommaList = Field(default_factory=list)
@@ -128,7 +141,12 @@ class Settings(BaseSettings):
     shim_host: str = "127.0.0.1"
     shim_port: int = Field(default=8080, ge=0, le=65535)
     shim_public_url: str | None = None
-    shim_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    shim_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="largest provider sample is 3.3 KB; 100 RTC items about 25 KB"
+    )
+    max_events_per_request: int = Field(
+        default=100, ge=1, description="events one request or MNS message may fan out to (RTC Contents)"
+    )
     shim_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
     shim_read_timeout_seconds: float = Field(default=10.0, gt=0, description="to receive a whole body")
     shim_publish_timeout_seconds: float = Field(
@@ -217,6 +235,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.mns_socket_timeout <= self.mns_wait_seconds:
             raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
+        if self.consumer_low_water >= self.consumer_high_water:
+            raise ValueError("consumer_low_water must be below consumer_high_water")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("task_time_limit must be longer than task_soft_time_limit")
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
