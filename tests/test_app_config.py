@@ -47,7 +47,9 @@ def test_short_visibility_timeout_sweeps_often() -> None:
 
 
 def test_amqp_broker_uses_publisher_confirms() -> None:
-    app = create_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//"))
+    app = create_app(
+        Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:6379/0")
+    )
     assert app.conf.broker_transport_options == {"confirm_publish": True}
 
 

@@ -5,12 +5,21 @@ Components take a ``Settings`` in their constructor; nothing reads the environme
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from worker.settingserrors import SettingsInvalid, describe_errors
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+# URL schemes that name a Redis server (the ledger, dead letters and dedupe markers need one) and those
+# Celery accepts as a broker. Anything else (a typo, a bare host) is refused, never replaced by localhost.
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+BROKER_SCHEMES = (*REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "sqs", "memory", "filesystem")
 
 # Sources of events and the Celery queue each one is routed to by default.
 DEFAULT_QUEUE_BY_SOURCE: dict[str, str] = {
@@ -29,6 +38,28 @@ def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _json_object(value: Any) -> Any:
+    # Decoded here rather than by pydantic-settings, which stops at the first bad value with a SettingsError;
+    # a ValueError becomes one entry among all the other problems.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f'must be a JSON object, e.g. {{"rtc": "realtime"}}: {exc}') from exc
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")  # noqa: TRY004 - pydantic collects only ValueError
+    return value
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url.split(";", 1)[0]).scheme.lower() if "://" in url else ""
+
+
+# A JSON object setting (``{"rtc": "realtime"}``): use for every new dict-valued setting.
+JsonStrDict = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
+JsonIntDict = Annotated[dict[str, int], NoDecode, BeforeValidator(_json_object)]
 
 
 class Settings(BaseSettings):
@@ -68,7 +99,7 @@ class Settings(BaseSettings):
 
     # --- processing -------------------------------------------------------------------------------------
     handler_modules: CommaList = Field(default_factory=list)
-    queue_routes: dict[str, str] = Field(
+    queue_routes: JsonStrDict = Field(
         default_factory=dict, description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue'
     )
     task_max_attempts: int = Field(default=5, ge=1)
@@ -84,7 +115,7 @@ class Settings(BaseSettings):
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
-    dedupe_ttl_seconds: dict[str, int] = Field(
+    dedupe_ttl_seconds: JsonIntDict = Field(
         default_factory=lambda: {
             "ims": 7 * 86400,
             "live.caster": 86400,
@@ -146,26 +177,50 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if _scheme(value) not in BROKER_SCHEMES:
+            raise ValueError(f"must be a broker URL ({', '.join(s + '://' for s in BROKER_SCHEMES[:5])}…)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and _scheme(value) not in REDIS_SCHEMES:
+            raise ValueError(f"must be a Redis URL ({', '.join(s + '://' for s in REDIS_SCHEMES)})")
+        return value or None
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        problems = []
         if self.mns_socket_timeout <= self.mns_wait_seconds:
-            raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
+            problems.append(
+                f"IMS_WORKER_MNS_SOCKET_TIMEOUT ({self.mns_socket_timeout}) must be longer than "
+                f"IMS_WORKER_MNS_WAIT_SECONDS ({self.mns_wait_seconds}, the long poll)"
+            )
         if self.task_time_limit <= self.task_soft_time_limit:
-            raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+            problems.append(
+                f"IMS_WORKER_TASK_TIME_LIMIT ({self.task_time_limit}) must be longer than "
+                f"IMS_WORKER_TASK_SOFT_TIME_LIMIT ({self.task_soft_time_limit})"
+            )
+        if not self.broker_is_redis and not self.redis_url:
+            problems.append(
+                f"IMS_WORKER_REDIS_URL: required when IMS_WORKER_BROKER_URL is not Redis "
+                f"({_scheme(self.broker_url)}://…): dedupe markers, ledger and dead letters live in Redis"
+            )
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property
     def effective_redis_url(self) -> str:
-        """Where dedupe markers, dead letters and handler ledgers live."""
-        if self.redis_url:
-            return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
-            return self.broker_url
-        return DEFAULT_BROKER_URL
+        """Where dedupe markers, dead letters and handler ledgers live (validated: never a silent default)."""
+        return self.redis_url or self.broker_url
 
     @property
     def broker_is_redis(self) -> bool:
-        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+        return _scheme(self.broker_url) in REDIS_SCHEMES
 
     def queue_for_source(self, source: str) -> str:
         """The Celery queue events of ``source`` go to; unknown types go to ``unknown``."""
@@ -191,5 +246,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment once. Tests and the CLI pass overrides explicitly."""
-    return Settings(**overrides)
+    """Read the environment once. Tests and the CLI pass overrides explicitly.
+
+    Raises ``SettingsInvalid`` (a ``ConfigurationError``) listing every problem by its variable name.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsInvalid(describe_errors(Settings, exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings itself could not decode
+        raise SettingsInvalid([str(exc)]) from None
+    except (OSError, UnicodeDecodeError) as exc:  # an unreadable .env
+        raise SettingsInvalid([f".env: cannot be read: {exc}"]) from None

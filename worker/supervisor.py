@@ -73,6 +73,7 @@ class Supervisor:
         backoff: Backoff | None = None,
         output: TextIO | None = None,
         poll_interval: float = 0.1,
+        fatal_codes: frozenset[int] = frozenset(),
     ) -> None:
         names = [c.name for c in children]
         if len(set(names)) != len(names):
@@ -80,6 +81,8 @@ class Supervisor:
         self.grace_seconds = grace_seconds
         self.backoff = backoff or Backoff()
         self.poll_interval = poll_interval
+        self.fatal_codes = fatal_codes
+        self.fatal: tuple[str, int] | None = None  # (child, exit code) that stopped everything
         self._output = output or sys.stdout
         self._output_lock = threading.Lock()
         self._width = max((len(n) for n in names), default=0)
@@ -117,7 +120,8 @@ class Supervisor:
             while not self._stop_requested:
                 self._check_children()
                 time.sleep(self.poll_interval)
-            return self._shutdown()
+            code = self._shutdown()
+            return 2 if self.fatal is not None else code
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -184,6 +188,13 @@ class Supervisor:
                 log.warning("child exited", child=child.spec.name, code=code, uptime=round(uptime, 2))
                 self._reap_group(child.process)
                 child.process = None
+                if code in self.fatal_codes:
+                    # A configuration error: a restart would fail the same way, while the other children
+                    # keep acknowledging events nobody handles. Stop everything and say why.
+                    log.error("child failed to start; stopping", child=child.spec.name, code=code)
+                    self.fatal = (child.spec.name, code)
+                    self._stop_requested = True
+                    continue
                 if uptime >= self.backoff.reset_after:
                     child.failures = 0
                 self._schedule_restart(child)

@@ -12,6 +12,7 @@ from typing import Any
 
 from worker.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable
+from worker.events import SOURCES
 from worker.redisconn import REDIS_ERRORS, redact_text, redact_url
 from worker.settings import Settings, load_settings
 
@@ -155,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     }
     try:
         return commands[args.dlq_command]()
+    except BrokenPipeError:
+        raise  # stdout's reader left (`| head`): not a Redis problem; main() exits quietly
     except REDIS_ERRORS as exc:
         url = redact_url(settings.effective_redis_url)
         print(f"ims-worker dlq: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
@@ -167,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", help="exact source: ims, live.caster, live.record, rtc, tencent, unknown")
+    parser.add_argument("--source", choices=[*SOURCES, "unknown"], help="exact source")
     parser.add_argument("--type", help="event type or glob, e.g. ims.* or ims.ProduceMediaComplete")
     parser.add_argument("--reason", help="substring of the reason, e.g. 'retries exhausted'")
     parser.add_argument(

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from worker.cli.preflight import load_handlers, require_free_port
 from worker.demo import Demo, DemoFailed, demo_environment
 from worker.embedded import EmbeddedServices
 from worker.redisconn import redact_url
@@ -26,6 +27,9 @@ from worker.supervisor import ChildSpec, Supervisor
 log = structlog.get_logger(__name__)
 
 GRACE_MARGIN_SECONDS = 5.0
+# Every ims-worker command, and the Celery worker when its handlers cannot load, exits 2 on a configuration
+# error: restarting cannot fix that, so the supervisor stops everything instead of crash-looping.
+FATAL_EXIT_CODES = frozenset({2})
 
 
 def configure_logging(settings: Settings) -> None:
@@ -119,6 +123,9 @@ class DemoRunner:
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
+    # Refuse to start rather than run inputs that acknowledge events beside a worker that cannot handle them.
+    load_handlers(settings)
+    require_free_port(settings.shim_host, settings.shim_port, "ims-worker run: the shim")
     with EmbeddedServices(settings, demo=args.demo) as embedded:
         overrides = dict(embedded.env)
         if args.demo:
@@ -127,7 +134,9 @@ def _run(args: argparse.Namespace) -> int:
         os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
         settings = load_settings()
         supervisor = Supervisor(
-            child_specs(settings, dict(os.environ), flower=args.flower), grace_seconds=grace_seconds(settings)
+            child_specs(settings, dict(os.environ), flower=args.flower),
+            grace_seconds=grace_seconds(settings),
+            fatal_codes=FATAL_EXIT_CODES,
         )
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
@@ -147,8 +156,17 @@ def _run(args: argparse.Namespace) -> int:
         code = supervisor.run()
         if runner is not None:
             runner.thread.join(timeout=5)
-            if args.exit_when_done:
-                return runner.code or code
+        if supervisor.fatal is not None:
+            name, child_code = supervisor.fatal
+            print(
+                f"ims-worker run: the {name} exited {child_code} (a configuration error, see its lines "
+                "above); stopped everything instead of restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
+        if runner is not None and args.exit_when_done:
+            return runner.code or code
     return code
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from worker.cli.preflight import load_handlers, require_free_port
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
 
@@ -47,6 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.shim_host
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
+    load_handlers(settings)  # events answered 200 here must have handlers that can run
+    require_free_port(host, port, "ims-worker shim")
     options = uvicorn_options(settings, host, port)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
         # Merely set, even empty, it turns prometheus_client's file mode on (files in the working directory).
