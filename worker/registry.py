@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -17,7 +17,7 @@ from worker.errors import ConfigurationError
 from worker.events import Event
 from worker.events.catalogue import CATALOGUE
 
-HandlerFunc = Callable[[Event], None]
+HandlerFunc = Callable[[Event], Awaitable[None] | None]  # async def handlers are awaited (worker.asyncrun)
 ENTRY_POINT_GROUP = "ims_worker.handlers"
 BUILTIN_PACKAGE = "handlers"
 

@@ -27,6 +27,7 @@ from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
+from worker.asyncrun import call_handler
 from worker.backoff import backoff_delay
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import HandlerLedger, HandlerState
@@ -160,7 +161,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         else:
             began = time.perf_counter()
             try:
-                sub.func(event)
+                call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
                 failures.append((sub, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
