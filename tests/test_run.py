@@ -67,6 +67,7 @@ def test_nothing_configured_starts_private_redis_with_aof_and_the_emulator(tmp_p
         env_file = (tmp_path / "state" / ENV_FILE_NAME).read_text()
         assert f"IMS_WORKER_BROKER_URL={url}" in env_file
         port = embedded.redis.port
+    assert not (tmp_path / "state" / ENV_FILE_NAME).exists()  # it would point at dead ports
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=port, socket_connect_timeout=0.5).ping()
 

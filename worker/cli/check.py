@@ -59,7 +59,9 @@ class Checklist:
             detail = check()
         except Exception as exc:  # noqa: BLE001 - any failure of a check is reported, not raised
             self.failed += 1
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            message = str(exc) or type(exc).__name__
+            if isinstance(getattr(exc, "message", None), str):  # the MNS SDK's errors: code and message
+                message = f"{getattr(exc, 'type', type(exc).__name__)}: {getattr(exc, 'message', '')}"
             print(f"FAIL  {what}: {redact_text(str(message))}", flush=True)
         else:
             print(f"ok    {what}: {detail}", flush=True)
