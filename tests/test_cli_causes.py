@@ -62,6 +62,7 @@ def test_a_reader_that_leaves_early_is_not_a_redis_error(redis_url: str, tmp_pat
     store = DeadLetterStore(redis_url)
     entry = store.add(raw="x" * 300_000, source="ims", reason="permanent failure", error="boom")
     store.close()
+    assert entry is not None
     process = subprocess.Popen(
         [IMS_WORKER, "dlq", "show", entry],
         cwd=tmp_path,
