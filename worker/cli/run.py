@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -21,6 +21,7 @@ from worker.cli.preflight import load_handlers, require_free_port
 from worker.demo import Demo, DemoFailed, demo_environment
 from worker.embedded import EmbeddedServices
 from worker.redisconn import redact_url
+from worker.runview import RunView, ViewStream, status_printer
 from worker.settings import Settings, load_settings
 from worker.supervisor import ChildSpec, Supervisor
 
@@ -32,13 +33,33 @@ GRACE_MARGIN_SECONDS = 5.0
 FATAL_EXIT_CODES = frozenset({2})
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """The project's logging set-up when it is there (JSON or console, secret redaction)."""
     try:
         module = importlib.import_module("worker.logging")
     except ImportError:  # pragma: no cover - structlog's defaults still log every line
         return
-    module.configure_logging(settings)
+    module.configure_logging(settings, stream=stream)
+
+
+def readable_view(settings: Settings) -> RunView | None:
+    """On a terminal, unless a log format was asked for: one console view of every process."""
+    if settings.log_format is not None or not sys.stdout.isatty():
+        return None
+    return RunView(level=settings.log_level, colors=True, width=len("consumer"))
+
+
+def not_for_production(embedded: EmbeddedServices) -> str | None:
+    started = [
+        *(["an embedded Redis (data in " + str(embedded.redis.workdir) + ")"] if embedded.redis else []),
+        *(["the bundled MNS emulator"] if embedded.emulator else []),
+    ]
+    if not started:
+        return None
+    return (
+        f"*** ims-worker run is using {' and '.join(started)}: for trying it out, NOT for production "
+        "(set IMS_WORKER_BROKER_URL and IMS_WORKER_MNS_ENDPOINT) ***"
+    )
 
 
 def grace_seconds(settings: Settings) -> float:
@@ -52,7 +73,8 @@ def child_commands(settings: Settings, *, flower: bool, python: str = sys.execut
     """Process type -> argv. The same commands as the Procfile, with the interpreter we run under."""
     cli = [python, "-m", "worker.cli"]
     celery = [python, "-m", "celery", "-A", "worker.app"]
-    worker = [*celery, "worker", "-E", "--loglevel", settings.log_level.upper()]
+    # --quiet: no 60-line banner; what it says (queues, concurrency) is in the "ims-worker run" line.
+    worker = [*celery, "--quiet", "worker", "-E", "--loglevel", settings.log_level.upper()]
     if settings.worker_concurrency:
         worker += ["--concurrency", str(settings.worker_concurrency)]
     commands = {
@@ -122,7 +144,12 @@ class DemoRunner:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_logging(settings)
+    view = readable_view(settings)
+    if view is None:
+        configure_logging(settings)
+    else:  # the supervisor's own lines go through the view too: one format for every process
+        as_json = settings.model_copy(update={"log_format": "json"})
+        configure_logging(as_json, cast(TextIO, ViewStream(view, "run", sys.stderr)))
     # Refuse to start rather than run inputs that acknowledge events beside a worker that cannot handle them.
     load_handlers(settings)
     require_free_port(settings.shim_host, settings.shim_port, "ims-worker run: the shim")
@@ -131,13 +158,21 @@ def _run(args: argparse.Namespace) -> int:
         if args.demo:
             overrides.update(demo_environment(settings))
         overrides["PYTHONUNBUFFERED"] = "1"  # children's lines reach the prefixed output as they happen
+        if view is not None:
+            overrides["IMS_WORKER_LOG_FORMAT"] = "json"  # parsed, counted and rendered by the view
+        warning = not_for_production(embedded)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
         settings = load_settings()
         supervisor = Supervisor(
             child_specs(settings, dict(os.environ), flower=args.flower),
             grace_seconds=grace_seconds(settings),
             fatal_codes=FATAL_EXIT_CODES,
+            render=view.render if view else None,
         )
+        if view is not None:
+            supervisor.on_tick = status_printer(view, supervisor.write_line)
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
             "ims-worker run",
@@ -156,6 +191,8 @@ def _run(args: argparse.Namespace) -> int:
         code = supervisor.run()
         if runner is not None:
             runner.thread.join(timeout=5)
+        if view is not None:
+            print(view.stats.summary(), flush=True)
         if supervisor.fatal is not None:
             name, child_code = supervisor.fatal
             print(
