@@ -14,7 +14,8 @@ from tests.conftest import SAMPLES_DIR
 from worker.asyncrun import HandlerTimeout, call_handler, close_loop, event_loop
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import done_key
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import Settings
 

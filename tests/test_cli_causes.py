@@ -21,7 +21,9 @@ from worker.shim import create_app
 
 @pytest.fixture
 def small_shim(redis_url: str) -> Iterator[str]:
-    settings = Settings(_env_file=None, broker_url=redis_url, shim_max_body_bytes=1024)
+    settings = Settings(
+        _env_file=None, broker_url=redis_url, shim_max_body_bytes=1024, shim_allow_unsigned=["live.record"]
+    )
     with serving(create_app(settings), free_port()) as base:
         yield base
 
@@ -83,4 +85,6 @@ def test_version_and_source_choices(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"ims-worker {package_version()}"
     assert package_version()[0].isdigit()
     done = cli("dlq", "list", "--source", "imss", cwd=tmp_path)
-    assert done.returncode == 2 and "invalid choice: 'imss'" in done.stderr
+    assert (
+        done.returncode == 2 and "--source 'imss' is not a source; sources: ims, live.caster" in done.stderr
+    )

@@ -92,6 +92,7 @@ def test_commands_refuse_to_start_when_handlers_cannot_load(tmp_path: Path, comm
         "IMS_WORKER_MNS_ACCESS_KEY_ID": "id",
         "IMS_WORKER_MNS_ACCESS_KEY_SECRET": "secret",
         "IMS_WORKER_SHIM_PORT": str(free_port()),
+        "IMS_WORKER_IMS_CALLBACK_KEY": "a-real-looking-callback-key-4711",
     }
     done = cli(*command, env=env, cwd=tmp_path, timeout=30)
     assert done.returncode == 2, done
@@ -131,7 +132,8 @@ def test_a_busy_port_fails_fast_with_the_cause(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         for command in (["shim", "--port", str(port)], ["run", "--demo"]):
             began = time.monotonic()
-            done = cli(*command, env={"IMS_WORKER_SHIM_PORT": str(port)}, cwd=tmp_path, timeout=30)
+            env = {"IMS_WORKER_SHIM_PORT": str(port), "IMS_WORKER_IMS_CALLBACK_KEY": "a-callback-key-4711"}
+            done = cli(*command, env=env, cwd=tmp_path, timeout=30)
             assert done.returncode == 2, done
             assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
             assert time.monotonic() - began < 10

@@ -20,6 +20,7 @@ import uvicorn
 from worker.cli.preflight import load_handlers, require_free_port
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
+from worker.shim.arming import check as check_arming
 
 APP_FACTORY = "worker.shim.app:create_app_from_environment"
 
@@ -48,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.shim_host
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
+    check_arming(settings)  # exit 2 before binding the port: nothing armed, or a placeholder key
     load_handlers(settings)  # events answered 200 here must have handlers that can run
     require_free_port(host, port, "ims-worker shim")
     options = uvicorn_options(settings, host, port)

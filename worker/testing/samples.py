@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.demo import load_samples
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 
 
 @functools.cache
