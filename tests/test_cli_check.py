@@ -36,13 +36,18 @@ def mns_env(emulator: EmulatorHandle, queues: str) -> dict[str, str]:
 
 
 def test_check_passes_on_a_working_setup(tmp_path: Path, redis_url: str, emulator: EmulatorHandle) -> None:
-    env = {"IMS_WORKER_BROKER_URL": redis_url, **mns_env(emulator, DEFAULT_QUEUE)}
+    env = {
+        "IMS_WORKER_BROKER_URL": redis_url,
+        "IMS_WORKER_IMS_CALLBACK_KEY": "a-good-key-for-checking-1234",
+        **mns_env(emulator, DEFAULT_QUEUE),
+    }
     done = cli("check", env=env, cwd=tmp_path)
     assert done.returncode == 0, done
     out = done.stdout
     assert "ok    settings" in out and "ok    handlers: 6 modules, 6 subscriptions" in out
     assert "handlers.ims:log_ims_event  <- ims.*  [29 types" in out
     assert f"ok    broker {redis_url}: answers PING" in out
+    assert "ok    shim keys: endpoints served: ims" in out
     assert f"ok    mns queue {DEFAULT_QUEUE} at {emulator.endpoint}: exists" in out
     assert out.rstrip().endswith("all checks passed")
 
@@ -52,6 +57,7 @@ def test_check_reports_every_problem_and_exits_1(tmp_path: Path, emulator: Emula
     env = {
         "IMS_WORKER_BROKER_URL": dead,
         "IMS_WORKER_HANDLER_MODULES": BROKEN,
+        "IMS_WORKER_IMS_CALLBACK_KEY": "changeme",
         **mns_env(emulator, f"{DEFAULT_QUEUE},no-such-queue"),
     }
     done = cli("check", env=env, cwd=tmp_path)
@@ -61,7 +67,8 @@ def test_check_reports_every_problem_and_exits_1(tmp_path: Path, emulator: Emula
     assert "FAIL  broker redis://***@127.0.0.1" in out and "pw-77" not in out
     assert f"ok    mns queue {DEFAULT_QUEUE}" in out
     assert "FAIL  mns queue no-such-queue" in out and "QueueNotExist" in out
-    assert out.rstrip().endswith("3 check(s) failed")
+    assert "FAIL  shim keys: IMS_WORKER_IMS_CALLBACK_KEY (key 1 of 1) is a placeholder" in out
+    assert out.rstrip().endswith("4 check(s) failed")
 
 
 def test_handlers_list_shows_what_runs_for_which_type(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def _check(args: argparse.Namespace) -> int:
     if settings.effective_redis_url != settings.broker_url or not settings.broker_is_redis:
         url = settings.effective_redis_url
         checks.run(f"redis {redact_url(url)}", lambda: _ping_redis(url))
+    _check_shim(settings, checks)
     if settings.mns_endpoint:
         if not settings.mns_queues:
             checks.run("mns", _no_queues)
@@ -96,6 +97,27 @@ def _check(args: argparse.Namespace) -> int:
         print("skip  mns: IMS_WORKER_MNS_ENDPOINT is not set", flush=True)
     print("all checks passed" if not checks.failed else f"{checks.failed} check(s) failed", flush=True)
     return 1 if checks.failed else 0
+
+
+def _check_shim(settings: Settings, checks: Checklist) -> None:
+    from worker.shim.arming import NothingArmed  # noqa: PLC0415 - the shim's rules, only here
+    from worker.shim.arming import check as check_arming  # noqa: PLC0415
+
+    try:
+        arming = check_arming(settings)
+    except NothingArmed as exc:
+        print(f"skip  shim: {exc}", flush=True)
+        return
+    except ConfigurationError as exc:
+        message = str(exc)
+        checks.run("shim keys", lambda: _raise(message))
+        return
+    served = [*arming.armed, *(f"{name} (unsigned)" for name in arming.unsigned)]
+    checks.run("shim keys", lambda: "endpoints served: " + ", ".join(served))
+
+
+def _raise(message: str) -> str:
+    raise ConfigurationError(message)
 
 
 def _no_queues() -> str:
