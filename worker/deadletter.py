@@ -18,7 +18,8 @@ import redis
 
 from worker.dedupe import PREFIX
 from worker.events import Event, Transport
-from worker.redisconn import sync_client
+from worker.redisconn import store_client, sync_client
+from worker.settings import Settings
 
 STREAM_KEY = f"{PREFIX}:deadletters"
 _PAGE = 500
@@ -130,6 +131,13 @@ class DeadLetterStore:
     def __init__(self, redis_or_url: str | redis.Redis) -> None:
         self._client = sync_client(redis_or_url) if isinstance(redis_or_url, str) else redis_or_url
         self._owns_client = isinstance(redis_or_url, str)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> DeadLetterStore:
+        """The store at ``settings``' Redis, connected with its TLS, ACL or Sentinel settings."""
+        store = cls(store_client(settings))
+        store._owns_client = True
+        return store
 
     def add(
         self,

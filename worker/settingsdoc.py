@@ -28,6 +28,18 @@ MEANINGS: dict[str, str] = {
     "starts an embedded Redis when unset",
     "redis_url": "dedupe markers, dead letters, handler ledger (`redis://`, `rediss://`, `unix://`, "
     "`sentinel://`); required when the broker is not Redis, else the broker URL",
+    "redis_tls_ca_file": "for every `rediss://` URL (broker and store): CA bundle; unset: the system's CAs",
+    "redis_tls_cert_file": "client certificate for `rediss://` (mutual TLS; goes with the key file)",
+    "redis_tls_key_file": "the client certificate's key (goes with the certificate file)",
+    "redis_tls_check_hostname": "the server certificate must name the host in the URL",
+    "redis_sentinel_master": "the master name the Sentinels in a `sentinel://` URL monitor (required with "
+    "such a URL)",
+    "redis_sentinel_password": "password of the Sentinels themselves (the master's goes in the URL)",
+    "redis_wait_replicas": "publish returns only once this many replicas have the batch (`WAIT` after the "
+    "script), else the publish fails and upstream retries",
+    "redis_wait_timeout_ms": "how long that `WAIT` may take",
+    "broker_visibility_timeout": "seconds a Redis-broker message stays leased to a worker whose heartbeat "
+    'stopped (live workers renew theirs); bounds crash recovery (see "Delivery guarantees")',
     "mns_endpoint": "`https://<account>.mns.<region>.aliyuncs.com`; `ims-worker run` starts the emulator "
     "when unset",
     "mns_access_key_id": "MNS AccessKey id",

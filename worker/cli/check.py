@@ -21,8 +21,8 @@ from worker.settings import Settings, load_settings
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def _ping_redis(url: str) -> str:
-    client = sync_client(url)
+def _ping_redis(url: str, settings: Settings) -> str:
+    client = sync_client(url, settings)  # TLS and Sentinel settings apply, as in the worker
     try:
         client.ping()
         return "answers PING"
@@ -81,12 +81,12 @@ def _check(args: argparse.Namespace) -> int:
         print("        " + format_subscription(row))
     broker = redact_url(settings.broker_url)
     if settings.broker_is_redis:
-        checks.run(f"broker {broker}", lambda: _ping_redis(settings.broker_url))
+        checks.run(f"broker {broker}", lambda: _ping_redis(settings.broker_url, settings))
     else:
         checks.run(f"broker {broker}", lambda: _connect_broker(settings.broker_url))
     if settings.effective_redis_url != settings.broker_url or not settings.broker_is_redis:
         url = settings.effective_redis_url
-        checks.run(f"redis {redact_url(url)}", lambda: _ping_redis(url))
+        checks.run(f"redis {redact_url(url)}", lambda: _ping_redis(url, settings))
     _check_shim(settings, checks)
     if settings.mns_endpoint:
         if not settings.mns_queues:

@@ -158,7 +158,7 @@ def _check_source(settings: Settings, source: str | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     _check_source(settings, getattr(args, "source", None))
-    store = DeadLetterStore(settings.effective_redis_url)
+    store = DeadLetterStore.for_settings(settings)
     commands: dict[str, Callable[[], int]] = {
         "list": lambda: _cmd_list(store, args),
         "show": lambda: _cmd_show(store, args),

@@ -17,7 +17,7 @@ from typing import Any
 from worker.deadletter import DeadLetter, DeadLetterStore
 from worker.dedupe import done_key
 from worker.events import Event
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import REGISTRY
 from worker.settings import Settings
 
@@ -52,7 +52,7 @@ class HandlerKit:
         from worker.app import create_app  # noqa: PLC0415 - Celery only once a kit is made
 
         self.app = create_app(self.settings)
-        self._client = sync_client(self.redis_url)
+        self._client = store_client(self.settings)
 
     def load(self, *modules: str) -> None:
         """Import handler modules (their ``@handler`` registrations are what ``run`` uses)."""
