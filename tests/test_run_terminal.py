@@ -77,6 +77,7 @@ def test_demo_on_a_terminal_is_readable_and_summarized(tmp_path: Path) -> None:
     assert len(warnings) == 1 and "embedded Redis" in warnings[0] and "MNS emulator" in warnings[0]
     # No JSON, no Celery banner; every log line carries its process name.
     assert not [line for line in lines if re.search(r"\|\s*\{\"", line) or line.startswith("{")]
+    assert "color_message" not in output
     assert "[config]" not in output and "[queues]" not in output and "--- ***** -----" not in output
     logged = [line for line in lines if re.search(r"\[(info|warning|error)\s*\]", line)]
     assert logged and all(PREFIX.match(line) for line in logged), [x for x in logged if not PREFIX.match(x)]

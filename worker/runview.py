@@ -180,7 +180,7 @@ class RunView:
         method = str(record.get("level", "info"))
         # Terse for a terminal (the JSON logs keep everything): time of day, no task ids, no first attempts.
         fields["timestamp"] = str(fields.get("timestamp", ""))[11:19]
-        for noisy in ("task_id", "data", "logger"):
+        for noisy in ("task_id", "data", "logger", "color_message", "process_name"):
             fields.pop(noisy, None)
         if fields.get("attempt") == 1:
             del fields["attempt"]
