@@ -24,6 +24,7 @@ from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
 from worker import policy
+from worker.asyncrun import call_handler
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
@@ -184,7 +185,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
             began = time.perf_counter()
             try:
                 with permit:
-                    sub.func(event)
+                    call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
                 failures.append(_failure(sub.name, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
