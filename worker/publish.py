@@ -26,6 +26,8 @@ import redis.asyncio
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.errors import BrokerUnavailable
 from worker.events import Event
+from worker.journal.config import JournalConfig, now_ms, publish_blob
+from worker.journal.lua import JOURNAL_LUA
 from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
 from worker.sender import KombuSender
 from worker.settings import Settings
@@ -39,8 +41,12 @@ SCRIPT_CHUNK = 256
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
 # enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.outbox``) in the
 # same atomic step. Returns one 1 (enqueued) or 0 (duplicate) per event.
-_PUBLISH_SCRIPT = """
+# Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
+_PUBLISH_SCRIPT = (
+    JOURNAL_LUA
+    + """
 local out = {}
+local jb = #ARGV - 1 - (#KEYS - 2) / 2
 local bypass = ARGV[1] == '1'
 local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
 for i = 1, (#KEYS - 2) / 2 do
@@ -60,9 +66,12 @@ for i = 1, (#KEYS - 2) / 2 do
   else
     out[i] = 0
   end
+  jpublish(ARGV[jb + i], fresh, ARGV[a + 2])
 end
+jtrim(#KEYS + 16)
 return out
 """
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,13 @@ class _Batch:
             self.keys += (dedupe_key(event.id), message.queue)
             self.args += (message.task_id, settings.dedupe_ttl_for(event.source), message.payload)
         self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
+        journal = JournalConfig.from_settings(settings)
+        if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
+            now, kind = now_ms(), "redriven" if bypass else "received"
+            self.args += [publish_blob(event, now, kind) for event in events]
+            self.args.append(journal.tail(now))
+        else:
+            self.args.append("")
 
 
 def _results(events: Sequence[Event], flags: Sequence[Any]) -> list[PublishResult]:

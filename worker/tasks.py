@@ -33,6 +33,9 @@ from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
+from worker.journal.config import JournalConfig
+from worker.journal.stats import attempt_stats, retried_stats
+from worker.journal.writer import JournalWriter
 from worker.outbox import Outbox
 from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
 from worker.registry import REGISTRY, Subscription, discover
@@ -72,6 +75,7 @@ class Runtime:
     ledger: HandlerLedger
     deadletters: DeadLetterStore
     outbox: Outbox
+    journal: JournalWriter
 
 
 _runtime: Runtime | None = None
@@ -81,17 +85,20 @@ def runtime(settings: Settings) -> Runtime:
     global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
     if _runtime is None or _runtime.pid != os.getpid():
         client = sync_client(settings.effective_redis_url)
+        journal = JournalConfig.from_settings(settings)
         ledger = HandlerLedger(
             client,
             claim_seconds=settings.handler_claim_seconds,
             done_ttl_seconds=settings.handler_done_ttl_seconds,
             outbox_deadline_seconds=settings.visibility_timeout,
+            journal=journal,
         )
         _runtime = Runtime(
             pid=os.getpid(),
             ledger=ledger,
-            deadletters=DeadLetterStore(client),
+            deadletters=DeadLetterStore(client, journal=journal),
             outbox=Outbox(client, settings.visibility_timeout),
+            journal=JournalWriter(client, journal),
         )
     return _runtime
 
@@ -100,6 +107,13 @@ def _retry(task: Task, countdown: float, reason: str, event: Event | None = None
     """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
     log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
+    if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
+        try:
+            _runtime.journal.note(
+                event.id, "retried", stats=retried_stats(event), countdown=round(countdown, 3)
+            )
+        except REDIS_ERRORS:
+            pass  # Redis is what failed; the retry matters more than its journal line
     try:
         return task.retry(countdown=countdown, exc=HandlerFailed(reason), throw=False, **options)
     except Exception as exc:
@@ -140,7 +154,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
     subscriptions = REGISTRY.handlers_for(event.type)
     names = [s.name for s in subscriptions]
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
-    start = rt.ledger.begin(event.id, request.id, names, redelivered=redelivered)
+    start = rt.ledger.begin(event.id, request.id, names, redelivered=redelivered, attempt=request.retries + 1)
     if start.redeliveries > settings.max_redeliveries:
         pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
         rt.ledger.finish(event.id, request.id, pending, failed=False)
@@ -165,7 +179,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
                 failures.append((sub, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
                 continue
-            rt.ledger.mark_done(event.id, request.id, sub.name)
+            rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
             ran += 1
             log.debug(
                 "handler succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
@@ -173,7 +187,11 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
 
     failed_names = [sub.name for sub, _ in failures]
     handled = not failures and not busy
-    attempts = rt.ledger.finish(event.id, request.id, failed_names, failed=bool(failures), handled=handled)
+    errors = [(sub.name, summarize(exc)) for sub, exc in failures]
+    stats = attempt_stats(event, handled=handled, failed=bool(failures))
+    attempts = rt.ledger.finish(
+        event.id, request.id, failed_names, failed=bool(failures), handled=handled, errors=errors, stats=stats
+    )
     if handled:
         log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
         return f"handled={ran} skipped={skipped}"

@@ -1,0 +1,96 @@
+"""The journal's settings as the Lua fragment reads them, and the Python side of its entries."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from worker.events import Event
+from worker.journal.keys import business_keys
+from worker.settings import Settings
+
+PREFIX = "ims-worker:j:"
+INDEX_KEY = f"{PREFIX}idx"
+FAILED_KEY = f"{PREFIX}failed"
+STATS_KEY = "ims-worker:stats"
+
+
+def entries_key(event_id: str) -> str:
+    return f"{PREFIX}e:{event_id}"
+
+
+def payload_key(event_id: str) -> str:
+    return f"{PREFIX}p:{event_id}"
+
+
+def value_key(value: str) -> str:
+    return f"{PREFIX}v:{value}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _oneline(text: str) -> str:
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    enabled: bool
+    retention_seconds: int
+    max_events: int
+    max_entries_per_event: int
+    max_events_per_key: int
+    payload_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JournalConfig:
+        return cls(
+            enabled=settings.journal_enabled,
+            retention_seconds=settings.journal_retention_seconds,
+            max_events=settings.journal_max_events,
+            max_entries_per_event=settings.journal_max_entries_per_event,
+            max_events_per_key=settings.journal_max_events_per_key,
+            payload_seconds=min(settings.journal_payload_seconds, settings.journal_retention_seconds),
+        )
+
+    def tail(self, now: int | None = None) -> str:
+        """The last argument of every journaling script: "" turns the journal off."""
+        if not self.enabled:
+            return ""
+        return (
+            f"{self.retention_seconds}|{self.max_entries_per_event}|{self.max_events}|"
+            f"{self.max_events_per_key}|{self.payload_seconds}|{now_ms() if now is None else now}"
+        )
+
+
+OFF = JournalConfig(False, 1, 1, 1, 1, 0)
+
+
+def entry(kind: str, now: int, **fields: Any) -> str:
+    """One journal entry as the scripts store it: compact JSON with ``t`` (unix ms) and ``e`` (the step)."""
+    return orjson.dumps({"t": now, "e": kind, **{k: v for k, v in fields.items() if v is not None}}).decode()
+
+
+def publish_blob(event: Event, now: int, kind: str = "received") -> str:
+    """What ``jpublish`` reads for one event: id, the received entry, then ``Name=value`` lines."""
+    t = event.transport
+    received = entry(
+        kind, now, src=event.source, type=event.type, via=t.kind, q=t.queue, mid=t.message_id,
+        dq=t.dequeue_count, req=t.request_id,
+    )  # fmt: skip
+    lines = [event.id, received]
+    lines += [f"{name}={_oneline(value)}" for name, value in business_keys(event).items()]
+    return "\n".join(lines)
+
+
+def error_entry(now: int, handler: str, error: str) -> str:
+    return entry("failed", now, h=handler, err=_oneline(error)[:500])
+
+
+def stats_blob(fields: dict[str, float]) -> str:
+    return "\n".join(f"{_oneline(k).replace(chr(9), ' ')}\t{v}" for k, v in fields.items())
