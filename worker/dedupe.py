@@ -82,8 +82,9 @@ if ARGV[3] == '1' then
 end
 local entries = {}
 if J then
-  local again = out[1] > 0 and out[1] or nil
-  entries[1] = jent('attempt', {n = tonumber(ARGV[7]), task = ARGV[1], redelivered = again, replay = replay and 1 or nil})
+  local again, replayed = out[1] > 0 and out[1] or nil, replay and 1 or nil
+  entries[1] = jent('attempt', {n = tonumber(ARGV[7]), task = ARGV[1],
+    redelivered = again, replay = replayed})
 end
 for i = 1, n do
   local done = redis.call('EXISTS', KEYS[i]) == 1

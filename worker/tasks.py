@@ -15,6 +15,7 @@ Nothing escapes as an ordinary failure: Celery would acknowledge it and the even
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -108,12 +109,8 @@ def _retry(task: Task, countdown: float, reason: str, event: Event | None = None
     log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
     if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
-        try:
-            _runtime.journal.note(
-                event.id, "retried", stats=retried_stats(event), countdown=round(countdown, 3)
-            )
-        except REDIS_ERRORS:
-            pass  # Redis is what failed; the retry matters more than its journal line
+        with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
+            _runtime.journal.note(event.id, "retried", stats=retried_stats(event), countdown=round(countdown))
     try:
         return task.retry(countdown=countdown, exc=HandlerFailed(reason), throw=False, **options)
     except Exception as exc:
