@@ -206,7 +206,9 @@ class HandlerLedger:
 
     def mark_done(self, event_id: str, task_id: str, handler_name: str, *, ms: float = 0.0) -> None:
         keys = [done_key(event_id, handler_name), claim_key(event_id, handler_name)]
-        args = [task_id, self._done_ttl, event_id, handler_name, round(ms, 2), self._journal.tail()]
+        args: list[str | int | float] = [
+            task_id, self._done_ttl, event_id, handler_name, round(ms, 2), self._journal.tail()
+        ]  # fmt: skip
         self._done(keys=keys, args=args)
 
     def finish(
@@ -228,7 +230,7 @@ class HandlerLedger:
         flags = ["1" if failed else "0", "1" if handled else "0"]
         now = now_ms()
         journal = [error_entry(now, name, error) for name, error in errors] if self._journal.enabled else []
-        args = [task_id, self._done_ttl, *flags, event_id, stats_blob(stats or {}), *journal]
+        args: list[str | int] = [task_id, self._done_ttl, *flags, event_id, stats_blob(stats or {}), *journal]
         return int(self._finish(keys=keys, args=[*args, self._journal.tail(now)]))
 
     def is_done(self, event_id: str, handler_name: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from worker.errors import ConfigurationError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parsers: func(args) -> exit code.
-SUBCOMMAND_MODULES = ("run", "consume", "shim", "dlq", "events", "send", "emulator")
+SUBCOMMAND_MODULES = ("run", "consume", "shim", "dlq", "events", "send", "emulator", "trace", "replay")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,3 +106,7 @@ def register(subparsers: Any) -> None:
         help="when it was received (ISO 8601, default now): ids of payloads without a time depend on it",
     )
     parse.set_defaults(func=_parse)
+
+    from worker.cli.trace import add_recent  # noqa: PLC0415 - the journal's command lives with trace
+
+    add_recent(commands)
