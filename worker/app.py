@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, signals
 
+from worker import workermetrics
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
@@ -106,6 +107,7 @@ def _on_worker_shutdown(**_: Any) -> None:
 
 signals.worker_init.connect(_on_worker_init)
 signals.worker_ready.connect(_on_worker_ready)
+signals.worker_ready.connect(workermetrics.on_worker_ready)
 signals.worker_shutdown.connect(_on_worker_shutdown)
 signals.setup_logging.connect(_on_setup_logging)
 
