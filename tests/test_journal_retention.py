@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.conftest import SAMPLES_DIR
+from worker.dedupe import HandlerLedger
 from worker.events import Event, normalize
 from worker.journal.config import INDEX_KEY, JournalConfig, entries_key, payload_key, value_key
 from worker.journal.reader import JournalReader
@@ -38,13 +39,23 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def publish(redis_url: str, batch: list[Event], size: int = 10, **settings: object) -> None:
-    publisher = Publisher(load_settings(broker_url=redis_url, **settings))
+    """Publish as the consumer does, then begin each task as a worker does (its first attempt)."""
+    config = load_settings(broker_url=redis_url, **settings)
+    publisher = Publisher(config)
+    client = redis.Redis.from_url(redis_url)
+    ledger = HandlerLedger(
+        client, claim_seconds=60, done_ttl_seconds=600, outbox_deadline_seconds=600,
+        journal=JournalConfig.from_settings(config),
+    )  # fmt: skip
     try:
         for i in range(0, len(batch), size):
             publisher.publish(batch[i : i + size])
+            for event in batch[i : i + size]:
+                ledger.begin(event.id, f"task-{event.id}", ["h:a"], redelivered=False, event=event)
             time.sleep(0.002)  # events first seen in the same millisecond have no order among them
     finally:
         publisher.close()
+        client.close()
 
 
 def test_the_size_cap_drops_the_oldest_events_whole(redis_url: str, client: redis.Redis) -> None:

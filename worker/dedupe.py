@@ -21,7 +21,16 @@ from enum import IntEnum
 
 import redis
 
-from worker.journal.config import OFF, JournalConfig, error_entry, now_ms, stats_blob
+from worker.events import Event
+from worker.journal.config import (
+    OFF,
+    JournalConfig,
+    error_entry,
+    index_blob,
+    now_ms,
+    payload_json,
+    stats_blob,
+)
 from worker.journal.lua import JOURNAL_LUA
 
 PREFIX = "ims-worker"
@@ -63,7 +72,8 @@ class HandlerState(IntEnum):
 # KEYS: done_1..n, claim_1..n, redeliveries, outbox deadlines.
 # ARGV: task id, claim ttl, redelivered (0/1), counter ttl, outbox deadline (unix ms).
 # A running task pushes its outbox deadline out, so that the sweeper does not copy it while it runs.
-# Journal: ARGV[6] event id, ARGV[7] attempt number, last the journal settings line. A replay's task (see
+# Journal: ARGV[6] event id, ARGV[7] attempt number, ARGV[8] business keys and ARGV[9] payload (first attempt
+# only, else ""), last the journal settings line. A replay's task (see
 # ``replay_key``) runs only the handlers it names, even if done before, once per replay task id.
 _BEGIN = (
     (
@@ -105,7 +115,10 @@ for i = 1, n do
     end
   end
 end
-if J then jadd(ARGV[6], unpack(entries)) end
+if J then
+  jadd(ARGV[6], unpack(entries))
+  jindex(ARGV[6], ARGV[8], ARGV[9])
+end
 return out
 """
     )
@@ -191,18 +204,25 @@ class HandlerLedger:
         *,
         redelivered: bool,
         attempt: int = 1,
+        event: Event | None = None,
     ) -> LedgerStart:
-        """Count a redelivery, skip handlers already done, claim the rest (or report them busy)."""
+        """Count a redelivery, skip handlers already done, claim the rest (or report them busy). ``event``
+        (on a first attempt): the journal indexes its business keys and keeps its payload for replay."""
         keys = [done_key(event_id, name) for name in handler_names]
         keys += [claim_key(event_id, name) for name in handler_names]
         keys += (redeliveries_key(task_id), OUTBOX_DUE_KEY)
         deadline = int(time.time() * 1000) + self._outbox_deadline_ms
         args: list[str | int] = [
             task_id, self._claim_seconds, "1" if redelivered else "0", self._done_ttl, deadline,
-            event_id, attempt, self._journal.tail(),
+            event_id, attempt, *self._index(event), self._journal.tail(),
         ]  # fmt: skip
         reply = self._begin(keys=keys, args=args)
         return LedgerStart(redeliveries=int(reply[0]), states=tuple(HandlerState(int(s)) for s in reply[1:]))
+
+    def _index(self, event: Event | None) -> tuple[str, str]:
+        if event is None or not self._journal.enabled:
+            return "", ""
+        return index_blob(event), payload_json(event) if self._journal.payload_seconds else ""
 
     def mark_done(self, event_id: str, task_id: str, handler_name: str, *, ms: float = 0.0) -> None:
         keys = [done_key(event_id, handler_name), claim_key(event_id, handler_name)]

@@ -26,7 +26,7 @@ import redis.asyncio
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.errors import BrokerUnavailable
 from worker.events import Event
-from worker.journal.config import JournalConfig, now_ms, publish_blob
+from worker.journal.config import JournalConfig, now_ms, received_blob
 from worker.journal.lua import JOURNAL_LUA
 from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
 from worker.sender import KombuSender
@@ -66,7 +66,7 @@ for i = 1, (#KEYS - 2) / 2 do
   else
     out[i] = 0
   end
-  jpublish(ARGV[jb + i], fresh, ARGV[a + 2])
+  jpublish(ARGV[jb + i], fresh)
 end
 jtrim(#KEYS + 16)
 return out
@@ -102,7 +102,7 @@ class _Batch:
         journal = JournalConfig.from_settings(settings)
         if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
             now, kind = now_ms(), "redriven" if bypass else "received"
-            self.args += [publish_blob(event, now, kind) for event in events]
+            self.args += [received_blob(event, now, kind) for event in events]
             self.args.append(journal.tail(now))
         else:
             self.args.append("")

@@ -151,7 +151,15 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
     subscriptions = REGISTRY.handlers_for(event.type)
     names = [s.name for s in subscriptions]
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
-    start = rt.ledger.begin(event.id, request.id, names, redelivered=redelivered, attempt=request.retries + 1)
+    first = request.retries == 0  # the journal indexes the event and keeps its payload once
+    start = rt.ledger.begin(
+        event.id,
+        request.id,
+        names,
+        redelivered=redelivered,
+        attempt=request.retries + 1,
+        event=event if first else None,
+    )
     if start.redeliveries > settings.max_redeliveries:
         pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
         rt.ledger.finish(event.id, request.id, pending, failed=False)

@@ -56,29 +56,35 @@ local function jstats(blob)
   end
 end
 
--- blob: "<event id>\\n<received entry>[\\n<Name>=<value>]..."
-local function jpublish(blob, fresh, message)
+-- At receipt (publish script), kept to a minimum: index the id, append "received" + "enqueued"/"duplicate".
+-- blob: "<event id>\\n<received entry>"
+local function jpublish(blob, fresh)
   if not J then return end
   local cut = string.find(blob, '\\n', 1, true)
-  local id, rest = string.sub(blob, 1, cut - 1), string.sub(blob, cut + 1)
-  cut = string.find(rest, '\\n', 1, true)
-  local received = cut and string.sub(rest, 1, cut - 1) or rest
-  local first = redis.call('ZSCORE', JP .. 'idx', id)
-  if not first then
-    redis.call('ZADD', JP .. 'idx', J.now, id)
-    if cut then
-      for name, value in string.gmatch(string.sub(rest, cut + 1), '([^=\\n]+)=([^\\n]+)') do
-        local vk = JP .. 'v:' .. value
-        redis.call('ZADD', vk, J.now, name .. '|' .. id)
-        redis.call('ZREMRANGEBYRANK', vk, 0, -J.kcap - 1)
-        redis.call('EXPIRE', vk, J.ttl)
-      end
-    end
-  end
+  local id, received = string.sub(blob, 1, cut - 1), string.sub(blob, cut + 1)
   local step
-  if fresh then step = jent('enqueued', {}) else step = jent('duplicate', {first = tonumber(first)}) end
+  if fresh then
+    redis.call('ZADD', JP .. 'idx', 'NX', J.now, id)
+    step = '{"t":' .. J.now .. ',"e":"enqueued"}'
+  else
+    local first = redis.call('ZSCORE', JP .. 'idx', id)
+    if not first then redis.call('ZADD', JP .. 'idx', J.now, id) end
+    step = '{"t":' .. J.now .. ',"e":"duplicate","first":' .. (first or 'null') .. '}'
+  end
   jadd(id, received, step)
-  if fresh and J.pttl > 0 then redis.call('SET', JP .. 'p:' .. id, message, 'EX', J.pttl) end
+end
+
+-- At a task's first attempt (ledger begin script): the business-key index and the payload kept for replay.
+-- keys: "<Name>=<value>" lines; payload: the event as JSON ("" to keep none).
+local function jindex(id, keys, payload)
+  if not J then return end
+  for name, value in string.gmatch(keys, '([^=\\n]+)=([^\\n]+)') do
+    local vk = JP .. 'v:' .. value
+    redis.call('ZADD', vk, 'NX', J.now, name .. '|' .. id)
+    redis.call('ZREMRANGEBYRANK', vk, 0, -J.kcap - 1)
+    redis.call('EXPIRE', vk, J.ttl)
+  end
+  if payload ~= '' and J.pttl > 0 then redis.call('SET', JP .. 'p:' .. id, payload, 'EX', J.pttl) end
 end
 
 -- Drop up to ``limit`` events older than the retention, or else beyond the size cap, oldest first.

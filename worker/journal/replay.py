@@ -10,9 +10,7 @@ the outbox: a replay lost with Redis is seen in the journal (no "attempt" after 
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,11 +40,9 @@ return 1
 )
 
 
-def event_from_message(payload: bytes) -> Event:
-    """The event inside a stored Celery task message (kombu envelope, base64 protocol-2 body)."""
-    envelope = json.loads(payload)
-    body = json.loads(base64.b64decode(envelope["body"]))
-    return Event.model_validate(body[0][0])
+def event_from_payload(payload: bytes) -> Event:
+    """The event as the worker stored it at its first attempt (JSON)."""
+    return Event.model_validate_json(payload)
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def plan(
             found.append(base(reason=why))
             continue
         try:
-            event = event_from_message(payload)
+            event = event_from_payload(payload)
         except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
             found.append(base(reason=f"stored payload unreadable: {exc}"[:200]))
             continue
