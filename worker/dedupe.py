@@ -82,7 +82,7 @@ _BEGIN = (
 local n = (#KEYS - 2) / 2
 local out = {0}
 local replay = redis.call('GET', '__REPLAY__' .. ARGV[1])
-local skip = 'done'
+local skip = 'already done'
 if replay then replay, skip = '\\n' .. replay .. '\\n', 'not replayed' end
 local name_at = #'__DONE__' + #ARGV[6] + 2
 redis.call('ZADD', KEYS[#KEYS], 'XX', ARGV[5], ARGV[1])

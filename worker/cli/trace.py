@@ -28,7 +28,16 @@ _SHOWN = (
     "req",
     "dl",
 )
-_LABEL = {"h": "", "n": "attempt ", "q": "queue ", "mid": "message ", "dq": "dequeued ", "req": "request "}
+_LABEL = {
+    "h": "",
+    "n": "attempt ",
+    "q": "queue ",
+    "mid": "message ",
+    "dq": "dequeued ",
+    "req": "request ",
+    "err": "",
+    "why": "",
+}
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
