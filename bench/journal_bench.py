@@ -27,9 +27,10 @@ from bench.shim_bench import CASTER_TOKEN, PUBLIC_URL, RTC_KEY, _segment, _Targe
 from bench.stats import Benchmark, Metrics, Row, check, fmt, ratio
 from worker.dedupe import HandlerLedger
 from worker.embedded import free_port
-from worker.events import Event, normalize
+from worker.events import Event
 from worker.journal.config import JournalConfig
 from worker.journal.stats import attempt_stats
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import load_settings
 

@@ -22,7 +22,7 @@ from tests.conftest import SAMPLES_DIR
 from tests.mns_emulator import EmulatorHandle
 from tests.plugins.recorder import runs_key
 from worker.deadletter import DeadLetterStore
-from worker.events import normalize
+from worker.providers import normalize
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
 

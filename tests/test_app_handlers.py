@@ -15,7 +15,8 @@ from handlers.tencent import log_tencent_event
 from handlers.unknown import warn_unknown_event
 from tests.conftest import SAMPLES_DIR
 from worker.demo import load_samples
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 from worker.registry import REGISTRY, discover
 
 

@@ -14,7 +14,8 @@ from tests.servers import free_port
 from worker.cli import main
 from worker.cli.dlq import parse_when
 from worker.deadletter import DeadLetterStore
-from worker.events import Event, normalize
+from worker.events import Event
+from worker.providers import normalize
 
 pytestmark = pytest.mark.integration
 

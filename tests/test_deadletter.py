@@ -13,7 +13,8 @@ import redis
 from tests.conftest import SAMPLES_DIR
 from worker.deadletter import STREAM_KEY, DeadLetterFilter, DeadLetterStore
 from worker.dedupe import dedupe_key
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.redrive import CannotRedrive, rebuild_events, redrive
 from worker.settings import Settings

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from worker.errors import InvalidPayload
-from worker.events import EventData, Transport, detect_source, normalize
+from worker.events import EventData, Transport
 from worker.events.ids import RECEIPT_BUCKET_SECONDS
+from worker.providers import detect_source, normalize
 
 SAMPLES = Path(__file__).resolve().parent.parent / "worker" / "samples"
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.errors import InvalidPayload
-from worker.events import SOURCES, Event, detect_source, normalize
+from worker.events import SOURCES, Event
+from worker.providers import detect_source, normalize
 
 SAMPLES = Path(__file__).resolve().parent.parent / "worker" / "samples"
 SAMPLE_PAYLOADS = [

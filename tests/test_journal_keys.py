@@ -1,11 +1,11 @@
-"""Business keys per source, read off the shipped samples (what ``trace`` and ``replay --key`` search by)."""
+"""The business keys the journal indexes per source (``worker.providers``), read off the shipped samples:
+what ``trace`` and ``replay --key`` search by."""
 
 from __future__ import annotations
 
 from tests.conftest import SAMPLES_DIR
-from worker.events import normalize
 from worker.journal.config import index_blob, received_blob
-from worker.journal.keys import business_keys
+from worker.providers import business_keys, normalize
 
 
 def keys_of(directory: str, name: str, source: str) -> list[dict[str, str]]:
@@ -21,10 +21,13 @@ def test_each_source_declares_the_keys_an_operator_searches_by() -> None:
             "ProjectId": "aded28bac782446a8e5a7cf86b67****",
         }
     ]
-    # AI audit names its media as '{"media": ..., "type": "Media"}': the id is indexed, not the JSON.
-    assert keys_of("ims", "AIMediaAuditComplete", "ims")[0]["MediaId"] == "02389c00031e71edbfdc90a58843****"
+    # AI audit names its media as '{"media": ..., "type": "Media"}': the journal indexes the id, not the JSON.
+    (audit,) = normalize("ims", (SAMPLES_DIR / "ims" / "AIMediaAuditComplete.json").read_bytes())
+    assert "MediaId=02389c00031e71edbfdc90a58843****" in index_blob(audit).split("\n")
     assert keys_of("live-record", "file_created", "live.record")[0] == {
-        "stream": "demo.aliyundoc.com/liveApp0001/liveStream0001"
+        "domain": "demo.aliyundoc.com",
+        "app": "liveApp0001",
+        "stream": "liveStream0001",
     }
     assert keys_of("live-caster", "OperateCallback", "live.caster")[0].keys() == {"CasterId"}
     user, channel = keys_of("rtc", "eventsub", "rtc")

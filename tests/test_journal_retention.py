@@ -11,10 +11,11 @@ import redis
 
 from tests.conftest import SAMPLES_DIR
 from worker.dedupe import HandlerLedger
-from worker.events import Event, normalize
+from worker.events import Event
 from worker.journal.config import INDEX_KEY, JournalConfig, entries_key, payload_key, value_key
 from worker.journal.reader import JournalReader
 from worker.journal.writer import JournalWriter
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import load_settings
 

@@ -13,7 +13,6 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from worker.events import normalize
 from worker.logging import (
     REDACTED,
     Redactor,
@@ -22,6 +21,7 @@ from worker.logging import (
     is_secret_key,
     secret_values,
 )
+from worker.providers import normalize
 from worker.settings import Settings
 
 SECRETS = {

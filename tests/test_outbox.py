@@ -12,8 +12,9 @@ from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.plugins.recorder import runs_key
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
-from worker.events import Event, normalize
+from worker.events import Event
 from worker.outbox import Outbox
+from worker.providers import normalize
 from worker.publish import Publisher
 from worker.settings import Settings
 

@@ -26,7 +26,8 @@ from worker.app import create_app
 from worker.cli import main
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import done_key
-from worker.events import Event, model_for, normalize
+from worker.events import Event, model_for
+from worker.providers import normalize, queue_for
 from worker.publish import Publisher
 from worker.settings import Settings
 
@@ -148,9 +149,7 @@ def test_each_source_runs_its_handlers_exactly_once(broker_env: dict[str, str], 
     events = one_of_each_source()
     assert {e.source for e in events} == {"ims", "live.caster", "live.record", "rtc", "tencent"}
     assert "unknown.tencent" in {e.type for e in events}
-    queues = sorted(
-        {settings.queue_for_source(s) for s in ("ims", "live.caster", "rtc", "tencent", "unknown")}
-    )
+    queues = sorted({queue_for(settings, s) for s in ("ims", "live.caster", "rtc", "tencent", "unknown")})
     with running_worker(broker_env, queues=queues, concurrency=2) as worker:
         publisher = Publisher(settings)
         first = publisher.publish(events)

@@ -159,9 +159,9 @@ def test_http_provider_flag_and_undetectable_payloads(
     odd.write_text('{"hello": "world"}')
     assert run_send([str(odd), "--http", shim_url]) == 1
     assert "cannot tell the source" in capsys.readouterr().err
-    # Forced to a provider it does not fit: the shim's own 400 reason comes back.
+    # Forced to a provider it does not fit: signed, so the shim keeps it as a dead letter and says why.
     assert run_send([str(odd), "--http", shim_url, "--provider", "live-record"]) == 1
-    assert ": 400 " in capsys.readouterr().err
+    assert '"dead_lettered":true' in capsys.readouterr().err
     sample = SAMPLES_DIR / "live-record" / "file_created.json"
     assert (
         run_send([str(sample), "--http", shim_url + "/webhooks/live/record", "--provider", "live.record"])

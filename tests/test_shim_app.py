@@ -58,7 +58,8 @@ class StandIn:
 
 
 def app_with(publisher: StandIn, **overrides: object) -> ShimApp:
-    return create_app(load_settings(**overrides), publisher)
+    # These tests are about the app's plumbing, not authentication: IMS is knowingly accepted unsigned.
+    return create_app(load_settings(**{"shim_allow_unsigned": "ims", **overrides}), publisher)
 
 
 async def call(app: ShimApp, method: str, path: str, body: bytes = b"") -> httpx.Response:
@@ -70,6 +71,21 @@ async def call(app: ShimApp, method: str, path: str, body: bytes = b"") -> httpx
 
 def request(app: ShimApp, method: str, path: str, body: bytes = b"") -> httpx.Response:
     return asyncio.run(call(app, method, path, body))
+
+
+async def lifespan(app: ShimApp, messages: list[Message]) -> list[Message]:
+    """Feed ``messages`` then a shutdown to the app's lifespan; return what it sent."""
+    queue = [*messages, {"type": "lifespan.shutdown"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return queue.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan"}, receive, send)
+    return sent
 
 
 def test_an_unexpected_error_is_a_500_with_the_request_id_and_logged() -> None:
@@ -106,13 +122,36 @@ def test_the_events_passed_on_carry_the_http_transport_and_request_id() -> None:
     assert event.transport.kind == "http" and event.transport.request_id == answer.json()["request_id"]
 
 
-def test_unset_keys_are_warned_about_at_start_and_set_ones_are_not() -> None:
+def test_only_armed_endpoints_are_served_and_the_start_line_lists_them() -> None:
     with capture_logs() as logs:
-        app_with(StandIn(), ims_callback_key="s3cr3t-value")
-    disabled = {entry["provider"] for entry in logs if entry["event"] == "shim.auth.disabled"}
-    assert disabled == {"live.record", "live.caster", "rtc", "tencent"}
-    assert {entry["setting"] for entry in logs} >= {"IMS_WORKER_RTC_APP_KEY", "IMS_WORKER_CASTER_TOKEN"}
-    assert "s3cr3t-value" not in repr(logs)
+        app = app_with(StandIn(), shim_allow_unsigned="", ims_callback_key="s3cr3t", caster_token="ab" * 10)
+        asyncio.run(lifespan(app, [{"type": "lifespan.startup"}]))
+    started = next(entry for entry in logs if entry["event"] == "shim.started")
+    assert started["endpoints"] == {"/webhooks/ims": "signed", "/webhooks/live/caster": "signed"}
+    weak = [entry["detail"] for entry in logs if entry["event"] == "shim.auth.weak_key"]
+    assert weak == [
+        "IMS_WORKER_IMS_CALLBACK_KEY (key 1 of 1) is short (6 characters, 16 or more recommended)",
+        "IMS_WORKER_CASTER_TOKEN (key 1 of 1) is low in variety (2 distinct characters)",
+    ]
+    assert "s3cr3t" not in repr(logs)
+    for path in (ENDPOINTS["rtc"], ENDPOINTS["tencent"], ENDPOINTS["live.record"]):
+        answer = request(app, "POST", path, b"{}")
+        assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+    assert request(app, "POST", ENDPOINTS["ims"], IMS).status_code == 401
+
+
+def test_an_unsigned_opt_in_is_shouted_at_start() -> None:
+    with capture_logs() as logs:
+        app = app_with(StandIn(), shim_allow_unsigned="ims,live.record", shim_allowed_networks="10.0.0.0/8")
+        asyncio.run(lifespan(app, [{"type": "lifespan.startup"}]))
+    shouted = {entry["provider"]: entry for entry in logs if entry["event"] == "shim.auth.UNSIGNED_ACCEPTED"}
+    assert set(shouted) == {"ims", "live.record"} and shouted["ims"]["log_level"] == "warning"
+    assert shouted["ims"]["networks"] == ["10.0.0.0/8"]
+    started = next(entry for entry in logs if entry["event"] == "shim.started")
+    assert started["endpoints"] == {
+        "/webhooks/ims": "UNSIGNED ACCEPTED",
+        "/webhooks/live/record": "UNSIGNED ACCEPTED",
+    }
 
 
 @pytest.mark.parametrize("owned", [True, False])

@@ -119,11 +119,15 @@ class TestHeaderSchemes:
         )
 
 
-def test_no_keys_means_the_check_is_off() -> None:
-    auth.verify_ims(None, None, callback_url=URL, keys=[], now=NOW, window=WINDOW)
-    auth.verify_rtc(None, None, host=HOST, keys=[], now=NOW, window=WINDOW)
-    auth.verify_tencent(None, None, keys=[], now=NOW, window=WINDOW)
-    auth.verify_token(None, tokens=[])
+def test_no_keys_refuses_everything() -> None:
+    """Fail closed: without a key nothing verifies (the shim does not even serve such an endpoint)."""
+    checks = [
+        lambda: auth.verify_ims(None, None, callback_url=URL, keys=[], now=NOW, window=WINDOW),
+        lambda: auth.verify_rtc(None, None, host=HOST, keys=[], now=NOW, window=WINDOW),
+        lambda: auth.verify_tencent(None, None, keys=[], now=NOW, window=WINDOW),
+        lambda: auth.verify_token(None, tokens=[]),
+    ]
+    assert [reason(check) for check in checks] == ["not_armed"] * 4
 
 
 def tencent(t: object, sign: object, keys: list[bytes] | None = None) -> None:
@@ -239,3 +243,30 @@ class TestSigningHelper:
             sign_request("rtc", b"{}", bare, key="k")
         with pytest.raises(ValueError, match="unknown provider"):
             source_of("vimeo")
+
+
+class TestWorkedExamples:
+    """The providers' own published examples, digit for digit."""
+
+    def test_ims_documented_example(self) -> None:
+        # IMS documents md5("https://www.example.com/your/callback|1519375990|<key>") and prints a digest
+        # starting c72b60894140fa98920f1279219b: it is the digest for the key "test123" (lower case).
+        url, stamp = "https://www.example.com/your/callback", "1519375990"
+        digest = auth.md5_hex(f"{url}|{stamp}|test123".encode()).decode()
+        assert digest.startswith("c72b60894140fa98920f1279219b")
+        assert not auth.md5_hex(f"{url}|{stamp}|Test123".encode()).decode().startswith("c72b6089")
+        auth.verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990, window=WINDOW)
+
+    def test_ims_signs_the_configured_url_with_its_query_string(self) -> None:
+        url, stamp = "https://www.example.com/your/callback?tenant=a&x=1", "1519375990"
+        digest = auth.md5_hex(f"{url}|{stamp}|test123".encode()).decode()
+        auth.verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990, window=WINDOW)
+        bare = "https://www.example.com/your/callback"
+        assert (
+            reason(
+                lambda: auth.verify_ims(
+                    stamp, digest, callback_url=bare, keys=[b"test123"], now=1519375990, window=WINDOW
+                )
+            )
+            == "bad_signature"
+        )

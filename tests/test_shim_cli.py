@@ -53,7 +53,7 @@ def served(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> It
     assert process.returncode in (0, -signal.SIGTERM), output.decode(errors="replace")
     assert b"Application shutdown complete" in output
     assert b"cli-key" not in output  # the key never reaches the logs
-    assert b"shim.auth.disabled" in output  # the unset keys are warned about
+    assert b"shim.auth.weak_key" in output  # the short key is warned about (it stays accepted)
 
 
 def test_the_command_serves_signed_webhooks_and_counts_them_across_processes(served: str) -> None:
@@ -67,4 +67,4 @@ def test_the_command_serves_signed_webhooks_and_counts_them_across_processes(ser
         assert client.get("/readyz").status_code == 200
         metrics = client.get("/metrics").text
     assert 'ims_worker_shim_requests_total{provider="ims",status="200"} 6.0' in metrics
-    assert 'ims_worker_shim_duplicates_total{provider="ims"} 5.0' in metrics
+    assert 'ims_worker_shim_events_total{outcome="duplicate",provider="ims"} 5.0' in metrics

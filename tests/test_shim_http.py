@@ -25,6 +25,7 @@ from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
+from worker.deadletter import DeadLetterStore
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, ShimApp, create_app, sign_request, source_of
 from worker.shim.accesslog import AccessLog
@@ -133,7 +134,7 @@ def test_every_sample_is_enqueued_once_and_a_repost_changes_nothing(shim: Shim, 
             assert all(e["duplicate"] for e in answer.json()["events"]), sample_id(path)
     assert queued(store) == expected
     metrics = shim.client.get("/metrics").text
-    assert 'ims_worker_shim_duplicates_total{provider="tencent"} 4.0' in metrics
+    assert 'ims_worker_shim_events_total{outcome="duplicate",provider="tencent"} 4.0' in metrics
 
 
 IMS = (SAMPLES_DIR / "ims" / "ProduceMediaComplete.json").read_bytes()
@@ -237,13 +238,25 @@ def test_key_rotation_accepts_both_keys(
         ("ims", b'{"EventType": "ProduceMediaComplete", "MessageBody": 5}', "invalid_event", "MessageBody"),
     ],
 )
-def test_malformed_bodies_are_400_with_the_reason(
+def test_signed_malformed_bodies_are_dead_lettered_with_the_reason(
     shim: Shim, store: redis.Redis, provider: str, body: bytes, code: str, reason: str
 ) -> None:
+    """Authenticated (the signature is in the headers) but invalid: kept, and answered 200 so retries stop."""
     answer = shim.post(provider, body)
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"] == code
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["dead_lettered"] is True and answer.json()["events"] == []
     assert re.search(reason, answer.json()["detail"]), answer.json()["detail"]
+    assert queued(store) == 0
+    (entry,) = DeadLetterStore(store).list()
+    assert entry.raw == body and entry.source == source_of(provider) and re.search(reason, entry.error or "")
+
+
+def test_unsigned_malformed_bodies_are_400_with_the_reason(shim: Shim, store: redis.Redis) -> None:
+    answer = shim.post("ims", b'{"EventType": "ProduceMediaComplete",', sign=False)
+    assert answer.status_code == 401  # not authenticated: refused before the body is looked at
+    tencent = shim.post("tencent", b"[1, 2]")  # Tencent's signature is in the body: unreadable, unverified
+    assert tencent.status_code == 400 and tencent.json()["error"] == "invalid_json"
+    assert "must be a JSON object, got array" in tencent.json()["detail"]
     assert store.dbsize() == 0
 
 

@@ -6,7 +6,8 @@ The public API for plugin authors is ``Event``, ``handler``, ``Retry`` and ``Per
 from __future__ import annotations
 
 from worker.errors import BrokerUnavailable, ConfigurationError, InvalidPayload, Permanent, Retry, WorkerError
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
+from worker.providers import normalize
 from worker.registry import handler
 
 __all__ = [

@@ -22,6 +22,7 @@ from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
+from worker.providers import load as load_providers
 from worker.redisconn import sync_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, set_as_current: bool = False
     settings = settings or load_settings()
     app = EventApp("ims-worker", set_as_current=set_as_current)
     app.settings = settings
+    load_providers(settings)  # plugin providers catalogue their event types: one task per type below
     app.conf.update(celery_config(settings))
     for event_type in CATALOGUE:
         _register(app, event_type)

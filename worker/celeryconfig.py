@@ -10,7 +10,9 @@ from typing import Any
 
 from kombu.entity import Exchange, Queue
 
-from worker.events.catalogue import CATALOGUE, SOURCES
+from worker.events.catalogue import CATALOGUE
+from worker.providers import active as active_providers
+from worker.providers import queue_for as source_queue
 from worker.settings import Settings
 
 UNKNOWN_PREFIX = "unknown."
@@ -19,13 +21,14 @@ UNKNOWN_PREFIX = "unknown."
 def queue_for(settings: Settings, event_type: str, source: str) -> str:
     """The queue of an event: its source's queue; ``unknown.*`` events share the ``unknown`` queue."""
     if event_type.startswith(UNKNOWN_PREFIX):
-        return settings.queue_for_source("unknown")
-    return settings.queue_for_source(source)
+        return source_queue(settings, "unknown")
+    return source_queue(settings, source)
 
 
 def all_queues(settings: Settings) -> list[str]:
-    names = {settings.queue_for_source(source) for source in SOURCES}
-    names.add(settings.queue_for_source("unknown"))
+    # Every provider this process routes, plugin providers included (loaded by worker.app).
+    names = {source_queue(settings, spec.name) for spec in active_providers(settings)}
+    names.add(source_queue(settings, "unknown"))
     return sorted(names)
 
 
@@ -73,7 +76,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         "task_queues": [declare_queue(name) for name in all_queues(settings)],
-        "task_default_queue": settings.queue_for_source("unknown"),
+        "task_default_queue": source_queue(settings, "unknown"),
         "task_routes": task_routes(settings),
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
     }

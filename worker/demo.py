@@ -12,6 +12,7 @@ was dead-lettered since the demo started is reported with the reason, without wa
 
 from __future__ import annotations
 
+import secrets
 import time
 import urllib.request
 from collections import Counter
@@ -27,32 +28,26 @@ from worker.deadletter import DeadLetterFilter, DeadLetterStore
 from worker.dedupe import done_key
 from worker.demo_record import handled, reset
 from worker.embedded import DEMO_QUEUE
-from worker.events import normalize
 from worker.inject import post_webhook, send_to_mns
+from worker.providers import normalize, providers
 from worker.redisconn import sync_client
 from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# worker/samples/<dir> -> the source that sends such payloads.
-SAMPLE_SOURCES: dict[str, str] = {
-    "ims": "ims",
-    "live-caster": "live.caster",
-    "live-record": "live.record",
-    "rtc": "rtc",
-    "tencent-css": "tencent",
-}
+# worker/samples/<dir> -> the source that sends such payloads (from the provider definitions).
+SAMPLE_SOURCES: dict[str, str] = {spec.samples: spec.name for spec in providers() if spec.samples}
 LEDGER_MODULE = "worker.demo_ledger"
 
-# Webhook checks stay on in the demo: the requests are signed, and the shim verifies them.
-DEMO_KEYS: dict[str, str] = {
-    "IMS_WORKER_IMS_CALLBACK_KEY": "demo-ims-callback-key",
-    "IMS_WORKER_LIVE_AUTH_KEY": "demo-live-auth-key",
-    "IMS_WORKER_RTC_APP_KEY": "demo-rtc-app-key",
-    "IMS_WORKER_TENCENT_CALLBACK_KEY": "demo-tencent-callback-key",
-    "IMS_WORKER_CASTER_TOKEN": "demo-caster-token",
-}
+
+def demo_keys() -> dict[str, str]:
+    """A fresh random key per built-in webhook provider: the demo's requests are signed and verified."""
+    return {
+        f"IMS_WORKER_{spec.auth.key_setting.upper()}": secrets.token_urlsafe(24)
+        for spec in providers()
+        if spec.samples and spec.auth.key_setting is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def expected_types(samples: list[Sample]) -> dict[str, str]:
 def demo_environment(settings: Settings) -> dict[str, str]:
     """Variables the demo adds for the children: its ledger plugin and demo webhook keys where none is set."""
     env = {"IMS_WORKER_HANDLER_MODULES": ",".join(dict.fromkeys([*settings.handler_modules, LEDGER_MODULE]))}
-    for variable, value in DEMO_KEYS.items():
+    for variable, value in demo_keys().items():
         field = variable.removeprefix("IMS_WORKER_").lower()
         if field not in settings.model_fields_set:
             env[variable] = value

@@ -17,8 +17,8 @@ from mns.queue import Message, Queue
 
 from worker.errors import ConfigurationError
 from worker.mns.client import open_queue
+from worker.providers import get as get_provider
 from worker.settings import Settings
-from worker.shim.providers import ENDPOINTS
 from worker.shim.signing import sign_request, source_of
 
 MNS_BATCH = 16  # the most one BatchSendMessage takes
@@ -70,7 +70,7 @@ def endpoint_url(base_or_endpoint: str, source: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(f"--http needs an http(s) URL, got {base_or_endpoint!r}")
     if parts.path in ("", "/"):
-        return base_or_endpoint.rstrip("/") + ENDPOINTS[source_of(source)]
+        return base_or_endpoint.rstrip("/") + get_provider(source_of(source)).path
     return base_or_endpoint
 
 

@@ -20,6 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from worker.events.envelope import Event
+from worker.providers import active
 from worker.settings import Settings
 
 REDACTED = "[REDACTED]"
@@ -51,14 +52,8 @@ def is_secret_key(key: str) -> bool:
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret value: credentials, webhook keys (all, during rotation), caster token."""
     values = [settings.mns_access_key_secret, settings.mns_security_token]
-    for keys in (
-        settings.ims_callback_key,
-        settings.live_auth_key,
-        settings.rtc_app_key,
-        settings.tencent_callback_key,
-        settings.caster_token,
-    ):
-        values.extend(keys)
+    for provider in active(settings):  # every provider's keys, plugin providers included
+        values.extend(provider.keys(settings))
     return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
 
 

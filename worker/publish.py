@@ -28,6 +28,7 @@ from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.journal.config import JournalConfig, now_ms, received_blob
 from worker.journal.lua import JOURNAL_LUA
+from worker.providers import dedupe_ttl
 from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
 from worker.sender import KombuSender
 from worker.settings import Settings
@@ -97,7 +98,7 @@ class _Batch:
             message = builder.build(event, queue_for(settings, event.type, event.source))
             self.messages.append(message)
             self.keys += (dedupe_key(event.id), message.queue)
-            self.args += (message.task_id, settings.dedupe_ttl_for(event.source), message.payload)
+            self.args += (message.task_id, dedupe_ttl(settings, event.source), message.payload)
         self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
         journal = JournalConfig.from_settings(settings)
         if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
@@ -163,7 +164,7 @@ class Publisher:
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for event, task_id in zip(events, task_ids, strict=True):
-                    ttl = self._settings.dedupe_ttl_for(event.source)
+                    ttl = dedupe_ttl(self._settings, event.source)
                     pipe.set(dedupe_key(event.id), task_id, ex=ttl, nx=not bypass)
                 fresh = [bool(flag) for flag in pipe.execute()]
         except REDIS_ERRORS as exc:

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from worker.deadletter import DeadLetter, DeadLetterStore
 from worker.errors import WorkerError
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
+from worker.providers import normalize
 from worker.publish import Publisher, PublishResult
 
 

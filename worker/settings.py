@@ -12,15 +12,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
-# Sources of events and the Celery queue each one is routed to by default.
-DEFAULT_QUEUE_BY_SOURCE: dict[str, str] = {
-    "ims": "ims",
-    "live.caster": "live",
-    "live.record": "live",
-    "rtc": "rtc",
-    "tencent": "tencent",
-}
-
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
 
@@ -28,6 +19,14 @@ SecretList = Annotated[list[SecretStr], NoDecode]
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _split_keys(value: Any) -> Any:
+    # Unset or "" is no key; anything else is split and empty items are kept (" " and " , " are empty keys):
+    # the shim refuses them rather than silently arming nothing.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")] if value else []
     return value
 
 
@@ -68,8 +67,12 @@ class Settings(BaseSettings):
 
     # --- processing -------------------------------------------------------------------------------------
     handler_modules: CommaList = Field(default_factory=list)
+    provider_modules: CommaList = Field(
+        default_factory=list, description="modules that register extra providers (worker.providers)"
+    )
     queue_routes: dict[str, str] = Field(
-        default_factory=dict, description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue'
+        default_factory=dict,
+        description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue; default: the provider\'s queue',
     )
     task_max_attempts: int = Field(default=5, ge=1)
     retry_backoff_seconds: float = Field(default=2.0, gt=0)
@@ -85,15 +88,8 @@ class Settings(BaseSettings):
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
     dedupe_ttl_seconds: dict[str, int] = Field(
-        default_factory=lambda: {
-            "ims": 7 * 86400,
-            "live.caster": 86400,
-            "live.record": 3600,
-            "rtc": 86400,
-            "tencent": 86400,
-            "unknown": 86400,
-        },
-        description="JSON: source -> seconds an event id stays a duplicate",
+        default_factory=dict,
+        description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
     )
 
     # --- webhook shim -----------------------------------------------------------------------------------
@@ -113,6 +109,18 @@ class Settings(BaseSettings):
     rtc_app_key: SecretList = Field(default_factory=list)
     tencent_callback_key: SecretList = Field(default_factory=list)
     caster_token: SecretList = Field(default_factory=list)
+    provider_keys: dict[str, SecretList] = Field(
+        default_factory=dict, description='JSON: keys of plugin providers, e.g. {"acme": "k1,k2"}'
+    )
+    shim_allow_unsigned: CommaList = Field(
+        default_factory=list, description="providers whose unsigned requests are knowingly accepted"
+    )
+    shim_allowed_networks: CommaList = Field(
+        default_factory=list, description="CIDRs unsigned requests must come from (empty: any)"
+    )
+    shim_trusted_proxy_hops: int = Field(
+        default=0, ge=0, le=10, description="X-Forwarded-For entries appended by proxies you run"
+    )
 
     # --- event journal (worker.journal: `ims-worker trace`, `events recent`, `replay`) -------------------
     journal_enabled: bool = True
@@ -153,8 +161,6 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "mns_queues",
-        "handler_modules",
         "ims_callback_key",
         "live_auth_key",
         "rtc_app_key",
@@ -163,8 +169,27 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
+    def _comma_separated_keys(cls, value: Any) -> Any:
+        return _split_keys(value)
+
+    @field_validator(
+        "mns_queues",
+        "handler_modules",
+        "provider_modules",
+        "shim_allow_unsigned",
+        "shim_allowed_networks",
+        mode="before",
+    )
+    @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("provider_keys", mode="before")
+    @classmethod
+    def _comma_separated_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: _split_keys(keys) for name, keys in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
@@ -187,27 +212,13 @@ class Settings(BaseSettings):
     def broker_is_redis(self) -> bool:
         return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
 
-    def queue_for_source(self, source: str) -> str:
-        """The Celery queue events of ``source`` go to; unknown types go to ``unknown``."""
-        if source in self.queue_routes:
-            return self.queue_routes[source]
-        return DEFAULT_QUEUE_BY_SOURCE.get(source, "unknown")
-
-    def dedupe_ttl_for(self, source: str) -> int:
-        return self.dedupe_ttl_seconds.get(source, self.dedupe_ttl_seconds.get("unknown", 86400))
-
-    @property
-    def retry_countdown_ceiling(self) -> float:
-        """The longest a task can wait between attempts, used to size the broker's visibility timeout."""
-        return self.retry_backoff_max_seconds
-
     @property
     def visibility_timeout(self) -> int:
         if self.broker_visibility_timeout is not None:
             return self.broker_visibility_timeout
         # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
         # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
-        return int(self.task_time_limit + self.retry_countdown_ceiling + 3600)
+        return int(self.task_time_limit + self.retry_backoff_max_seconds + 3600)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,13 +2,9 @@
 
 For one task message: bind the logging context, rebuild the typed ``Event``, consult the handler ledger
 (skip handlers already done for this id, claim the others), run the claimed handlers in stable order, record
-each success, then decide:
-
-* all done -> success;
-* a handler raised ``worker.Permanent``, or the failed attempts reached ``task_max_attempts``, or the message
-  came back after a worker loss more than ``max_redeliveries`` times -> dead-letter store, success;
-* otherwise (``worker.Retry``, any other exception, a handler claimed by another task, Redis unreachable)
-  -> retry with exponential backoff and jitter.
+each success, then carry out what ``worker.policy`` decides from those facts: success, dead letter (then
+success), a retry that spends an attempt, or a deferral that does not. Redis unreachable or handlers not
+loadable -> retry with backoff, without spending an attempt.
 
 Nothing escapes as an ordinary failure: Celery would acknowledge it and the event would be lost.
 """
@@ -28,7 +24,7 @@ from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
-from worker.backoff import backoff_delay
+from worker import policy
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
@@ -39,20 +35,24 @@ from worker.journal.stats import attempt_stats, retried_stats
 from worker.journal.writer import JournalWriter
 from worker.outbox import Outbox
 from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
-from worker.registry import REGISTRY, Subscription, discover
+from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 from worker.taskmessage import task_argsrepr
 
 log = structlog.get_logger(__name__)
 
-REASON_PERMANENT = "permanent failure"
-REASON_EXHAUSTED = "retries exhausted"
-REASON_REDELIVERIES = "redelivery limit"
+REASON_PERMANENT = policy.REASON_PERMANENT
+REASON_EXHAUSTED = policy.REASON_EXHAUSTED
+REASON_REDELIVERIES = policy.REASON_REDELIVERIES
 REASON_BAD_MESSAGE = "invalid task message"
 
 
 class HandlerFailed(Exception):
     """Raised (inside Celery's Retry) to say which handlers failed, without the original exception objects."""
+
+
+class Deferred(Exception):
+    """Raised (inside Celery's Retry) when handlers wait their turn: Flower shows it with the reason."""
 
 
 def summarize(exc: BaseException) -> str:
@@ -64,8 +64,7 @@ def summarize(exc: BaseException) -> str:
     return f"{kind}: {text[:1000]}" if text else kind
 
 
-def backoff(settings: Settings, attempt: int) -> float:
-    return backoff_delay(attempt, base=settings.retry_backoff_seconds, cap=settings.retry_backoff_max_seconds)
+backoff = policy.backoff
 
 
 @dataclass
@@ -104,15 +103,24 @@ def runtime(settings: Settings) -> Runtime:
     return _runtime
 
 
-def _retry(task: Task, countdown: float, reason: str, event: Event | None = None) -> CeleryRetry:
+def _retry(
+    task: Task, countdown: float, reason: str, event: Event | None = None, *, deferred: bool = False
+) -> CeleryRetry:
     """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
-    log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
+    if deferred:
+        log.info("event deferred", countdown=round(countdown, 3), reason=reason)
+    else:
+        log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
     if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
         with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
-            _runtime.journal.note(event.id, "retried", stats=retried_stats(event), countdown=round(countdown))
+            kind, stats = ("deferred", None) if deferred else ("retried", retried_stats(event))
+            _runtime.journal.note(
+                event.id, kind, stats=stats, countdown=round(countdown, 3), why=reason[:200]
+            )
+    exc = Deferred(reason) if deferred else HandlerFailed(reason)
     try:
-        return task.retry(countdown=countdown, exc=HandlerFailed(reason), throw=False, **options)
+        return task.retry(countdown=countdown, exc=exc, throw=False, **options)
     except Exception as exc:
         log.exception("cannot schedule a retry; requeueing the message", error=summarize(exc))
         raise Reject(summarize(exc), requeue=True) from exc
@@ -160,28 +168,26 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         attempt=request.retries + 1,
         event=event if first else None,
     )
-    if start.redeliveries > settings.max_redeliveries:
-        pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
+    pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
+    parked = policy.admit(start.redeliveries, pending, settings)
+    if parked is not None:
         rt.ledger.finish(event.id, request.id, pending, failed=False)
-        error = f"task message redelivered {start.redeliveries} times after worker loss"
-        return _dead_letter(
-            rt, event, REASON_REDELIVERIES, pending, error=error, attempts=request.retries, task_id=request.id
-        )
+        return _execute(task, rt, event, parked, attempts=request.retries)
 
-    failures: list[tuple[Subscription, Exception]] = []
-    busy: list[Subscription] = []
+    failures: list[policy.Failure] = []
+    held: list[policy.Held] = []
     ran = skipped = 0
     for sub, state in zip(subscriptions, start.states, strict=True):
         if state is HandlerState.DONE:
             skipped += 1
         elif state is HandlerState.BUSY:
-            busy.append(sub)
+            held.append(policy.Held(sub.name, policy.REASON_CLAIMED))
         else:
             began = time.perf_counter()
             try:
                 sub.func(event)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
-                failures.append((sub, exc))
+                failures.append(_failure(sub.name, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
                 continue
             rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
@@ -190,32 +196,48 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
                 "handler succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
             )
 
-    failed_names = [sub.name for sub, _ in failures]
-    handled = not failures and not busy
-    errors = [(sub.name, summarize(exc)) for sub, exc in failures]
+    handled = not failures and not held
+    release = [f.handler for f in failures]
+    failed = policy.counts_as_attempt(failures)
+    errors = [(f.handler, f.error) for f in failures]
     stats = attempt_stats(event, handled=handled, failed=bool(failures))
     attempts = rt.ledger.finish(
-        event.id, request.id, failed_names, failed=bool(failures), handled=handled, errors=errors, stats=stats
+        event.id, request.id, release, failed=failed, handled=handled, errors=errors, stats=stats
     )
-    if handled:
-        log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
-        return f"handled={ran} skipped={skipped}"
-    error = "; ".join(f"{sub.name}: {summarize(exc)}" for sub, exc in failures)
-    if any(isinstance(exc, Permanent) for _, exc in failures):
-        return _dead_letter(
-            rt, event, REASON_PERMANENT, failed_names, error=error, attempts=attempts, task_id=request.id
-        )
-    if failures and attempts >= settings.task_max_attempts:
-        return _dead_letter(
-            rt, event, REASON_EXHAUSTED, failed_names, error=error, attempts=attempts, task_id=request.id
-        )
-    if failures:
-        asked = [exc.countdown for _, exc in failures if isinstance(exc, HandlerRetry) and exc.countdown]
-        countdown = max(asked) if asked else backoff(settings, attempts)
-        raise _retry(task, countdown, error, event)
-    # Only claims held by other tasks remain: wait (longer each time) without spending this task's attempts.
-    waiting = "claimed by another task: " + ", ".join(s.name for s in busy)
-    raise _retry(task, backoff(settings, request.retries + 1), waiting, event)
+    outcome = policy.decide(
+        ran=ran,
+        skipped=skipped,
+        failures=failures,
+        held=held,
+        attempts=attempts,
+        retries=request.retries,
+        settings=settings,
+    )
+    return _execute(task, rt, event, outcome, attempts=attempts)
+
+
+def _failure(name: str, exc: Exception) -> policy.Failure:
+    if isinstance(exc, Permanent):
+        return policy.Failure(name, policy.FailureKind.PERMANENT, summarize(exc))
+    if isinstance(exc, HandlerRetry):
+        return policy.Failure(name, policy.FailureKind.RETRY, summarize(exc), exc.countdown)
+    return policy.Failure(name, policy.FailureKind.ERROR, summarize(exc))
+
+
+def _execute(task: Task, rt: Runtime, event: Event, outcome: policy.Outcome, *, attempts: int) -> str:
+    """Carry out the policy's decision: return (the task succeeds) or raise Celery's Retry."""
+    match outcome:
+        case policy.Done(ran=ran, skipped=skipped):
+            log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
+            return f"handled={ran} skipped={skipped}"
+        case policy.DeadLetter(reason=reason, handlers=handlers, error=error):
+            return _dead_letter(
+                rt, event, reason, list(handlers), error=error, attempts=attempts, task_id=task.request.id
+            )
+        case policy.Retry(countdown=countdown, reason=reason):
+            raise _retry(task, countdown, reason, event)
+        case policy.Defer(countdown=countdown, reason=reason):
+            raise _retry(task, countdown, reason, event, deferred=True)
 
 
 def _dead_letter(

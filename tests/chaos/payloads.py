@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.chaos.spec import POISON_FIELD
 from tests.conftest import SAMPLES_DIR
-from worker.events import normalize
+from worker.providers import normalize
 
 SEQ_FIELD = "ChaosSeq"
 SAMPLE_DIRS = {

@@ -1,7 +1,7 @@
 """`ims-worker events`: the catalogue (`list`) and the parsing path on a file (`parse`).
 
-``parse`` runs exactly what the consumer and the shim run (``worker.events.normalize``), so it is the way to
-check a payload before sending it, or to see why one was dead-lettered.
+``parse`` runs exactly what the consumer and the shim run (``worker.providers.normalize``), so it is the
+way to check a payload before sending it, or to see why one was dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.errors import InvalidPayload
-from worker.events import CATALOGUE, SOURCES, EventSpec, detect_source, normalize
+from worker.events import CATALOGUE, SOURCES, EventSpec
+from worker.providers import detect_source, normalize
 
 
 def _emit(text: str) -> None:
@@ -25,7 +26,9 @@ def _emit(text: str) -> None:
 
 
 def _order(spec: EventSpec) -> tuple[int, bool, str]:
-    return SOURCES.index(spec.source), spec.type.startswith("unknown."), spec.type
+    # Built-in sources in their usual order, then any plugin provider's.
+    rank = SOURCES.index(spec.source) if spec.source in SOURCES else len(SOURCES)
+    return rank, spec.type.startswith("unknown."), spec.type
 
 
 def _list(args: argparse.Namespace) -> int:

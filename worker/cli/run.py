@@ -9,7 +9,6 @@ The children are the same commands as the Procfile's process types, started with
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import threading
@@ -19,22 +18,16 @@ import structlog
 
 from worker.demo import Demo, DemoFailed, demo_environment
 from worker.embedded import EmbeddedServices
+from worker.logging import configure_logging
 from worker.redisconn import redact_url
 from worker.settings import Settings, load_settings
+from worker.shim.arming import NothingArmed
+from worker.shim.arming import check as check_arming
 from worker.supervisor import ChildSpec, Supervisor
 
 log = structlog.get_logger(__name__)
 
 GRACE_MARGIN_SECONDS = 5.0
-
-
-def configure_logging(settings: Settings) -> None:
-    """The project's logging set-up when it is there (JSON or console, secret redaction)."""
-    try:
-        module = importlib.import_module("worker.logging")
-    except ImportError:  # pragma: no cover - structlog's defaults still log every line
-        return
-    module.configure_logging(settings)
 
 
 def grace_seconds(settings: Settings) -> float:
@@ -44,18 +37,19 @@ def grace_seconds(settings: Settings) -> float:
     return settings.consumer_grace_seconds + GRACE_MARGIN_SECONDS
 
 
-def child_commands(settings: Settings, *, flower: bool, python: str = sys.executable) -> dict[str, list[str]]:
+def child_commands(
+    settings: Settings, *, flower: bool, shim: bool = True, python: str = sys.executable
+) -> dict[str, list[str]]:
     """Process type -> argv. The same commands as the Procfile, with the interpreter we run under."""
     cli = [python, "-m", "worker.cli"]
     celery = [python, "-m", "celery", "-A", "worker.app"]
     worker = [*celery, "worker", "-E", "--loglevel", settings.log_level.upper()]
     if settings.worker_concurrency:
         worker += ["--concurrency", str(settings.worker_concurrency)]
-    commands = {
-        "consumer": [*cli, "consume"],
-        "shim": [*cli, "shim", "--host", settings.shim_host, "--port", str(settings.shim_port)],
-        "worker": worker,
-    }
+    commands = {"consumer": [*cli, "consume"]}
+    if shim:
+        commands["shim"] = [*cli, "shim", "--host", settings.shim_host, "--port", str(settings.shim_port)]
+    commands["worker"] = worker
     if flower:
         commands["flower"] = [
             *celery,
@@ -66,9 +60,21 @@ def child_commands(settings: Settings, *, flower: bool, python: str = sys.execut
     return commands
 
 
-def child_specs(settings: Settings, environ: dict[str, str], *, flower: bool) -> list[ChildSpec]:
+def serves_webhooks(settings: Settings) -> bool:
+    """Whether any webhook endpoint is armed; a bad key stops ``run`` (exit 2) before any child starts."""
+    try:
+        check_arming(settings)
+    except NothingArmed as exc:
+        log.warning("run.shim.skipped", detail=str(exc))
+        return False
+    return True
+
+
+def child_specs(
+    settings: Settings, environ: dict[str, str], *, flower: bool, shim: bool = True
+) -> list[ChildSpec]:
     specs = []
-    for name, argv in child_commands(settings, flower=flower).items():
+    for name, argv in child_commands(settings, flower=flower, shim=shim).items():
         env = dict(environ)
         if name == "flower" and settings.flower_basic_auth is not None:
             # Through the environment, not argv: command lines are visible to every user of the host.
@@ -126,8 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         overrides["PYTHONUNBUFFERED"] = "1"  # children's lines reach the prefixed output as they happen
         os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
         settings = load_settings()
+        shim = serves_webhooks(settings)
         supervisor = Supervisor(
-            child_specs(settings, dict(os.environ), flower=args.flower), grace_seconds=grace_seconds(settings)
+            child_specs(settings, dict(os.environ), flower=args.flower, shim=shim),
+            grace_seconds=grace_seconds(settings),
         )
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
@@ -135,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
             broker=redact_url(settings.broker_url),
             mns_endpoint=settings.mns_endpoint,
             queues=settings.mns_queues,
-            shim=shim_url,
+            shim=shim_url if shim else None,
             flower=f"http://{settings.flower_host}:{settings.flower_port}" if args.flower else None,
             embedded=sorted(k for k in embedded.env if not k.endswith("SECRET")),
         )

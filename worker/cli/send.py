@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InvalidPayload
-from worker.events import detect_source
 from worker.inject import post_webhook, send_to_mns
+from worker.providers import detect_source
 from worker.settings import load_settings
 from worker.shim.providers import ENDPOINTS
 from worker.shim.signing import SOURCE_ALIASES, source_of
@@ -72,7 +72,8 @@ def _send_http(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> int:
         except OSError as exc:
             print(f"{name}: cannot reach {args.http}: {exc}", file=sys.stderr)
             return 1
-        ok = answer.status == 200
+        # An authenticated but invalid payload is dead-lettered by the shim and answered 200: not a success.
+        ok = answer.status == 200 and '"dead_lettered":true' not in answer.body.replace(" ", "")
         stream = sys.stdout if ok else sys.stderr
         print(f"{name}: {provider} -> {answer.url}: {answer.status} {answer.body.strip()}", file=stream)
         failures += 0 if ok else 1

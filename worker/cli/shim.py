@@ -19,6 +19,7 @@ import uvicorn
 
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
+from worker.shim.arming import check as check_arming
 
 APP_FACTORY = "worker.shim.app:create_app_from_environment"
 
@@ -47,6 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.shim_host
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
+    check_arming(settings)  # exit 2 before binding the port: nothing armed, or a placeholder key
     options = uvicorn_options(settings, host, port)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
         # Merely set, even empty, it turns prometheus_client's file mode on (files in the working directory).

@@ -1,12 +1,14 @@
-"""Typed models per source and ``normalize()``: raw payload -> list[Event]. A leaf: imports nothing else."""
+"""Typed models per source, the catalogue and the normalizing machinery. A leaf: imports nothing else.
+
+Which rules apply to which source lives in the provider definitions (``worker.providers``), whose
+``normalize(source, raw)`` is the entry point; ``worker.normalize`` re-exports it.
+"""
 
 from __future__ import annotations
 
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE, SOURCES, EventSpec, model_for
 from worker.events.envelope import Event, EventData, Transport
-from worker.events.identify import detect_source
-from worker.events.normalize import normalize
 
 __all__ = [
     "CATALOGUE",
@@ -16,7 +18,5 @@ __all__ = [
     "EventSpec",
     "InvalidPayload",
     "Transport",
-    "detect_source",
     "model_for",
-    "normalize",
 ]

@@ -156,3 +156,23 @@ def model_for(event_type: str) -> type[EventData]:
     """The typed model of ``event_type``; ``EventData`` (extras kept) for anything not catalogued."""
     spec = CATALOGUE.get(event_type)
     return spec.model if spec else EventData
+
+
+def register_source(source: str, types: dict[str, tuple[ModelType, str]]) -> None:
+    """Catalogue the event types of a source defined outside this package (``worker.providers``).
+
+    ``types`` maps full type names (``<source>.<Name>``) to (model, description); ``unknown.<source>`` is
+    added too. Registering the same types again is a no-op; a name already taken by another model is refused.
+    """
+    entries = [EventSpec(name, source, model, text) for name, (model, text) in types.items()]
+    entries.append(
+        EventSpec(f"unknown.{source}", source, EventData, f"Anything {source} sends that is not recognised.")
+    )
+    for entry in entries:
+        if not entry.type.startswith((source + ".", "unknown.")):
+            raise ValueError(f"event type {entry.type!r} must start with its source {source!r}")
+        existing = CATALOGUE.get(entry.type)
+        if existing is not None and (existing.model is not entry.model or existing.source != source):
+            raise ValueError(f"event type {entry.type!r} is already catalogued for {existing.source!r}")
+    for entry in entries:
+        CATALOGUE.setdefault(entry.type, entry)

@@ -1,6 +1,8 @@
-"""Stable event ids and event times.
+"""Stable event ids, and the time helpers providers use to read an event's time.
 
-Event id, per source (the same on every redelivery of the same provider event, by MNS or by HTTP):
+The per-source rules below are declared by each provider definition (``worker.providers.<name>``) as an
+``IdRules`` and an ``occurred_at`` function; this module applies them. Event id, per source (the same
+on every redelivery of the same provider event, by MNS or by HTTP):
 
 - ``rtc``: ``rtc:<MsgId>:<index of the item in Contents>``; without a MsgId, as below plus ``:<index>``.
 - every other source: ``<source>:<digest>``, the digest being the first 128 bits of the SHA-256 of the
@@ -23,21 +25,36 @@ Tencent relay ``task_start_time`` / ``task_exit_time`` in ``msg`` (ms) when not 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from worker.events.jsonfield import utc_from_epoch
 from worker.events.parse import canonical
 
 RECEIPT_BUCKET_SECONDS = 600
 
-# Fields that differ between deliveries of one event, so they must not change its id.
-_PER_DELIVERY_FIELDS: dict[str, frozenset[str]] = {"tencent": frozenset({"t", "sign"})}
+
+@dataclass(frozen=True)
+class IdRules:
+    """How a provider's events get their ids (see the module docstring).
+
+    ``per_delivery_fields``: fields that differ between deliveries of one event (left out of the digest).
+    ``native_id``: the provider's own message id, if any (``<source>:<id>:<index>``).
+    ``unique``: whether a payload carries an id of its own (then no receipt bucket is needed).
+    ``indexed``: one payload carries several events; the id ends with the item's position.
+    """
+
+    per_delivery_fields: frozenset[str] = frozenset()
+    native_id: Callable[[dict[str, Any]], str | None] | None = None
+    unique: Callable[[dict[str, Any]], bool] | None = None
+    indexed: bool = False
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A number from a JSON number or numeric string; None otherwise (booleans included)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -50,7 +67,8 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _iso(value: Any) -> datetime | None:
+def iso_time(value: Any) -> datetime | None:
+    """An ISO 8601 string as a UTC datetime (naive means UTC); None if it is not one."""
     if not isinstance(value, str):
         return None
     try:
@@ -60,39 +78,14 @@ def _iso(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _tencent_msg(payload: dict[str, Any]) -> dict[str, Any]:
-    msg = payload.get("msg")
-    if isinstance(msg, str):
+def json_object(value: Any) -> dict[str, Any]:
+    """``value`` as an object: itself if a dict, decoded if a JSON string holding an object, else empty."""
+    if isinstance(value, str):
         try:
-            msg = orjson.loads(msg)
+            value = orjson.loads(value)
         except orjson.JSONDecodeError:
             return {}
-    return msg if isinstance(msg, dict) else {}
-
-
-def occurred_at(source: str, payload: dict[str, Any]) -> datetime | None:
-    """When the event happened, from the payload (tolerant: unknown types use it too); None if it says not."""
-    if source == "ims":
-        return _iso(payload.get("EventTime"))
-    if source == "rtc":
-        item = payload.get(str(payload.get("Event")))
-        stamp = _number(item.get("Timestamp")) if isinstance(item, dict) else None
-        return utc_from_epoch(stamp if stamp is not None else _number(payload.get("MsgTimestamp")))
-    if source == "live.record":
-        stop = _number(payload.get("stop_time"))
-        return utc_from_epoch(stop if stop is not None else _number(payload.get("start_time")))
-    if source == "live.caster":
-        return utc_from_epoch(_number(payload.get("ResponseTime")))
-    if source == "tencent":
-        msg = _tencent_msg(payload)
-        stamp = _number(msg.get("task_exit_time")) or _number(msg.get("task_start_time"))
-        return utc_from_epoch(stamp) if stamp else None
-    return None
-
-
-def _has_unique_id(source: str, payload: dict[str, Any]) -> bool:
-    message = payload.get("EventMessage")
-    return source == "live.caster" and isinstance(message, dict) and bool(message.get("RequestId"))
+    return value if isinstance(value, dict) else {}
 
 
 def event_id(
@@ -102,18 +95,18 @@ def event_id(
     received_at: datetime,
     when: datetime | None,
     index: int = 0,
+    rules: IdRules = IdRules(),
 ) -> str:
     """The dedupe id of one event (see the module docstring); for RTC ``payload`` is the whole message."""
-    if source == "rtc":
-        msg_id = payload.get("MsgId")
-        if isinstance(msg_id, str | int) and not isinstance(msg_id, bool) and str(msg_id):
-            return f"rtc:{msg_id}:{index}"
-    skip = _PER_DELIVERY_FIELDS.get(source)
-    if skip:
-        payload = {key: value for key, value in payload.items() if key not in skip}
-    timeless = when is None and not _has_unique_id(source, payload)
+    if rules.native_id is not None:
+        native = rules.native_id(payload)
+        if native:
+            return f"{source}:{native}:{index}"
+    if rules.per_delivery_fields:
+        payload = {key: value for key, value in payload.items() if key not in rules.per_delivery_fields}
+    unique = rules.unique is not None and rules.unique(payload)
     hasher = hashlib.sha256(canonical(payload))
-    if timeless:
+    if when is None and not unique:
         hasher.update(b"|received:%d" % (int(received_at.timestamp()) // RECEIPT_BUCKET_SECONDS))
     digest = f"{source}:{hasher.hexdigest()[:32]}"
-    return f"{digest}:{index}" if source == "rtc" else digest
+    return f"{digest}:{index}" if rules.indexed else digest

@@ -1,45 +1,54 @@
-"""``normalize()``: one raw provider payload -> the typed, normalized events it carries.
+"""``normalize_with()``: one raw payload + its provider's rules -> the typed, normalized events it carries.
 
-The one parsing path for both entries (MNS consumer and HTTP shim). It returns events or raises
-``InvalidPayload`` with a message that says what is wrong (which field); it never raises anything else, so
-callers can dead-letter or answer 400 on exactly that exception. How ids and times are derived, per source,
-is documented in ``worker.events.ids``.
+The one parsing path for both entries (MNS consumer and HTTP shim); the per-provider rules (identifier, event
+time, id rules) come from the provider definition (``worker.providers.normalize`` looks them up). It returns
+events or raises ``InvalidPayload`` with a message that says what is wrong (which field); it never raises
+anything else, so callers can dead-letter or answer 400 on exactly that exception. How ids and times are
+derived is documented in ``worker.events.ids``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE
 from worker.events.envelope import Event, Transport
-from worker.events.identify import Item, identify
-from worker.events.ids import event_id, occurred_at
+from worker.events.identify import Identifier, Item
+from worker.events.ids import IdRules, event_id
 from worker.events.jsonfield import summarize
 from worker.events.parse import load_object
 
 _HTTP = Transport(kind="http")
+OccurredAt = Callable[[dict[str, Any]], datetime | None]
 
 
-def normalize(
+def normalize_with(
     source: str,
     raw: bytes | str | Mapping[str, Any],
     *,
+    identify: Identifier,
+    occurred_at: OccurredAt,
+    ids: IdRules,
     transport: Transport | None = None,
     received_at: datetime | None = None,
+    parsed: bool = False,
 ) -> list[Event]:
-    """The events in ``raw`` (JSON text or a decoded mapping) as sent by ``source`` (one of ``SOURCES``).
+    """The events in ``raw`` (JSON text or a decoded mapping) as sent by ``source``.
 
-    IMS, production studio, recording and Tencent payloads give one event; an RTC message gives one per item
-    of ``Contents``. An unrecognised type gives an ``unknown.<source>`` event. ``received_at`` defaults to
-    now (UTC); pass the original one when replaying, it is part of some ids.
+    ``parsed=True`` says ``raw`` is a dict just decoded from JSON (the shim's case): it is used as is
+    instead of being re-encoded and parsed again. ``received_at`` defaults to now (UTC); pass the original
+    one when replaying, it is part of some ids.
     """
     try:
-        return _normalize(source, raw, transport or _HTTP, _utc(received_at))
+        obj = raw if parsed and isinstance(raw, dict) else load_object(raw)
+        when_received = _utc(received_at)
+        rules = _Rules(source, transport or _HTTP, when_received, occurred_at, ids)
+        return [_event(rules, obj, item) for item in identify(obj)]
     except InvalidPayload:
         raise
     except RecursionError:
@@ -54,24 +63,24 @@ def _utc(value: datetime | None) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _normalize(
-    source: str, raw: bytes | str | Mapping[str, Any], transport: Transport, received_at: datetime
-) -> list[Event]:
-    obj = load_object(raw)
-    return [_event(source, obj, item, transport, received_at) for item in identify(source, obj)]
+class _Rules(NamedTuple):
+    source: str
+    transport: Transport
+    received_at: datetime
+    occurred_at: OccurredAt
+    ids: IdRules
 
 
-def _event(
-    source: str, obj: dict[str, Any], item: Item, transport: Transport, received_at: datetime
-) -> Event:
+def _event(rules: _Rules, obj: dict[str, Any], item: Item) -> Event:
+    source, transport, received_at = rules.source, rules.transport, rules.received_at
     spec = CATALOGUE[item.type]
     try:
         data = spec.model.model_validate(item.payload)
     except ValidationError as exc:
         raise InvalidPayload(f"{item.type}: {summarize(exc)}") from None
-    when = occurred_at(source, item.payload)
-    # RTC ids come from the whole message (MsgId + position); other sources have one item, the payload.
-    ident = event_id(source, obj, received_at=received_at, when=when, index=item.index)
+    when = rules.occurred_at(item.payload)
+    # Multi-event payloads (RTC) get ids from the whole message plus the position; others from the payload.
+    ident = event_id(source, obj, received_at=received_at, when=when, index=item.index, rules=rules.ids)
     # Everything here is already validated: skip Event's validation on this hot path.
     return Event.model_construct(
         type=item.type,

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from worker.events import Event
-from worker.journal.keys import business_keys
+from worker.providers import business_keys
 from worker.settings import Settings
 
 PREFIX = "ims-worker:j:"
@@ -97,9 +97,21 @@ def received_blob(event: Event, now: int, kind: str = "received") -> str:
     return f"{event.id}\n{''.join(parts)}}}"
 
 
+def _plain(value: str) -> str:
+    # IMS AI audit callbacks name their media as '{"media": "<id>", "type": "Media"}': index the id.
+    if value.startswith("{"):
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(inner, dict) and isinstance(inner.get("media"), str):
+            return str(inner["media"])
+    return _oneline(value)
+
+
 def index_blob(event: Event) -> str:
-    """What ``jindex`` reads: one ``Name=value`` line per business key."""
-    return "\n".join(f"{name}={_oneline(value)}" for name, value in business_keys(event).items())
+    """What ``jindex`` reads: one ``Name=value`` line per business key (``worker.providers``)."""
+    return "\n".join(f"{name}={_plain(value)}" for name, value in business_keys(event).items())
 
 
 def payload_json(event: Event) -> str:

@@ -17,9 +17,10 @@ import structlog
 
 from worker.deadletter import DeadLetterStore
 from worker.errors import BrokerUnavailable, InvalidPayload
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
 from worker.mns import metrics
 from worker.mns.decode import decode_body
+from worker.providers import normalize
 from worker.publish import Publisher
 
 log = structlog.get_logger(__name__)

@@ -1,9 +1,10 @@
 """The webhook shim: a plain ASGI app (no framework on the hot path) served by uvicorn.
 
-A webhook request goes: route lookup -> header authentication (before the body is read) -> Content-Type ->
-size-limited read -> parse -> body authentication (Tencent) -> ``normalize`` -> ``publish`` (one Redis round
-trip, atomic dedupe + enqueue) -> 200. Every exception meets one place, ``_classify``, which turns it into a
-JSON answer; nothing leaves a connection hanging. Work that depends only on settings is done in ``__init__``.
+A webhook request goes: route lookup (live endpoints only, ``worker.shim.arming``) -> header authentication
+(before the body is read) -> Content-Type -> size-limited read -> parse -> body authentication (Tencent) ->
+``normalize`` -> ``publish`` (one Redis round trip, atomic dedupe + enqueue) -> 200. Authenticated but
+invalid: dead-lettered, 200 (``worker.shim.intake``). Every other exception meets one place, ``_classify``,
+which turns it into a JSON answer; nothing leaves a connection hanging. Settings-only work is in ``__init__``.
 """
 
 from __future__ import annotations
@@ -20,23 +21,27 @@ import pydantic
 import structlog
 
 from worker.errors import BrokerUnavailable, InvalidPayload
-from worker.events import Event, Transport, normalize
+from worker.events import Event, Transport
+from worker.providers import normalize
 from worker.settings import Settings
 from worker.shim.accesslog import AccessLog
 from worker.shim.answers import Answer, Publisher, PublishResultLike, Trace, error_body, validation_detail
+from worker.shim.arming import check as check_arming
 from worker.shim.batching import PublishBatcher
 from worker.shim.body import body_kind, parse_form, parse_json_object, read_body
 from worker.shim.errors import (
     AuthFailure,
+    BadRequest,
     ClientDisconnected,
     MethodNotAllowed,
     NotFound,
     ShimError,
 )
+from worker.shim.intake import Intake
 from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.shim.metrics import ShimMetrics
 from worker.shim.openapi import build_openapi
-from worker.shim.providers import KEY_FIELDS, Provider, build_providers
+from worker.shim.providers import Provider, build_providers
 from worker.shim.types import Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
@@ -61,7 +66,8 @@ class ShimApp:
 
     def __init__(self, settings: Settings, publisher: Publisher | None = None) -> None:
         self.settings = settings
-        self.providers: dict[str, Provider] = build_providers(settings)
+        self.arming = check_arming(settings)  # ConfigurationError: nothing to serve, or a bad key
+        self.providers: dict[str, Provider] = build_providers(settings, self.arming)
         self.metrics = ShimMetrics()
         self._owns_publisher = publisher is None
         self.publisher: Publisher = publisher if publisher is not None else _default_publisher(settings)
@@ -69,15 +75,9 @@ class ShimApp:
         self._read_timeout = settings.shim_read_timeout_seconds
         self._batcher = PublishBatcher(self.publisher, timeout=settings.shim_publish_timeout_seconds)
         self.access_log = AccessLog(settings)
-        self._openapi = orjson.dumps(build_openapi())
-        for provider in self.providers.values():
-            if not provider.auth_enabled:
-                log.warning(
-                    "shim.auth.disabled",
-                    provider=provider.source,
-                    setting=f"IMS_WORKER_{KEY_FIELDS[provider.source].upper()}",
-                    detail="no key configured: requests to this endpoint are not authenticated",
-                )
+        self._openapi = orjson.dumps(build_openapi([p.spec for p in self.providers.values()]))
+        self._intake = Intake(settings, self.arming, self.metrics)
+        self._intake.announce()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -93,13 +93,16 @@ class ShimApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 log.info(
-                    "shim.started", endpoints=sorted(self.providers), public_url=self.settings.shim_public_url
+                    "shim.started",
+                    endpoints=self._intake.endpoint_modes(self.providers),
+                    public_url=self.settings.shim_public_url,
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._batcher.drain()
                 if self._owns_publisher:
                     await self.publisher.aclose()
+                self._intake.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -154,7 +157,8 @@ class ShimApp:
             raise MethodNotAllowed("this endpoint only accepts POST", headers={"Allow": "POST"})
         if provider.header_auth is not None:
             query = scope.get("query_string", b"").decode("latin-1")
-            provider.header_auth(headers, scope.get("scheme", "http"), scope["path"], query)
+            if not provider.header_auth(headers, scope.get("scheme", "http"), scope["path"], query):
+                self._intake.unsigned(provider, scope, headers)
         kind = body_kind(headers.get("content-type"), accept_form=provider.accept_form)
         raw = await read_body(
             receive,
@@ -162,13 +166,23 @@ class ShimApp:
             declared_length=headers.get("content-length"),
             timeout=self._read_timeout,
         )
-        payload = parse_form(raw) if kind == "form" else parse_json_object(raw)
-        if provider.body_auth is not None:
-            provider.body_auth(payload)
-        if provider.tencent_answer:
-            # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
-            payload.pop("sign", None)
-        events = normalize(provider.source, payload, transport=Transport(kind="http", request_id=request_id))
+        authenticated = provider.header_auth is not None
+        try:
+            payload = parse_form(raw) if kind == "form" else parse_json_object(raw)
+            if provider.body_auth is not None:
+                if not provider.body_auth(payload):
+                    self._intake.unsigned(provider, scope, headers)
+                authenticated = True
+            if provider.tencent_answer:
+                # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
+                payload.pop("sign", None)
+            events = normalize(
+                provider.source, payload, transport=Transport(kind="http", request_id=request_id), parsed=True
+            )
+        except (BadRequest, InvalidPayload) as exc:
+            if not self._intake.keeps(exc, authenticated=authenticated):
+                raise
+            return await self._intake.dead_letter(provider, raw, exc, trace)
         trace.event_ids = [event.id for event in events]
         results = await self._publish(provider, events)
         trace.duplicates = sum(1 for result in results if not result.enqueued)

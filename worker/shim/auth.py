@@ -6,10 +6,12 @@ reads settings, the environment or the clock: the caller passes ``now``, which k
 
 Keys are ``bytes`` (encoded once at start). Several keys may be given during a rotation; every key is tried
 without an early exit so the time taken does not say which one matched. Signatures are compared with
-``hmac.compare_digest``. An empty key list means "check off" (the app warns about it once at start).
+``hmac.compare_digest``. An empty key list refuses everything (``not_armed``): nothing is accepted unsigned
+unless the operator opts in per provider, which the shim decides before calling these.
 
 Schemes (from CONTRACT.md):
-- IMS:          md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}"), URL = public base URL + path, no query.
+- IMS:          md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}"), URL = public base URL + path, plus "?" and
+                the request's query string when it has one (the URL as configured in the IMS console).
 - Live record:  md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}").
 - RTC:          md5hex("{callback host}|{Ali-Rtc-Timestamp}|{AppKey}").
 - Tencent CSS:  body ``t`` (an expiry, unix seconds) and ``sign`` = md5hex("{key}{t}"). The signature covers
@@ -66,13 +68,19 @@ def parse_timestamp(raw: str | int, *, now: float, window: int, name: str) -> No
         raise AuthFailure(f"{name} is more than {window} s in the future (check the clocks)", code="future")
 
 
+def _require_keys(keys: Sequence[bytes]) -> None:
+    # Fail closed: an endpoint without keys is not served at all (worker.shim.arming); this is the backstop.
+    if not keys:
+        raise AuthFailure("no key is configured for this endpoint", code="not_armed")
+
+
 def _require(value: str | None, name: str) -> str:
     if value is None or not value.strip():
         raise AuthFailure(f"missing {name}", code="missing")
     return value
 
 
-def _verify_prefixed_md5(
+def verify_prefixed_md5(
     timestamp: str | None,
     signature: str | None,
     *,
@@ -83,8 +91,8 @@ def _verify_prefixed_md5(
     timestamp_name: str,
     signature_name: str,
 ) -> None:
-    if not keys:
-        return
+    """The "md5-url" and "md5-host" schemes: signature = md5hex("{prefix}|{timestamp}|{key}")."""
+    _require_keys(keys)
     stamp = _require(timestamp, timestamp_name).strip()
     given = _require(signature, signature_name)
     parse_timestamp(stamp, now=now, window=window, name=timestamp_name)
@@ -103,7 +111,7 @@ def verify_ims(
     window: int,
 ) -> None:
     """IMS HTTP callback: X-ICE-SIGNATURE = md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=callback_url,
@@ -125,7 +133,7 @@ def verify_live_record(
     window: int,
 ) -> None:
     """Live recording callback: ALI-LIVE-SIGNATURE = md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=host,
@@ -147,7 +155,7 @@ def verify_rtc(
     window: int,
 ) -> None:
     """RTC event subscription: Ali-Rtc-Signature = md5hex("{callback host}|{Ali-Rtc-Timestamp}|{AppKey}")."""
-    _verify_prefixed_md5(
+    verify_prefixed_md5(
         timestamp,
         signature,
         prefix=host,
@@ -165,8 +173,7 @@ def verify_tencent(t: object, sign: object, *, keys: Sequence[bytes], now: float
     Stale means ``t`` passed more than ``window`` seconds ago; future means ``t`` lies further ahead than
     Tencent's validity (10 min) plus the window. Only ``t`` is signed, not the rest of the body.
     """
-    if not keys:
-        return
+    _require_keys(keys)
     if t is None or t == "":
         raise AuthFailure("missing body field t", code="missing")
     if sign is None or sign == "":
@@ -188,8 +195,7 @@ def verify_tencent(t: object, sign: object, *, keys: Sequence[bytes], now: float
 
 def verify_token(token: str | None, *, tokens: Sequence[bytes]) -> None:
     """Production studio (caster): ``?token=`` must equal one of the configured tokens."""
-    if not tokens:
-        return
+    _require_keys(tokens)
     if token is None or token == "":
         raise AuthFailure("missing query parameter token", code="missing")
     given = token.encode("utf-8", "backslashreplace")

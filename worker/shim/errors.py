@@ -39,6 +39,13 @@ class AuthFailure(ShimError):
     code = "unauthorized"
 
 
+class Forbidden(ShimError):
+    """An unsigned request (to a provider the operator opted in) from outside the allowed networks."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ShimError):
     """Raised for a path the shim does not serve (404)."""
 

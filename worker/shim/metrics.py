@@ -20,7 +20,7 @@ _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 class ShimMetrics:
-    """Requests by provider and status, auth failures by reason, enqueue latency, duplicates."""
+    """Requests by provider and status, auth failures, unsigned requests, dead letters, enqueue latency."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -58,10 +58,18 @@ class ShimMetrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
-        self.duplicates = Counter(
-            "ims_worker_shim_duplicates_total",
-            "Duplicate deliveries answered 200 without enqueueing again",
-            ["provider"],
+        self.unsigned_requests = Counter(
+            "ims_worker_shim_unsigned_requests_total",
+            "Unsigned requests to providers named in IMS_WORKER_SHIM_ALLOW_UNSIGNED, by outcome "
+            "(accepted, or refused by the network allowlist)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "ims_worker_shim_dead_lettered_total",
+            "Authenticated requests that failed parsing or validation, kept as dead letters (outcome: new, "
+            "or repeat of a body already kept)",
+            ["provider", "outcome"],
             registry=self.registry,
         )
 
@@ -86,7 +94,12 @@ class ShimMetrics:
             self._child(self.events, provider, "enqueued").inc(enqueued)
         if duplicates:
             self._child(self.events, provider, "duplicate").inc(duplicates)
-            self._child(self.duplicates, provider).inc(duplicates)
+
+    def unsigned(self, provider: str, outcome: str) -> None:
+        self._child(self.unsigned_requests, provider, outcome).inc()
+
+    def dead_lettered(self, provider: str, new: bool) -> None:
+        self._child(self.dead_letters, provider, "new" if new else "repeat").inc()
 
     def auth_failure(self, provider: str, reason: str) -> None:
         self.auth_failures.labels(provider, reason).inc()
