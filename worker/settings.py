@@ -128,14 +128,14 @@ class Settings(BaseSettings):
         default=3 * 86400, ge=60, description="how long an event's history is kept"
     )
     journal_max_events: int = Field(
-        default=200_000, ge=100, description="events kept at most (oldest dropped)"
+        default=100_000, ge=100, description="events kept at most (oldest dropped)"
     )
     journal_max_entries_per_event: int = Field(
         default=64, ge=4, description="history lines per event at most"
     )
     journal_max_events_per_key: int = Field(default=1000, ge=1, description="events per business-key value")
     journal_payload_seconds: int = Field(
-        default=86400, ge=0, description="task message kept for replay (0: not kept); at most the retention"
+        default=86400, ge=0, description="the event kept for replay (0: not kept); at most the retention"
     )
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(
