@@ -6,10 +6,11 @@ Keys are built inside the script (one Redis server or Sentinel set, not Cluster,
 
 Storage (prefix ``ims-worker:j:``):
   ``e:<event id>``  list of JSON entries, oldest first; capped (the first entry, "received", is kept)
-  ``p:<event id>``  the task message, for ``replay`` (when payloads are kept)
+  ``p:<event id>``  the event as JSON, for ``replay`` (written at the first attempt, when payloads are kept)
   ``idx``           sorted set: event id -> first seen (unix ms); bounded by time and by size
   ``failed``        sorted set: event id -> when a handler failed or it was dead-lettered
-  ``v:<value>``     sorted set per business key value: "<Name>|<event id>" -> first seen
+  ``v:<value>``     sorted set per business key value: "<Name>|<event id>" -> indexed at (first attempt)
+At receipt (the consumer's and the shim's hot path) only ``idx`` and ``e:`` are written: three commands.
 ``ims-worker:stats`` is a hash of counters the worker's metrics endpoint exports.
 """
 
