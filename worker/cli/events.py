@@ -1,4 +1,4 @@
-"""`ims-worker events`: the catalogue (`list`) and the parsing path on a file (`parse`).
+"""`ims-worker events`: the catalogue (`list`), the parsing path on a file (`parse`), the journal (`recent`).
 
 ``parse`` runs exactly what the consumer and the shim run (``worker.providers.normalize``), so it is the
 way to check a payload before sending it, or to see why one was dead-lettered.
