@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.embedded import free_port, redis_server_binary
@@ -42,11 +42,11 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def wait_until_loaded(port: int, timeout: float = 30.0) -> None:
+def wait_until_loaded(port: int, timeout: float = 30.0, password: str | None = None) -> None:
     """After a restart Redis accepts connections but answers LOADING until its AOF is read back."""
     import redis  # noqa: PLC0415 - keeps this module importable without the client
 
-    client = redis.Redis(host="127.0.0.1", port=port)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password)
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -70,6 +70,8 @@ class RedisServer:
     port: int = 0
     appendonly: bool = True
     process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)  # e.g. --requirepass, --replicaof
+    password: str | None = None  # for the readiness check when ``extra_args`` sets one
 
     @property
     def url(self) -> str:
@@ -90,10 +92,11 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
             "--logfile", str(self.workdir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
-        wait_until_loaded(self.port)
+        wait_until_loaded(self.port, password=self.password)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.app import EventApp, create_app
+from worker.app import EventApp, LeaseStep, create_app
 from worker.celeryconfig import all_queues, queue_for
 from worker.events.catalogue import CATALOGUE
 from worker.settings import Settings
@@ -34,21 +34,30 @@ def test_reliability_settings(app: EventApp) -> None:
     assert conf.task_send_sent_event is True and conf.worker_send_task_events is True
     assert conf.task_soft_time_limit == settings.task_soft_time_limit
     assert conf.task_time_limit == settings.task_time_limit
-    visibility = conf.broker_transport_options["visibility_timeout"]
-    assert visibility == settings.visibility_timeout
-    assert visibility > settings.task_time_limit + settings.retry_backoff_max_seconds
+    options = conf.broker_transport_options
+    # A short lease renewed by the worker's heartbeat, not a timeout sized for the longest task.
+    assert options["visibility_timeout"] == settings.visibility_timeout == 60
+    assert settings.lease_heartbeat_seconds == 10
+    assert options["unacked_restore_interval"] == 10 and options["unacked_restore_throttle"] == 1
+    assert options["unacked_mutex_expire"] == 30
+    # Recovery bound at these defaults: the lease since the last beat, plus one restore interval, < 90 s.
+    assert options["visibility_timeout"] + options["unacked_restore_interval"] < 90
+    assert LeaseStep in app.steps["consumer"]
 
 
 def test_short_visibility_timeout_sweeps_often() -> None:
     app = create_app(Settings(broker_url="redis://127.0.0.1:1/0", broker_visibility_timeout=8))
     options = app.conf.broker_transport_options
     assert options["visibility_timeout"] == 8
-    assert options["unacked_restore_interval"] == 2 and options["unacked_restore_throttle"] == 1
+    assert options["unacked_restore_interval"] == 1 and options["unacked_restore_throttle"] == 1
+    assert app.settings.lease_heartbeat_seconds == 2
 
 
 def test_amqp_broker_uses_publisher_confirms() -> None:
-    app = create_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//"))
+    amqp = Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:1/0")
+    app = create_app(amqp)
     assert app.conf.broker_transport_options == {"confirm_publish": True}
+    assert {q.queue_arguments["x-queue-type"] for q in app.conf.task_queues} == {"quorum"}
 
 
 def test_one_queue_per_source_and_unknown(app: EventApp) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from celery.bin.control import inspect as inspect_command
 from celery.bin.worker import worker as worker_command
 from flower.options import options as flower_options
 
+from worker.celerylog import check_flower_auth
 from worker.cli import build_parser
+from worker.placeholders import is_placeholder
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,10 +200,14 @@ def as_settings(env: dict[str, Any], where: str) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def k8s_secrets() -> dict[str, dict[str, str]]:
+    return {o["metadata"]["name"]: o["stringData"] for o in k8s_objects() if o["kind"] == "Secret"}
+
+
 def test_configmap_secret_compose_and_env_example_values_validate() -> None:
     objects = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}
     config = objects[("ConfigMap", "ims-worker-settings")]["data"]
-    secret = objects[("Secret", "ims-worker-secrets")]["stringData"]
+    secret = {key: value for values in k8s_secrets().values() for key, value in values.items()}
     assert not set(config) & set(secret)
     settings = as_settings({**config, **secret}, "k8s")
     assert settings.consumer_metrics_host == "0.0.0.0"  # kubelet probes the pod IP
@@ -208,11 +215,129 @@ def test_configmap_secret_compose_and_env_example_values_validate() -> None:
     for name, service in compose()["services"].items():
         if name != "redis":
             as_settings(service["environment"], f"compose {name}")
-    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()
-    env = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
-    as_settings(env, "ims-worker.env.example")
+    as_settings(env_example(), "ims-worker.env.example")
     for key in secret:
-        assert "SECRET" in key or "KEY" in key or "TOKEN" in key or key in FLOWER_VARIABLES, key
+        assert (
+            any(word in key for word in ("SECRET", "KEY", "TOKEN", "BROKER_URL")) or key in FLOWER_VARIABLES
+        )
+
+
+def env_example() -> dict[str, str]:
+    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()
+    return dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
+
+
+# --- safe as shipped ----------------------------------------------------------------------------------------
+# What each component's own Secret holds (besides the broker URL, in a Secret of its own that all mount).
+COMPONENT_SECRETS = {
+    "consumer": {"IMS_WORKER_MNS_ACCESS_KEY_ID", "IMS_WORKER_MNS_ACCESS_KEY_SECRET"},
+    "shim": {
+        "IMS_WORKER_IMS_CALLBACK_KEY", "IMS_WORKER_LIVE_AUTH_KEY", "IMS_WORKER_RTC_APP_KEY",
+        "IMS_WORKER_TENCENT_CALLBACK_KEY", "IMS_WORKER_CASTER_TOKEN",
+    },
+    "flower": {"FLOWER_BASIC_AUTH"},
+    "worker": set(),
+}  # fmt: skip
+CREDENTIAL_VARIABLES = set().union(*COMPONENT_SECRETS.values())
+
+
+def env_from(deployment: dict[str, Any]) -> tuple[set[str], set[str]]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    refs = container["envFrom"]
+    maps = {ref["configMapRef"]["name"] for ref in refs if "configMapRef" in ref}
+    secrets = {ref["secretRef"]["name"] for ref in refs if "secretRef" in ref}
+    return maps, secrets
+
+
+def test_each_component_gets_only_the_secrets_it_needs() -> None:
+    secrets = k8s_secrets()
+    assert secrets["ims-worker-broker"] == {
+        "IMS_WORKER_BROKER_URL": secrets["ims-worker-broker"]["IMS_WORKER_BROKER_URL"]
+    }
+    config = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
+    assert "IMS_WORKER_BROKER_URL" not in config  # it may carry a password
+    for component, wanted in COMPONENT_SECRETS.items():
+        maps, mounted = env_from(deployments()[f"ims-worker-{component}"])
+        assert maps == {"ims-worker-settings"}, component
+        given = {key for name in mounted for key in secrets[name]}
+        assert given == wanted | {"IMS_WORKER_BROKER_URL"}, component
+        for name in mounted:
+            assert name in ("ims-worker-broker", f"ims-worker-{component}"), (component, name)
+    assert not set(config) & CREDENTIAL_VARIABLES
+
+
+def test_no_shipped_credential_is_one_a_process_would_accept() -> None:
+    shipped = {key: value for values in k8s_secrets().values() for key, value in values.items()}
+    shipped_example = {key: value for key, value in env_example().items() if key in CREDENTIAL_VARIABLES}
+    assert set(shipped_example) == CREDENTIAL_VARIABLES
+    for where, values in (("k8s", shipped), ("ims-worker.env.example", shipped_example)):
+        for key, value in values.items():
+            if key == "FLOWER_BASIC_AUTH":
+                with pytest.raises(SystemExit) as refused:
+                    check_flower_auth(value)
+                assert refused.value.code == 2, where
+            elif key != "IMS_WORKER_BROKER_URL":
+                assert is_placeholder(value), f"{where}: {key} ships a value that could be taken as real"
+    text = (DEPLOY / "k8s" / "secret.yaml").read_text() + (DEPLOY / "README.md").read_text()
+    assert "change-me" in text and "refuse" in text  # the README says the placeholders are refused
+
+
+def test_a_network_policy_denies_by_default_and_opens_only_the_shim_to_the_world() -> None:
+    policies = {o["metadata"]["name"]: o["spec"] for o in k8s_objects() if o["kind"] == "NetworkPolicy"}
+    deny = [
+        p
+        for p in policies.values()
+        if p["podSelector"] == {} and not p.get("ingress") and not p.get("egress")
+    ]
+    assert deny and set(deny[0]["policyTypes"]) == {"Ingress", "Egress"}
+    labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments().items()}
+
+    def selects(selector: dict[str, Any], pod: dict[str, str]) -> bool:
+        if not selector:
+            return True
+        ok = all(pod.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+        for expr in selector.get("matchExpressions", []):
+            assert expr["operator"] == "In"
+            ok = ok and pod.get(expr["key"]) in expr["values"]
+        return ok
+
+    open_to_all: dict[str, set[int]] = {name: set() for name in labels}
+    any_ingress: dict[str, set[int]] = {name: set() for name in labels}
+    for policy in policies.values():
+        for rule in policy.get("ingress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            for name, pod in labels.items():
+                if selects(policy["podSelector"], pod):
+                    any_ingress[name] |= ports
+                    if not rule.get("from"):
+                        open_to_all[name] |= ports
+    assert open_to_all == {
+        "ims-worker-shim": {8080}, "ims-worker-consumer": set(), "ims-worker-worker": set(),
+        "ims-worker-flower": set(),
+    }  # fmt: skip
+    assert any_ingress["ims-worker-worker"] == {9102}  # its /metrics, from the monitoring namespace only
+
+
+def test_images_are_pinned_by_tag() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    images = [c["image"] for d in deployments().values() for c in d["spec"]["template"]["spec"]["containers"]]
+    images += [s["image"] for s in compose()["services"].values()]
+    images.append(compose()["x-app"]["image"])
+    for image in images:
+        name, _, tag = image.partition(":")
+        assert tag and tag != "latest" and not tag.startswith("7-"), image
+        if name == "ims-event-worker":
+            assert tag == version, image
+
+
+def test_compose_requires_the_env_file_and_publishes_only_the_shim_on_loopback() -> None:
+    document = compose()
+    assert document["x-app"]["env_file"] == [{"path": "ims-worker.env", "required": True}]
+    published = {name: s["ports"] for name, s in document["services"].items() if s.get("ports")}
+    assert set(published) == {"shim"}
+    (mapping,) = published["shim"]
+    host = SHELL_DEFAULT.sub(lambda m: m[2], mapping).rsplit(":", 2)[0]
+    assert host == "127.0.0.1", mapping
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------------------
@@ -223,8 +348,8 @@ def test_kubernetes_has_a_deployment_per_process_with_real_probes() -> None:
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         (container,) = pod["containers"]
-        env_from = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
-        assert env_from == {"ims-worker-settings", "ims-worker-secrets"}, name
+        maps, secrets = env_from(deployment)
+        assert maps == {"ims-worker-settings"} and "ims-worker-broker" in secrets, name
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
         for probe in ("livenessProbe", "readinessProbe"):
             http = container[probe].get("httpGet")

@@ -4,6 +4,7 @@ before the worker recorded it as unacked) is enqueued again by the sweeper, and 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from tests.conftest import SAMPLES_DIR
 from tests.plugins.recorder import runs_key
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
 from worker.events import Event
+from worker.lease import held_key
 from worker.outbox import Outbox
 from worker.providers import normalize
 from worker.publish import Publisher
@@ -25,7 +27,7 @@ def sample(name: str) -> Event:
     return normalize("ims", (SAMPLES_DIR / "ims" / f"{name}.json").read_bytes())[0]
 
 
-def publish(redis_url: str, events: list[Event], visibility_timeout: int | None = None) -> None:
+def publish(redis_url: str, events: list[Event], visibility_timeout: int = 60) -> None:
     publisher = Publisher(Settings(broker_url=redis_url, broker_visibility_timeout=visibility_timeout))
     try:
         publisher.publish(events)
@@ -64,27 +66,82 @@ def test_a_message_lost_between_brpop_and_unacked_is_enqueued_again(redis_url: s
     client.close()
 
 
+def only_task_id(client: redis.Redis) -> str:
+    (raw_task_id,) = client.hkeys(OUTBOX_KEY)
+    return raw_task_id.decode() if isinstance(raw_task_id, bytes) else str(raw_task_id)
+
+
 def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     publish(redis_url, [sample("FileUploadComplete")])
     client = redis.Redis.from_url(redis_url)
     outbox = Outbox(client, deadline_seconds=3600)
-    (raw_task_id,) = client.hkeys(OUTBOX_KEY)
-    task_id = raw_task_id.decode() if isinstance(raw_task_id, bytes) else raw_task_id
+    task_id = only_task_id(client)
     client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
     assert outbox.sweep() == 0  # due, but still waiting in its queue: a backlog, not a loss
     assert client.llen("ims") == 1
+    assert client.zscore(OUTBOX_DUE_KEY, task_id) == 0  # a queued copy keeps its place in the order
     message = client.rpop("ims")
     assert isinstance(message, bytes)
     tag = json.loads(message)["properties"]["delivery_tag"]
     client.hset("unacked", tag, "held by a worker")
-    client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
-    assert outbox.sweep() == 0  # held by a worker: kombu restores it if that worker dies
+    assert outbox.sweep() == 0  # its own delivery is held: kombu restores it if that worker dies
     client.delete("unacked")
-    assert outbox.sweep() == 0  # lost now, but its deadline was moved out by the last sweep
-    client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
-    assert outbox.sweep() == 1
-    assert client.llen("ims") == 1
-    assert (client.zscore(OUTBOX_DUE_KEY, task_id) or 0) > 0  # the next deadline is set
+    client.set(held_key(task_id), "another-delivery", px=5000)
+    assert outbox.sweep() == 0  # a live worker holds the task under another delivery (a retry)
+    client.delete(held_key(task_id))
+    assert outbox.sweep() == 1  # held by nobody, queued nowhere: lost
+    assert client.lrange("ims", 0, -1) == [message]
+    assert outbox.sweep() == 0  # waiting in its queue again
+    assert client.zscore(OUTBOX_DUE_KEY, task_id) == 0  # deadlines are never moved by the sweep
+    client.zadd(OUTBOX_DUE_KEY, {task_id: time.time() * 1000 + 60_000})
+    client.delete("ims")
+    assert outbox.sweep() == 0  # not due yet
+    client.close()
+
+
+def test_sweep_decides_with_a_deep_backlog_from_the_tail_alone(redis_url: str) -> None:
+    """Overdue copies are the oldest messages: a copy older than everything at the tail was taken and lost;
+    one younger than the tail waits behind it. Neither needs a scan of the queue."""
+    events = [
+        Event.model_validate({**sample("FileUploadComplete").model_dump(mode="json"), "id": f"evt-{i}"})
+        for i in range(40)
+    ]
+    publish(redis_url, events)
+    client = redis.Redis.from_url(redis_url)
+    outbox = Outbox(client, deadline_seconds=3600, window=8)
+    ids = [json.loads(m)["headers"]["id"] for m in client.lrange("ims", 0, -1)][::-1]  # oldest first
+    for age, task_id in enumerate(ids):  # enqueue order, 10 s apart (the clock margin is 5 s)
+        client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * age})
+    taken = client.rpop("ims")  # the oldest, taken by a BRPOP whose reply was lost
+    assert isinstance(taken, bytes) and json.loads(taken)["headers"]["id"] == ids[0]
+    assert outbox.sweep() == 1  # ids[20] is beyond the 8-message window, but younger than it: queued
+    assert client.llen("ims") == 40 and client.lindex("ims", -1) == taken  # back at the tail, next in line
+    assert outbox.calls == 1
+    for task_id in ids[:30]:
+        client.rpop("ims")  # taken and finished
+        client.hdel(OUTBOX_KEY, task_id)
+    client.zadd(OUTBOX_DUE_KEY, {ids[0]: 0})
+    assert outbox.sweep() == 0  # the queue is within the window now and holds the rest
+    assert client.zcard(OUTBOX_DUE_KEY) == 10
+    client.close()
+
+
+def test_sweep_pages_through_many_overdue_copies_in_bounded_calls(redis_url: str) -> None:
+    events = [
+        Event.model_validate({**sample("FileUploadComplete").model_dump(mode="json"), "id": f"evt-{i}"})
+        for i in range(250)
+    ]
+    publish(redis_url, events)
+    client = redis.Redis.from_url(redis_url)
+    ids = [json.loads(m)["headers"]["id"] for m in client.lrange("ims", 0, -1)][::-1]  # oldest first
+    for position, task_id in enumerate(ids):  # five publish batches of 50, 10 s apart, one deadline each
+        client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * (position // 50)})
+    lost = [str(client.rpop("ims")) for _ in range(50)]  # the whole oldest batch
+    outbox = Outbox(client, deadline_seconds=3600, window=16)
+    assert outbox.sweep() == 50
+    # 50 lost leave the overdue range, 50 + 100 + 50 queued ones stay and are skipped by the cursor.
+    assert outbox.calls == 3
+    assert sorted(str(m) for m in client.lrange("ims", -50, -1)) == sorted(lost)
     client.close()
 
 

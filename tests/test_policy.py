@@ -162,3 +162,10 @@ def test_only_failures_count_as_attempts(failures: tuple[Failure, ...], expected
 )
 def test_redelivery_cap(redeliveries: int, expected: DeadLetter | None) -> None:
     assert admit(redeliveries, ["h:x", "h:y"], Settings(max_redeliveries=5)) == expected
+
+
+def test_a_long_flow_wait_is_capped_like_any_retry() -> None:
+    settings = Settings(retry_backoff_max_seconds=300.0)
+    hourly = Held("h:r", "rate limited", countdown=3000.0)
+    outcome = decide(ran=0, skipped=0, failures=(), held=(hourly,), attempts=0, retries=0, settings=settings)
+    assert outcome == Defer(300.0, "rate limited: h:r", ("h:r",))

@@ -14,19 +14,20 @@ import sys
 from typing import Any
 
 import structlog
-from celery import Celery, Task, signals
+from celery import Celery, Task, bootsteps, signals
 
-from worker import workermetrics
+from worker import celerylog, workermetrics
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
+from worker.lease import LeaseKeeper
 from worker.logging import configure_logging
 from worker.outbox import Outbox, Sweeper
 from worker.providers import load as load_providers
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
-from worker.tasks import run_event
+from worker.tasks import run_event, runtime
 
 log = structlog.get_logger(__name__)
 
@@ -48,12 +49,26 @@ def _register(app: EventApp, event_type: str) -> None:
     app.task(name=event_type, bind=True, shared=False, max_retries=None)(run)
 
 
+class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery ships no type hints
+    """Runs the lease heartbeat (``worker.lease``) for the consumer of a worker's main process.
+
+    A consumer step is (re)started with every broker connection; the heartbeat thread is started once and
+    always reads the consumer's current channel."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        _start_leases(c)
+
+
 def create_app(settings: Settings | None = None, *, set_as_current: bool = False) -> EventApp:
     settings = settings or load_settings()
     app = EventApp("ims-worker", set_as_current=set_as_current)
     app.settings = settings
     load_providers(settings)  # plugin providers catalogue their event types: one task per type below
     app.conf.update(celery_config(settings))
+    if settings.broker_is_redis:
+        app.steps["consumer"].add(LeaseStep)
     for event_type in CATALOGUE:
         _register(app, event_type)
     app.finalize()
@@ -97,9 +112,49 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     ):
         return
     settings = worker_app.settings
-    outbox = Outbox(sync_client(settings.effective_redis_url), settings.visibility_timeout)
+    outbox = Outbox(store_client(settings), settings.visibility_timeout)
     _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
     _sweeper.start()
+
+
+_leases: LeaseKeeper | None = None
+
+
+def _start_leases(consumer: Any) -> None:
+    global _leases  # noqa: PLW0603 - one heartbeat per worker process
+    worker_app = getattr(consumer, "app", None)
+    if not isinstance(worker_app, EventApp) or _leases is not None:
+        return
+    settings = worker_app.settings
+
+    def channel() -> Any:
+        task_consumer = getattr(consumer, "task_consumer", None)
+        return getattr(task_consumer, "channel", None)
+
+    _leases = LeaseKeeper(
+        channel,
+        store_client(settings),
+        lease_seconds=settings.visibility_timeout,
+        interval=settings.lease_heartbeat_seconds,
+    )
+    _leases.start()
+    log.info(
+        "lease heartbeat started",
+        lease_seconds=settings.visibility_timeout,
+        interval_seconds=settings.lease_heartbeat_seconds,
+    )
+
+
+def _on_task_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
+    # In the process that ran the task, after the retry message was sent: the outbox copy is as young as it.
+    worker_app = getattr(sender, "app", None)
+    task_id = getattr(request, "id", None)
+    if not isinstance(worker_app, EventApp) or not worker_app.settings.broker_is_redis or not task_id:
+        return
+    try:
+        runtime(worker_app.settings).outbox.renew(task_id)
+    except Exception as exc:  # noqa: BLE001 - the sweep then finds it queued or held anyway, only later
+        log.warning("outbox renew failed", error=type(exc).__name__)
 
 
 def _on_worker_shutdown(**_: Any) -> None:
@@ -111,6 +166,8 @@ signals.worker_init.connect(_on_worker_init)
 signals.worker_ready.connect(_on_worker_ready)
 signals.worker_ready.connect(workermetrics.on_worker_ready)
 signals.worker_shutdown.connect(_on_worker_shutdown)
+signals.task_retry.connect(_on_task_retry)
 signals.setup_logging.connect(_on_setup_logging)
 
 app = create_app(load_settings(), set_as_current=True)
+celerylog.install(app.settings)  # Celery's banner and stdout, Flower's lines: through worker.logging

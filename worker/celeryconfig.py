@@ -13,6 +13,7 @@ from kombu.entity import Exchange, Queue
 from worker.events.catalogue import CATALOGUE
 from worker.providers import active as active_providers
 from worker.providers import queue_for as source_queue
+from worker.redisconn import broker_options
 from worker.settings import Settings
 
 UNKNOWN_PREFIX = "unknown."
@@ -32,32 +33,52 @@ def all_queues(settings: Settings) -> list[str]:
     return sorted(names)
 
 
-def declare_queue(name: str) -> Queue:
+def declare_queue(name: str, *, quorum: bool = False) -> Queue:
     # The default exchange routes by queue name: no bindings to declare (AMQP) or look up (Redis restores).
     exchange = Exchange("")  # type: ignore[no-untyped-call]
-    return Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
+    # Quorum queues (RabbitMQ) are replicated and survive a node loss; Celery then skips global QoS itself.
+    arguments = {"x-queue-type": "quorum"} if quorum else None
+    return Queue(name, exchange, routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
 
 
 def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
     return {name: {"queue": queue_for(settings, name, spec.source)} for name, spec in CATALOGUE.items()}
 
 
+def lease_transport_options(visibility_timeout: int) -> dict[str, int]:
+    """kombu Redis transport options for short, heartbeat-renewed leases (``worker.lease``).
+
+    A message held by a worker whose heartbeat stopped is put back by any live worker's event loop once its
+    lease is ``visibility_timeout`` old; kombu looks for such messages every ``unacked_restore_interval`` s
+    (10 s x a throttle of 10 by default: too rarely for a 60 s lease). The look is guarded by a Redis mutex
+    that expires after 5 minutes by default: a worker killed while holding it would stall every restore that
+    long, so it expires after a few restore intervals here."""
+    interval = max(1, min(10, visibility_timeout // 6))
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": max(5, 3 * interval),
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
+    broker_use_ssl: dict[str, Any] | None = None
     if settings.broker_is_redis:
-        # Unacked messages come back after this long; it outlasts a task plus its longest retry countdown.
-        transport_options["visibility_timeout"] = settings.visibility_timeout
-        if settings.visibility_timeout < 600:
-            # kombu sweeps for expired messages only every ~100 s by default; keep pace with a short timeout.
-            transport_options["unacked_restore_interval"] = max(1, settings.visibility_timeout // 4)
-            transport_options["unacked_restore_throttle"] = 1
+        # TLS files and the Sentinel master, the same as the store's connections (worker.redisconn).
+        extra, broker_use_ssl = broker_options(settings)
+        transport_options.update(extra)
+        transport_options.update(lease_transport_options(settings.visibility_timeout))
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True
+    quorum = settings.broker_quorum_queues and not settings.broker_is_redis
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport_options,
+        "broker_use_ssl": broker_use_ssl,
         "task_serializer": "json",
         "result_serializer": "json",
         "event_serializer": "json",
@@ -75,7 +96,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_queues": [declare_queue(name) for name in all_queues(settings)],
+        "task_queues": [declare_queue(name, quorum=quorum) for name in all_queues(settings)],
         "task_default_queue": source_queue(settings, "unknown"),
         "task_routes": task_routes(settings),
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},

@@ -20,7 +20,8 @@ from worker.dedupe import PREFIX
 from worker.events import Event, Transport
 from worker.journal.config import OFF, JournalConfig, stats_blob
 from worker.journal.lua import JOURNAL_LUA
-from worker.redisconn import sync_client
+from worker.redisconn import store_client, sync_client
+from worker.settings import Settings
 
 STREAM_KEY = f"{PREFIX}:deadletters"
 _PAGE = 500
@@ -146,6 +147,13 @@ class DeadLetterStore:
         self._owns_client = isinstance(redis_or_url, str)
         self._journal = journal
         self._add = self._client.register_script(_ADD)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> DeadLetterStore:
+        """The store at ``settings``' Redis, connected with its TLS, ACL or Sentinel settings."""
+        store = cls(store_client(settings), journal=JournalConfig.from_settings(settings))
+        store._owns_client = True
+        return store
 
     def add(
         self,

@@ -30,7 +30,7 @@ from worker.demo_record import handled, reset
 from worker.embedded import DEMO_QUEUE
 from worker.inject import post_webhook, send_to_mns
 from worker.providers import normalize, providers
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 
@@ -123,7 +123,7 @@ class Demo:
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            self._client = sync_client(self.settings.effective_redis_url)
+            self._client = store_client(self.settings)
         return self._client
 
     def close(self) -> None:

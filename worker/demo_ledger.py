@@ -14,7 +14,7 @@ import redis
 
 from worker.demo_record import record
 from worker.events import Event
-from worker.redisconn import sync_client
+from worker.redisconn import store_client
 from worker.registry import handler
 from worker.settings import load_settings
 
@@ -22,7 +22,7 @@ from worker.settings import load_settings
 @functools.cache
 def _client() -> redis.Redis:
     # Settings are read on first use, inside the worker process, never at import.
-    return sync_client(load_settings().effective_redis_url)
+    return store_client(load_settings())
 
 
 @handler("*")

@@ -12,25 +12,23 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any, TextIO
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from worker import redact
 from worker.events.envelope import Event
 from worker.providers import active
+from worker.redact import CREDENTIAL_NAMES, CREDENTIAL_PARTS, is_credential_name, redact_text
 from worker.settings import Settings
 
-REDACTED = "[REDACTED]"
+REDACTED = redact.REDACTED
 
-# Keys whose values are secrets wherever they appear (compared lower-cased, "-" and "_" alike).
-SECRET_KEY_PARTS = ("secret", "signature", "token", "password", "passwd", "authorization", "credential")
-SECRET_KEYS = frozenset(
-    {"sign", "access_key_secret", "x_ice_signature", "ali_live_signature", "ali_rtc_signature", "auth_key",
-     "authkey", "app_key", "appkey", "callback_key", "api_key", "apikey", "cookie", "set_cookie"}
-)  # fmt: skip
+# Field names whose values are secrets, and the redaction of credentials inside text: worker.redact.
+SECRET_KEY_PARTS = CREDENTIAL_PARTS
+SECRET_KEYS = CREDENTIAL_NAMES
 
 # Shorter configured secrets are not searched for inside other text: they would shred ordinary log lines.
 MIN_SECRET_LENGTH = 4
@@ -42,11 +40,9 @@ ROUTED_LOGGERS = (
 )  # fmt: skip
 
 
-@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a field named ``key`` holds a secret (``X-Ice-Signature``, ``mns_access_key_secret``...)."""
-    name = key.lower().replace("-", "_")
-    return name in SECRET_KEYS or any(part in name for part in SECRET_KEY_PARTS)
+    return is_credential_name(key)
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -79,6 +75,7 @@ class Redactor:
         elif isinstance(value, BaseException):
             value = repr(value)
         if isinstance(value, str):
+            value = redact_text(value)  # credentials in URLs, forms, JSON text
             return self._pattern.sub(REDACTED, value) if self._pattern else value
         if isinstance(value, Mapping):
             return {k: self._under(k, v) for k, v in value.items()}
@@ -90,6 +87,18 @@ class Redactor:
                 items = [self._value(item) for item in value]
             return tuple(items) if isinstance(value, tuple) else items
         return value
+
+
+_process_name: str | None = None
+
+
+class _ProcessName:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("process_name", self.name)
+        return event_dict
 
 
 def _dumps(value: Any, **_: Any) -> str:
@@ -107,8 +116,15 @@ def use_json(settings: Settings, stream: TextIO) -> bool:
     return not (callable(isatty) and isatty())
 
 
-def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging through one redacting pipeline to ``stream`` (stderr)."""
+def configure_logging(
+    settings: Settings, *, stream: TextIO | None = None, process_name: str | None = None
+) -> None:
+    """Route structlog and stdlib logging through one redacting pipeline to ``stream`` (stderr).
+
+    ``process_name`` (``shim``, ``consumer``, ``worker``, ``flower``...) is added to every line of this
+    process as ``process_name``, its own and third-party ones alike; a later call without one keeps it
+    (Celery's ``setup_logging`` signal configures logging again after the command line did).
+    """
     stream = stream if stream is not None else sys.stderr
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
@@ -119,6 +135,10 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    global _process_name  # noqa: PLW0603 - a process keeps its name when logging is configured again
+    _process_name = process_name if process_name is not None else _process_name
+    if _process_name is not None:
+        shared.append(_ProcessName(_process_name))
     renderer: Processor = (
         structlog.processors.JSONRenderer(serializer=_dumps)
         if use_json(settings, stream)
@@ -142,6 +162,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings (Celery's SecurityWarning...) become log lines too
     for name in ROUTED_LOGGERS:
         routed = logging.getLogger(name)
         routed.handlers.clear()

@@ -132,8 +132,13 @@ def decide(
         return Retry(countdown=countdown, reason=error, counts_as_attempt=True)
     # Only held handlers remain. Come back when the earliest of them may run; a claim held by another task
     # (unknown end) waits longer each time without spending this task's attempts.
+    # Capped like any retry: the broker's visibility timeout is sized on that ceiling (a booked rate slot
+    # further out is kept; the run just looks again at the cap).
     countdowns = [
-        h.countdown if h.countdown is not None else backoff(settings, retries + 1, rng) for h in held
+        min(h.countdown, settings.retry_backoff_max_seconds)
+        if h.countdown is not None
+        else backoff(settings, retries + 1, rng)
+        for h in held
     ]
     by_reason: dict[str, list[str]] = {}
     for h in held:

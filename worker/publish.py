@@ -29,7 +29,8 @@ from worker.events import Event
 from worker.journal.config import JournalConfig, now_ms, received_blob
 from worker.journal.lua import JOURNAL_LUA
 from worker.providers import dedupe_ttl
-from worker.redisconn import REDIS_ERRORS, async_client, redact_text, redact_url, sync_client
+from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
+from worker.replication import run_replicated, run_replicated_async
 from worker.sender import KombuSender
 from worker.settings import Settings
 from worker.taskmessage import TaskMessage, TaskMessageBuilder, new_task_id
@@ -134,7 +135,7 @@ class Publisher:
         self._settings = settings
         self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
-        self._redis = sync_client(self._redis_url)
+        self._redis = store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
         self._sender: KombuSender | None = None
         if not _single_script(settings):
@@ -152,8 +153,15 @@ class Publisher:
 
     def _publish_script(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
         batch = _Batch(self._settings, self._builder, events, bypass)
+        wait = self._settings.redis_wait_replicas
         try:
-            flags = self._script(keys=batch.keys, args=batch.args)
+            if wait:
+                timeout = self._settings.redis_wait_timeout_ms
+                flags = run_replicated(
+                    self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                )
+            else:
+                flags = self._script(keys=batch.keys, args=batch.args)
         except REDIS_ERRORS as exc:
             raise _unavailable("Redis broker", self._redis_url, exc) from exc
         return _results(events, flags)
@@ -201,7 +209,7 @@ class AsyncPublisher:
         self._settings = settings
         self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
-        self._redis: redis.asyncio.Redis = async_client(self._redis_url)
+        self._redis: redis.asyncio.Redis = async_store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
         self._fallback: Publisher | None = None if _single_script(settings) else Publisher(settings)
 
@@ -211,8 +219,14 @@ class AsyncPublisher:
         results: list[PublishResult] = []
         for chunk in _chunks(events):
             batch = _Batch(self._settings, self._builder, chunk, bypass_dedupe)
+            wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
             try:
-                flags = await self._script(keys=batch.keys, args=batch.args)
+                if wait:
+                    flags = await run_replicated_async(
+                        self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                    )
+                else:
+                    flags = await self._script(keys=batch.keys, args=batch.args)
             except REDIS_ERRORS as exc:
                 raise _unavailable("Redis broker", self._redis_url, exc) from exc
             results += _results(chunk, flags)

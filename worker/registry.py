@@ -10,12 +10,14 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 from worker.errors import ConfigurationError
 from worker.events import Event
 from worker.events.catalogue import CATALOGUE
+from worker.flow.options import FlowOptions, KeySpec, build_options
 
 HandlerFunc = Callable[[Event], None]
 ENTRY_POINT_GROUP = "ims_worker.handlers"
@@ -27,6 +29,11 @@ class Subscription:
     pattern: str
     func: HandlerFunc
     name: str  # "module:qualname", the stable identity used for ordering and exactly-once markers
+    flow: FlowOptions = field(default_factory=FlowOptions)  # key / stale / rate / concurrency (worker.flow)
+
+    def describe(self) -> dict[str, Any]:
+        """The subscription and its options, for listings (``ims-worker handlers list``)."""
+        return {"name": self.name, "pattern": self.pattern, **self.flow.describe()}
 
     def matches(self, event_type: str) -> bool:
         if self.pattern == "*":
@@ -74,14 +81,15 @@ class Registry:
         self._subscriptions: list[Subscription] = []
         self._cache: dict[str, tuple[Subscription, ...]] = {}
 
-    def add(self, pattern: str, func: HandlerFunc) -> None:
+    def add(self, pattern: str, func: HandlerFunc, flow: FlowOptions | None = None) -> None:
         _check_pattern(pattern)
         _check_signature(func)
         name = _handler_name(func)
         for existing in self._subscriptions:
             if existing.name == name and existing.pattern == pattern:
                 raise ConfigurationError(f"handler {name} is registered twice for {pattern!r}")
-        self._subscriptions.append(Subscription(pattern=pattern, func=func, name=name))
+        sub = Subscription(pattern=pattern, func=func, name=name, flow=flow or FlowOptions())
+        self._subscriptions.append(sub)
         self._cache.clear()
 
     def handlers_for(self, event_type: str) -> tuple[Subscription, ...]:
@@ -104,11 +112,37 @@ class Registry:
 REGISTRY = Registry()
 
 
-def handler(pattern: str) -> Callable[[HandlerFunc], HandlerFunc]:
-    """Subscribe the decorated function to ``pattern``: an exact type, ``"<prefix>.*"`` or ``"*"``."""
+def handler(
+    pattern: str,
+    *,
+    key: KeySpec | None = None,
+    stale: str | None = None,
+    rate: str | None = None,
+    concurrency: int | None = None,
+) -> Callable[[HandlerFunc], HandlerFunc]:
+    """Subscribe the decorated function to ``pattern``: an exact type, ``"<prefix>.*"`` or ``"*"``.
+
+    Flow control across the whole fleet (README, "Flow control"): ``key`` (a field name such as ``"MediaId"``,
+    looked up in the event's data, or a callable of the event): one run at a time per key value;
+    ``stale="skip"``: skip an event older than the newest one completed for its key; ``rate="20/s"`` (or
+    ``/m``, ``/h``): at most that many starts per period; ``concurrency=N``: at most N runs at once.
+    """
 
     def register(func: HandlerFunc) -> HandlerFunc:
-        REGISTRY.add(pattern, func)
+        flow = None
+        if key is not None or stale is not None or rate is not None or concurrency is not None:
+            _check_pattern(pattern)
+            types = [t for t in CATALOGUE if Subscription(pattern, func, "").matches(t)]
+            flow = build_options(
+                _handler_name(func),
+                types,
+                key=key,
+                stale=stale,
+                rate=rate,
+                concurrency=concurrency,
+                models={t: CATALOGUE[t].model for t in types},
+            )
+        REGISTRY.add(pattern, func, flow)
         return func
 
     return register

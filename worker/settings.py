@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -45,6 +46,23 @@ class Settings(BaseSettings):
     broker_url: str = DEFAULT_BROKER_URL
     redis_url: str | None = Field(
         default=None, description="dedupe markers, dead letters, handler ledger; defaults to the broker URL"
+    )
+    # TLS for every rediss:// URL (broker and store); certificates are verified, hostnames checked.
+    redis_tls_ca_file: str | None = Field(default=None, description="CA bundle; default: the system's")
+    redis_tls_cert_file: str | None = Field(default=None, description="client certificate (mutual TLS)")
+    redis_tls_key_file: str | None = Field(default=None, description="the client certificate's key")
+    redis_tls_check_hostname: bool = True
+    # sentinel://host:26379;sentinel://host2:26379/0 URLs (broker and store) name the monitored master here.
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="for the Sentinels themselves; the master's is in the URL"
+    )
+    redis_wait_replicas: int = Field(
+        default=0, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
+    )
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1, le=60_000)
+    broker_quorum_queues: bool = Field(
+        default=True, description="amqp:// brokers: declare the task queues as RabbitMQ quorum queues"
     )
 
     # --- MNS consumer -----------------------------------------------------------------------------------
@@ -82,11 +100,25 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(
         default=5, ge=1, description="times one task message may be redelivered after a worker loss"
     )
-    broker_visibility_timeout: int | None = Field(
-        default=None, ge=1, description="seconds; default derived from time limits and retry backoff"
+    broker_visibility_timeout: int = Field(
+        default=60,
+        ge=2,
+        description="seconds a Redis-broker message held by a worker whose heartbeat stopped stays invisible",
     )
     handler_claim_seconds: int = Field(default=600, ge=1)
     handler_done_ttl_seconds: int = Field(default=14 * 86400, ge=60)
+    flow_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="@handler(key=, concurrency=) holds: renewed every third of this while the handler runs, "
+        "lost this long after its worker dies",
+    )
+    flow_busy_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="a run whose key is busy or whose concurrency cap is full comes back "
+        "after about this long (jittered 50-150%)",
+    )
     dedupe_ttl_seconds: dict[str, int] = Field(
         default_factory=dict,
         description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
@@ -103,6 +135,16 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="for Redis to confirm; IMS gives up after 3 tries in 3 s"
     )
     shim_access_log: bool = True
+    # Bounds that hold before any authentication (worker/shim/server.py, worker/shim/inflight.py).
+    shim_max_inflight_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="request-body bytes held at once, all requests (503 above)",
+    )
+    shim_max_connections: int = Field(default=1000, ge=1, description="open connections per process")
+    shim_header_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="to send the request line and headers, else the connection is closed"
+    )
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
@@ -197,6 +239,16 @@ class Settings(BaseSettings):
             raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise ValueError("redis_tls_cert_file and redis_tls_key_file go together (mutual TLS)")
+        if not self.broker_is_redis and not self.redis_url:
+            # Dedupe markers, ledgers and dead letters need Redis whatever the broker; guessing one is unsafe.
+            raise ValueError(
+                "a non-Redis broker_url (amqp://) needs redis_url for the dedupe and ledger store"
+            )
+        uses_sentinel = any(u.startswith("sentinel://") for u in (self.broker_url, self.redis_url or ""))
+        if uses_sentinel and not self.redis_sentinel_master:
+            raise ValueError("a sentinel:// URL needs redis_sentinel_master (the monitored master's name)")
         return self
 
     @property
@@ -204,21 +256,24 @@ class Settings(BaseSettings):
         """Where dedupe markers, dead letters and handler ledgers live."""
         if self.redis_url:
             return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.broker_is_redis:
             return self.broker_url
         return DEFAULT_BROKER_URL
 
     @property
     def broker_is_redis(self) -> bool:
-        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+        return self.broker_url.startswith(REDIS_SCHEMES)
 
     @property
     def visibility_timeout(self) -> int:
-        if self.broker_visibility_timeout is not None:
-            return self.broker_visibility_timeout
-        # A Redis-broker message that is unacked longer than this is redelivered to another worker; it must
-        # outlast the longest task plus the longest retry countdown, or healthy tasks would run twice.
-        return int(self.task_time_limit + self.retry_backoff_max_seconds + 3600)
+        """The lease of a Redis-broker delivery. A live worker renews the leases of every message it holds
+        (``worker.lease``), so this bounds the recovery after a worker dies, not the length of a task."""
+        return self.broker_visibility_timeout
+
+    @property
+    def lease_heartbeat_seconds(self) -> float:
+        """How often a worker renews its leases: four beats per lease, at most every 10 s."""
+        return min(10.0, self.visibility_timeout / 4)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -30,11 +30,12 @@ from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
+from worker.flow.gate import FlowGate
 from worker.journal.config import JournalConfig
 from worker.journal.stats import attempt_stats, retried_stats
 from worker.journal.writer import JournalWriter
 from worker.outbox import Outbox
-from worker.redisconn import REDIS_ERRORS, redact_text, sync_client
+from worker.redisconn import REDIS_ERRORS, redact_text, store_client
 from worker.registry import REGISTRY, discover
 from worker.settings import Settings
 from worker.taskmessage import task_argsrepr
@@ -76,6 +77,7 @@ class Runtime:
     deadletters: DeadLetterStore
     outbox: Outbox
     journal: JournalWriter
+    flow: FlowGate
 
 
 _runtime: Runtime | None = None
@@ -84,7 +86,7 @@ _runtime: Runtime | None = None
 def runtime(settings: Settings) -> Runtime:
     global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
     if _runtime is None or _runtime.pid != os.getpid():
-        client = sync_client(settings.effective_redis_url)
+        client = store_client(settings)
         journal = JournalConfig.from_settings(settings)
         ledger = HandlerLedger(
             client,
@@ -99,6 +101,12 @@ def runtime(settings: Settings) -> Runtime:
             deadletters=DeadLetterStore(client, journal=journal),
             outbox=Outbox(client, settings.visibility_timeout),
             journal=JournalWriter(client, journal),
+            flow=FlowGate(
+                client,
+                lease_seconds=settings.flow_lease_seconds,
+                busy_retry_seconds=settings.flow_busy_retry_seconds,
+                newest_ttl_seconds=settings.handler_done_ttl_seconds,
+            ),
         )
     return _runtime
 
@@ -183,9 +191,22 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         elif state is HandlerState.BUSY:
             held.append(policy.Held(sub.name, policy.REASON_CLAIMED))
         else:
+            permit = rt.flow.enter(sub.name, sub.flow, event, request.id)  # key, rate, concurrency (or FREE)
+            if isinstance(permit, policy.Held):
+                held.append(permit)
+                continue
+            if isinstance(permit, policy.Failure):
+                failures.append(permit)
+                continue
+            if permit.stale:
+                log.info("stale event skipped", handler=sub.name, occurred_at=str(event.occurred_at))
+                rt.ledger.mark_done(event.id, request.id, sub.name)
+                skipped += 1
+                continue
             began = time.perf_counter()
             try:
-                sub.func(event)
+                with permit:
+                    sub.func(event)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
                 failures.append(_failure(sub.name, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
@@ -197,7 +218,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
             )
 
     handled = not failures and not held
-    release = [f.handler for f in failures]
+    release = [f.handler for f in failures] + [h.handler for h in held]
     failed = policy.counts_as_attempt(failures)
     errors = [(f.handler, f.error) for f in failures]
     stats = attempt_stats(event, handled=handled, failed=bool(failures))

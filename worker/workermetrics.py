@@ -21,7 +21,7 @@ from worker.deadletter import STREAM_KEY
 from worker.dedupe import OUTBOX_KEY
 from worker.journal.config import INDEX_KEY, STATS_KEY
 from worker.journal.stats import LAG_BUCKETS
-from worker.redisconn import REDIS_ERRORS, sync_client
+from worker.redisconn import REDIS_ERRORS, store_client, sync_client
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -42,22 +42,25 @@ _LAGS = {
 
 
 class RedisCollector(Collector):
-    def __init__(self, client: redis.Redis, queues: list[str]) -> None:
-        self._client = client
+    def __init__(self, client: redis.Redis, queues: list[str], broker: redis.Redis | None = None) -> None:
+        self._client = client  # the store: dead letters, outbox, journal, counters
+        self._broker = broker or client  # the queues
         self._queues = queues
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ims_worker_redis_up", "1 if the worker's metrics could read Redis")
         try:
-            with self._client.pipeline(transaction=False) as pipe:
+            with self._broker.pipeline(transaction=False) as pipe:
                 for queue in self._queues:
                     pipe.llen(queue)
                 pipe.hlen("unacked")
+                queued = pipe.execute()
+            with self._client.pipeline(transaction=False) as pipe:
                 pipe.xlen(STREAM_KEY)
                 pipe.hlen(OUTBOX_KEY)
                 pipe.zcard(INDEX_KEY)
                 pipe.hgetall(STATS_KEY)
-                replies = pipe.execute()
+                replies = queued + pipe.execute()
         except REDIS_ERRORS:
             up.add_metric([], 0)
             yield up
@@ -127,7 +130,10 @@ def serve(settings: Settings) -> int | None:
     from worker.celeryconfig import all_queues  # noqa: PLC0415 - keeps kombu out of the import path
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(sync_client(settings.effective_redis_url), all_queues(settings)))
+    store = store_client(settings)
+    same = settings.broker_url == settings.effective_redis_url
+    broker = None if same else sync_client(settings.broker_url, settings)
+    registry.register(RedisCollector(store, all_queues(settings), broker))
     try:
         start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)
     except (

@@ -1,8 +1,12 @@
 """Reading every log line a scenario produced: secrets that must never be there, and what the lines count.
 
 Lines are JSON (``IMS_WORKER_LOG_FORMAT=json``); under ``ims-worker run`` each is prefixed with the child's
-name (``consumer | {...}``). Anything that is not JSON (a traceback a library printed) is still searched
-for secrets, and counted.
+name (``consumer | {...}``). Every line of our processes must be JSON (uvicorn's, Celery's and Flower's own
+lines go through the same pipeline): anything else is a finding, except Redis's own log file and the one
+known block Python prints outside logging (see ``_terminated_pool_child``). Every line must also be free of
+credentials: a configured secret or signature value anywhere, or any credential-named URL parameter, form
+field or JSON member (``sign``, ``token``, ``txSecret``, ``Signature``, ``OSSAccessKeyId``...) whose value
+is not ``[REDACTED]`` (``worker.redact`` decides which names carry credentials).
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.redact import redact_text
+
+# Not our processes: their logs are searched for secrets, not required to be JSON.
+FOREIGN_LOGS = ("redis",)
+
 
 @dataclass
 class LogStats:
@@ -22,6 +31,7 @@ class LogStats:
     sums: Counter[str] = field(default_factory=Counter)
     levels: Counter[str] = field(default_factory=Counter)
     not_json: int = 0
+    not_json_samples: list[str] = field(default_factory=list)
     # Tracebacks printed outside the logging pipeline: an exception nobody caught (a thread died, a crash).
     uncaught: list[str] = field(default_factory=list)
     child_exits: list[tuple[str, int]] = field(default_factory=list)  # ``ims-worker run``'s children
@@ -46,6 +56,7 @@ class LogStats:
         return {
             "lines": self.lines,
             "not_json": self.not_json,
+            "not_json_samples": self.not_json_samples[:10],
             "uncaught_tracebacks": self.uncaught[:20],
             "child_exits": self.child_exits,
             "critical": self.critical[:20],
@@ -88,7 +99,8 @@ def _count(stats: LogStats, record: dict[str, Any]) -> None:
 
 
 def scan(files: Iterable[Path], secrets: dict[str, str]) -> tuple[LogStats, list[str]]:
-    """Statistics over all lines, and one finding per (file, secret) whose value appears in a line.
+    """Statistics over all lines, and the findings: one per (file, secret) whose value appears in a line,
+    one per line carrying an unredacted credential, one per non-JSON line of our processes.
 
     ``secrets`` maps a label (never printed with the value) to the value."""
     stats = LogStats()
@@ -99,18 +111,40 @@ def scan(files: Iterable[Path], secrets: dict[str, str]) -> tuple[LogStats, list
             if value and value in text:
                 line_no = text[: text.index(value)].count("\n") + 1
                 findings.append(f"{label} appears in {path.name} line {line_no}")
+        ours = not path.name.startswith(FOREIGN_LOGS)
         lines = text.splitlines()
+        exempt_until = -1
         for index, line in enumerate(lines):
             stats.lines += 1
+            if redact_text(line) != line:
+                findings.append(f"an unredacted credential parameter in {path.name} line {index + 1}")
             record = _json(line)
             if record is None:
                 stats.not_json += 1
-                if "Traceback (most recent call last)" in line and not _terminated_pool_child(lines, index):
-                    last = next((x for x in lines[index + 1 :] if x and not x.startswith(" ")), "?")
-                    stats.uncaught.append(f"{path.name} line {index + 1}: {last.strip()[:200]}")
+                known = index <= exempt_until
+                if "Traceback (most recent call last)" in line:
+                    if _terminated_pool_child(lines, index):
+                        exempt_until = _block_end(lines, index)
+                        known = True
+                    else:
+                        last = next((x for x in lines[index + 1 :] if x and not x.startswith(" ")), "?")
+                        stats.uncaught.append(f"{path.name} line {index + 1}: {last.strip()[:200]}")
+                elif index + 1 < len(lines) and "Exception ignored in" in line:
+                    known = _terminated_pool_child(lines, index + 1)
+                if ours and not known and line.strip():
+                    stats.not_json_samples.append(f"{path.name} line {index + 1}: {line[:200]}")
+                    findings.append(f"a line that is not JSON in {path.name} line {index + 1}: {line[:120]}")
                 continue
             _count(stats, record)
     return stats, findings
+
+
+def _block_end(lines: list[str], index: int) -> int:
+    """The index of a traceback's last line (the exception line after the indented frames)."""
+    end = index + 1
+    while end < len(lines) and lines[end].startswith(" "):
+        end += 1
+    return end
 
 
 def _terminated_pool_child(lines: list[str], index: int) -> bool:

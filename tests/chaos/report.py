@@ -2,6 +2,11 @@
 
 python -m tests.chaos.report            # the CI version's summaries (chaos-*.json)
 python -m tests.chaos.report soak15m    # a 15-minute soak's (soak15m-*.json)
+python -m tests.chaos.report recovery   # the recovery table: scenario x broker (summaries with a "broker")
+
+A recovery summary (``tests/chaos/recovery.py``; any scenario may write one) has ``scenario``, ``broker``,
+``events_sent``, ``events_handled``, ``events_dead_lettered``, ``reruns_after_crash``, ``lost`` and
+``recovery_seconds`` (``None`` when the scenario measures none): one row per (scenario, broker).
 """
 
 from __future__ import annotations
@@ -73,5 +78,39 @@ def table(mode: str) -> str:
     return "\n".join([header, *rows, "", footer])
 
 
+RECOVERY_HEADER = (
+    "| scenario | broker | sent | handled once | dead-lettered (poison, expected) | re-runs | lost "
+    "| recovery time |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def recovery_row(summary: dict[str, Any]) -> str:
+    seconds = summary.get("recovery_seconds")
+    cells = [
+        summary["scenario"],
+        summary["broker"],
+        str(summary["events_sent"]),
+        str(summary["events_handled"]),
+        str(summary["events_dead_lettered"]),
+        str(summary.get("reruns_after_crash", summary.get("ledger", {}).get("reruns_after_crash", "?"))),
+        str(summary["lost"]),
+        f"{seconds:.1f} s" if seconds is not None else "n/a",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def recovery_table(mode: str = "chaos") -> str:
+    rows = []
+    for path in sorted(results_dir().glob(f"{mode}-*.json")):
+        data = json.loads(path.read_text())
+        if "broker" in data and "events_sent" in data:
+            rows.append((data["scenario"], data["broker"], recovery_row(data)))
+    return "\n".join([RECOVERY_HEADER, *(r for _, _, r in sorted(rows))])
+
+
 if __name__ == "__main__":
-    print(table(sys.argv[1] if len(sys.argv) > 1 else "chaos"))
+    args = sys.argv[1:]
+    if args[:1] == ["recovery"]:
+        print(recovery_table(args[1] if len(args) > 1 else "chaos"))
+    else:
+        print(table(args[0] if args else "chaos"))

@@ -131,7 +131,7 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
     secrets = {f"secret #{i}": value for i, value in enumerate(keys.values())}
     secrets |= {f"signature #{i}": value for i, value in enumerate(sorted(hooks.stats.signatures))}
     logs, leaks = scan(stack.log_files(), secrets)
-    problems += [f"secret in logs: {leak}" for leak in leaks]
+    problems += [f"log check: {leak}" for leak in leaks]  # secrets, credentials, non-JSON lines
     problems += [f"uncaught exception: {where}" for where in logs.uncaught]
     crash_problems, known_defects = _classify_exits(logs, chaos.record.counts)
     problems += crash_problems

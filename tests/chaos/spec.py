@@ -10,6 +10,7 @@ from worker.registry import Subscription
 
 PLUGIN = "tests.plugins.ledger"
 LEDGER_STREAM = "chaos:ledger"  # one entry per handler run (see tests/plugins/ledger.py)
+LEDGER_URL_ENV = "IMS_CHAOS_LEDGER_URL"  # optional: keep the stream on a Redis the scenario does not break
 
 # An event whose raw payload carries this field is poison for the ``poison`` handler:
 # "retry" -> it raises RuntimeError on every attempt (dead-lettered once the attempts are spent);
@@ -17,6 +18,15 @@ LEDGER_STREAM = "chaos:ledger"  # one entry per handler run (see tests/plugins/l
 POISON_FIELD = "ChaosPoison"
 POISON_RETRY = "retry"
 POISON_PERMANENT = "permanent"
+
+# An event whose raw payload carries this field (seconds) makes ``record_all`` sleep that long first.
+SLOW_FIELD = "ChaosSlow"
+
+
+def started_key(event_id: str) -> str:
+    """Incremented by ``record_all`` when it starts the sleep of a slow event."""
+    return f"chaos:started:{event_id}"
+
 
 RECORD_ALL = f"{PLUGIN}:record_all"
 RECORD_IMS = f"{PLUGIN}:record_ims"

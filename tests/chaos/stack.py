@@ -25,6 +25,7 @@ from tests.chaos.procs import Service, children, find_child, kill9, wait_for
 from tests.chaos.spec import PLUGIN
 from tests.mns_emulator import SubprocessEmulator, emulator_command
 from tests.servers import RedisServer, free_port
+from worker.dedupe import OUTBOX_KEY
 from worker.mns.emulator import DEFAULT_ACCESS_KEY_ID
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
@@ -105,8 +106,6 @@ class Stack:
             "IMS_WORKER_TASK_MAX_ATTEMPTS": "3",
             "IMS_WORKER_RETRY_BACKOFF_SECONDS": "0.05",
             "IMS_WORKER_RETRY_BACKOFF_MAX_SECONDS": "0.3",
-            # Messages a lost connection left unacknowledged come back within the scenario.
-            "IMS_WORKER_BROKER_VISIBILITY_TIMEOUT": "10",
             "IMS_WORKER_LOG_FORMAT": "json",
             "IMS_WORKER_LOG_LEVEL": "INFO",
             "IMS_WORKER_MNS_ENDPOINT": self.mns.endpoint,
@@ -151,30 +150,24 @@ class Stack:
         if self.supervised:
             self.services["run"] = Service("run", [IMS_WORKER, "run"], env, self.logdir)
         else:
-            worker = [
-                CELERY,
-                "-A",
-                "worker.app",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(self.concurrency),
-                "--queues",
-                ",".join(ALL_QUEUES),
-                "--hostname",
-                f"chaos-{self.shim_port}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ]
-            self.services["worker"] = Service("worker", worker, env, self.logdir)
+            self.services["worker"] = self.worker_service("worker")
             self.services["consumer"] = Service("consumer", [IMS_WORKER, "consume"], env, self.logdir)
             self.services["shim"] = self._shim(env)
         for service in self.services.values():
             service.start()
         self.wait_ready()
+
+    def worker_service(self, name: str) -> Service:
+        """A ``celery worker`` of the stack's concurrency (the recovery scenario starts a second one)."""
+        argv = [
+            CELERY, "-A", "worker.app", "worker",
+            "--pool", "prefork", "--concurrency", str(self.concurrency),
+            "--queues", ",".join(ALL_QUEUES),
+            "--hostname", f"chaos-{name}-{self.shim_port}@%h",
+            "--without-mingle", "--without-gossip",
+            "--loglevel", "INFO",
+        ]  # fmt: skip
+        return Service(name, argv, self.env(), self.logdir)
 
     def _shim(self, env: dict[str, str]) -> Service:
         return Service("shim", [IMS_WORKER, "shim", "--port", str(self.shim_port)], env, self.logdir)
@@ -245,13 +238,18 @@ class Stack:
 
     # --- state ---------------------------------------------------------------------------------------------
     def idle(self) -> bool:
-        """MNS queue empty, no task message waiting, none delivered and unacknowledged."""
+        """MNS queue empty, no task message waiting or delivered and unacknowledged, no outbox copy left (a
+        message lost in kombu's BRPOP window is in flight until the outbox sweep re-enqueues it)."""
         try:
             if self.mns.stats(QUEUE).total:
                 return False
             client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
             try:
-                busy = any(client.llen(q) for q in ALL_QUEUES) or client.hlen("unacked")
+                busy = (
+                    any(client.llen(q) for q in ALL_QUEUES)
+                    or client.hlen("unacked")
+                    or client.hlen(OUTBOX_KEY)
+                )
             finally:
                 client.close()
         except (redis.RedisError, OSError, RuntimeError):

@@ -10,6 +10,9 @@ handler, the attempt, the task id, the process id, the time and whether the run 
 * ``poison`` (``*``): succeeds, except for events whose payload carries ``ChaosPoison``: ``"retry"`` fails on
   every attempt (dead-lettered once the attempts are spent), ``"permanent"`` raises ``worker.Permanent``.
 
+An event whose payload carries ``ChaosSlow`` (seconds) makes ``record_all`` count its start in
+``chaos:started:<event id>`` and sleep that long before it records its run (the recovery scenario).
+
 A run whose entry cannot be written (Redis down) raises, like any handler whose side effect failed: the task
 wrapper retries it.
 """
@@ -22,8 +25,16 @@ import time
 import redis
 from celery import current_task
 
-from tests.chaos.spec import LEDGER_STREAM, POISON_FIELD, POISON_PERMANENT
+from tests.chaos.spec import (
+    LEDGER_STREAM,
+    LEDGER_URL_ENV,
+    POISON_FIELD,
+    POISON_PERMANENT,
+    SLOW_FIELD,
+    started_key,
+)
 from worker import Event, Permanent, handler
+from worker.redisconn import store_client
 from worker.settings import load_settings
 
 _client: tuple[int, redis.Redis] | None = None
@@ -33,8 +44,11 @@ def _redis() -> redis.Redis:
     # One connection per process: the worker forks its pool children after importing this module.
     global _client  # noqa: PLW0603
     if _client is None or _client[0] != os.getpid():
-        url = load_settings().effective_redis_url
-        _client = (os.getpid(), redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2))
+        # IMS_CHAOS_LEDGER_URL: a Redis outside the failure (the Sentinel failover scenario loses writes on
+        # purpose, and the evidence must not go with them); else the worker's own store connection.
+        url = os.environ.get(LEDGER_URL_ENV)
+        client = redis.Redis.from_url(url, socket_timeout=5) if url else store_client(load_settings())
+        _client = (os.getpid(), client)
     return _client[1]
 
 
@@ -57,6 +71,10 @@ def _record(event: Event, name: str, *, ok: bool) -> None:
 
 @handler("*")
 def record_all(event: Event) -> None:
+    seconds = event.raw.get(SLOW_FIELD)
+    if seconds:
+        _redis().incr(started_key(event.id))
+        time.sleep(float(seconds))
     _record(event, "record_all", ok=True)
 
 

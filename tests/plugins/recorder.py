@@ -18,6 +18,7 @@ import time
 import redis
 
 from worker import Event, Permanent, handler
+from worker.redisconn import store_client
 from worker.settings import load_settings
 
 _client: tuple[int, redis.Redis] | None = None
@@ -27,7 +28,8 @@ def client() -> redis.Redis:
     # One connection per process: the worker forks its pool children after importing this module.
     global _client  # noqa: PLW0603
     if _client is None or _client[0] != os.getpid():
-        _client = (os.getpid(), redis.Redis.from_url(load_settings().effective_redis_url))
+        # store_client: the TLS, ACL and Sentinel tests run this plugin too.
+        _client = (os.getpid(), store_client(load_settings()))
     return _client[1]
 
 

@@ -146,7 +146,7 @@ def _cmd_purge(store: DeadLetterStore, args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    store = DeadLetterStore(settings.effective_redis_url)
+    store = DeadLetterStore.for_settings(settings)
     commands: dict[str, Callable[[], int]] = {
         "list": lambda: _cmd_list(store, args),
         "show": lambda: _cmd_show(store, args),

@@ -12,7 +12,7 @@ from worker.cli.trace import table
 from worker.errors import ConfigurationError
 from worker.journal.reader import EventHistory, JournalReader
 from worker.journal.replay import Candidate, Replayer, plan
-from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, sync_client
+from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
 from worker.registry import REGISTRY, discover
 from worker.settings import Settings, load_settings
 
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         print("ims-worker replay: choose events with --event, --key or --since", file=sys.stderr)
         return 2
     settings = load_settings()
-    client = sync_client(settings.effective_redis_url)
+    client = store_client(settings)
     try:
         return _replay(args, settings, JournalReader(client), client)
     except REDIS_ERRORS as exc:

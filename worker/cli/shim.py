@@ -17,11 +17,13 @@ from typing import Any
 
 import uvicorn
 
+from worker import boundedhttp
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
+from worker.shim import server
 from worker.shim.arming import check as check_arming
 
-APP_FACTORY = "worker.shim.app:create_app_from_environment"
+APP_FACTORY = "worker.shim.server:create_app_from_environment"
 
 
 def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
@@ -29,7 +31,11 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "host": host,
         "port": port,
         "loop": "auto",  # uvloop when installed
-        "http": "auto",  # httptools when installed
+        # uvicorn's httptools protocol plus a connection cap and header/body deadlines (shim/server.py).
+        "http": boundedhttp.PROTOCOL,
+        # Our root handler renders uvicorn's lines too (JSON, redacted); uvicorn's own dictConfig would
+        # replace it with plain-text handlers.
+        "log_config": None,
         "ws": "none",
         "lifespan": "on",
         "access_log": False,  # the shim writes its own structured access log
@@ -45,6 +51,8 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
+    boundedhttp.configure(settings)
+    boundedhttp.check_uvicorn()
     host = args.host or settings.shim_host
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
@@ -56,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     if workers == 1:
         from worker.shim import create_app  # noqa: PLC0415 - the app pulls in Redis only when serving
 
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(server.bounded(create_app(settings), settings), **options)
         return 0
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     owned_dir = None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from worker.journal.reader import EventHistory, JournalReader, Step
-from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, sync_client
+from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
 from worker.settings import load_settings
 
 _SHOWN = (
@@ -78,7 +78,7 @@ def _when_ms(ms: float) -> str:
 
 def _run(args: argparse.Namespace, body: Callable[[JournalReader], int], name: str) -> int:
     settings = load_settings()
-    client = sync_client(settings.effective_redis_url)
+    client = store_client(settings)
     try:
         return body(JournalReader(client))
     except REDIS_ERRORS as exc:

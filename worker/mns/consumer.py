@@ -105,7 +105,7 @@ class Poller(threading.Thread):
             handler = BatchHandler(
                 self.queue_name,
                 Publisher(self.settings),
-                DeadLetterStore(self.settings.effective_redis_url),
+                DeadLetterStore.for_settings(self.settings),
                 self.settings.mns_max_dequeue_count,
             )
         except ConfigurationError as exc:

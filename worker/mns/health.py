@@ -1,16 +1,22 @@
 """Liveness of the consumer: the time of the last successful poll, served on /healthz beside /metrics.
 
 A poll that answered MessageNotExist counts as successful: an idle queue is healthy, a hung socket is not.
+The server is bounded like the shim's (``worker.boundedhttp``): a connection cap and a read deadline.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from worker.boundedhttp import CONFIG_ATTRIBUTE, PROTOCOL, ConnectionLimits
 
 
 class PollHealth:
@@ -39,33 +45,76 @@ class PollHealth:
         return self.seconds_since_poll() <= self.max_silence_seconds
 
 
-def serve_health(health: PollHealth, host: str, port: int) -> ThreadingHTTPServer:
+HEALTH_LIMITS = ConnectionLimits(max_connections=64, header_timeout=5.0, body_timeout=5.0)
+_JSON = b"application/json"
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def health_app(health: PollHealth) -> ASGIApp:
+    """/healthz (200, or 503 once no poll succeeded for too long) and /metrics (Prometheus)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path.startswith("/metrics"):
+            body, status, ctype = generate_latest(), 200, CONTENT_TYPE_LATEST.encode()
+        elif path.startswith("/healthz"):
+            ok = health.healthy()
+            since = health.seconds_since_poll()
+            body = f'{{"ok": {str(ok).lower()}, "seconds_since_poll": {since:.1f}}}'.encode()
+            status, ctype = (200 if ok else 503), _JSON
+        else:
+            body, status, ctype = b'{"error": "not found"}', 404, _JSON
+        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+class HealthServer:
+    """uvicorn on a daemon thread with the bounded protocol of ``worker.boundedhttp``: at most 64
+    connections, each closed unless its request arrives within 5 s (probes every few seconds need no more;
+    the old server opened one thread per connection and kept idle ones forever)."""
+
+    def __init__(self, health: PollHealth, host: str, port: int) -> None:
+        self._socket = socket.create_server((host, port), family=_family(host), backlog=64)
+        self.server_port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            health_app(health),
+            http=PROTOCOL,
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # our root handler renders uvicorn's lines
+            log_level="warning",
+            timeout_keep_alive=5,
+        )
+        setattr(config, CONFIG_ATTRIBUTE, HEALTH_LIMITS)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="consumer-health", daemon=True
+        )
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._socket.close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def serve_health(health: PollHealth, host: str, port: int) -> HealthServer:
     """Serve /healthz and /metrics on a daemon thread; returns the server (``.server_port`` if port 0)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
-                body, status, ctype = generate_latest(), 200, CONTENT_TYPE_LATEST
-            elif self.path.startswith("/healthz"):
-                ok = health.healthy()
-                since = health.seconds_since_poll()
-                body = f'{{"ok": {str(ok).lower()}, "seconds_since_poll": {since:.1f}}}'.encode()
-                status, ctype = (200 if ok else 503), "application/json"
-            else:
-                body, status, ctype = b'{"error": "not found"}', 404, "application/json"
-            self._answer(status, body, ctype)
-
-        def _answer(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return  # probes every few seconds would drown the structured log
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="consumer-health", daemon=True).start()
-    return server
+    return HealthServer(health, host, port).start()

@@ -11,44 +11,13 @@ about: the providers allow them (IMS keys are at most 32 characters; its documen
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from worker.errors import ConfigurationError
+from worker.placeholders import is_placeholder
 from worker.providers import ProviderSpec, active, load
 from worker.settings import Settings
 
-# Values copied from examples and templates, never real keys (compared case-insensitively).
-PLACEHOLDERS = frozenset(
-    {
-        "change-me",
-        "changeme",
-        "change_me",
-        "change-this",
-        "changeit",
-        "secret",
-        "test",
-        "testing",
-        "example",
-        "placeholder",
-        "replace-me",
-        "replaceme",
-        "replace_me",
-        "xxx",
-        "todo",
-        "tbd",
-        "key",
-        "your-key",
-        "yourkey",
-        "your_key",
-        "password",
-        "none",
-        "null",
-        "default",
-        "demo",
-    }
-)
-_PLACEHOLDER_SHAPES = re.compile(r"x+|\*+|<[^>]*>|\$\{[^}]*\}|\{\{.*\}\}|your[-_ ].*", re.IGNORECASE)
 STRONG_KEY_LENGTH = 16
 STRONG_KEY_DISTINCT = 8
 
@@ -68,11 +37,6 @@ class Arming:
 
     def live(self, name: str) -> bool:
         return name in self.armed or name in self.unsigned
-
-
-def is_placeholder(key: str) -> bool:
-    text = key.strip()
-    return text.lower() in PLACEHOLDERS or bool(_PLACEHOLDER_SHAPES.fullmatch(text))
 
 
 def _weakness(key: str) -> str | None:

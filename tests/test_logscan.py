@@ -1,0 +1,52 @@
+"""The chaos suite's log check (tests/chaos/logscan.py) finds what it must: non-JSON lines of our processes,
+credentials left in URLs, configured secrets; and lets through what is known and harmless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.chaos.logscan import scan
+
+GOOD = '{"event": "tencent relay event", "level": "info", "to_url": "rtmp://h/live/s?txSecret=[REDACTED]&txTime=1"}'
+BILLIARD_BLOCK = [
+    "Exception ignored in: <function Redis.__del__ at 0x7f>",
+    "Traceback (most recent call last):",
+    '  File "/v/billiard/common.py", line 1, in _shutdown_cleanup',
+    "    sys.exit(-(256 - signum))",
+    "SystemExit: -15",
+]
+
+
+def write(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_clean_json_logs_have_no_findings(tmp_path: Path) -> None:
+    files = [
+        write(tmp_path, "worker-1.log", [GOOD, "", *BILLIARD_BLOCK, GOOD]),
+        write(tmp_path, "run-1.log", [f"shim     | {GOOD}"]),
+        write(tmp_path, "redis.log", ["1:M 26 Nov 2026 13:58:08.054 * Ready to accept connections tcp"]),
+    ]
+    stats, findings = scan(files, {"key #0": "a-configured-key"})
+    assert findings == []
+    assert stats.lines == 10 and stats.uncaught == []
+
+
+def test_non_json_lines_credentials_and_secrets_are_found(tmp_path: Path) -> None:
+    files = [
+        write(tmp_path, "shim-1.log", [GOOD, "INFO:     Started server process [42]"]),
+        write(
+            tmp_path,
+            "worker-1.log",
+            ['{"event": "fetch", "url": "https://b/a.mp4?OSSAccessKeyId=LTAI9&Expires=1"}'],
+        ),
+        write(tmp_path, "flower-1.log", ['{"event": "login", "detail": "key a-configured-key"}']),
+    ]
+    _, findings = scan(files, {"key #0": "a-configured-key"})
+    assert findings == [
+        "a line that is not JSON in shim-1.log line 2: INFO:     Started server process [42]",
+        "an unredacted credential parameter in worker-1.log line 1",
+        "key #0 appears in flower-1.log line 1",
+    ]

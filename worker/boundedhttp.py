@@ -1,0 +1,213 @@
+"""uvicorn's httptools protocol with the connection bounds uvicorn lacks: a connection cap and read deadlines.
+
+uvicorn bounds idle keep-alive connections (``timeout_keep_alive``) but not a connection that is slow to send
+its request: one that sends a request line and stops stays open forever, and every one costs a socket and a
+protocol object. It has no cap on open connections either (``limit_concurrency`` answers 503 to requests but
+keeps accepting sockets). This subclass adds, per process:
+
+- a cap on open connections: one above it is answered ``503`` with ``Retry-After`` and closed at once;
+- a header deadline: from a connection's start, or a request's first byte, to the end of its headers;
+- a body deadline: from the end of the headers to the end of the body (the app answers 408 a second
+  earlier, when it is the one waiting).
+
+A connection that misses a deadline is answered ``408`` (if nothing was answered yet) and closed. An answer
+given before the body was read to its end (401, 413, 503) is followed by a lingering close: the rest of the
+body is read and dropped for up to ``LINGER_SECONDS`` after a FIN, so the client reads the answer instead of
+a connection reset, and nothing of the unread body is kept.
+
+Tested with uvicorn 0.54.0 and httptools 0.9.0 (tests/test_shim_limits.py drives a real shim process); the
+overridden methods (``connection_made``, ``connection_lost``, ``on_message_begin``, ``on_headers_complete``,
+``on_message_complete``) are uvicorn's parser callbacks, stable since uvicorn 0.11. ``check_uvicorn`` warns at
+start-up when the installed uvicorn is outside the tested range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import structlog
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROTOCOL = "worker.boundedhttp:BoundedHttpToolsProtocol"
+TESTED_UVICORN = ((0, 30), (0, 55))  # [lowest, highest) minor versions the subclass is tested against
+CONFIG_ATTRIBUTE = "ims_connection_limits"
+_SUMMARY_INTERVAL = 10.0
+LINGER_SECONDS = 2.0
+
+
+def _canned(status: bytes, body: bytes, *extra: bytes) -> bytes:
+    head = [status, b"content-type: application/json", b"content-length: %d" % len(body), *extra]
+    return b"\r\n".join([*head, b"connection: close", b"", body])
+
+
+_REFUSED = _canned(
+    b"HTTP/1.1 503 Service Unavailable",
+    b'{"error":"too_many_connections","detail":"the shim is at its connection limit; retry later"}',
+    b"retry-after: 5",
+)
+_TIMED_OUT = _canned(
+    b"HTTP/1.1 408 Request Timeout",
+    b'{"error":"request_timeout","detail":"the request was not received in time"}',
+)
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_connections: int = 1000
+    header_timeout: float = 5.0
+    body_timeout: float = 11.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        return cls(
+            max_connections=settings.shim_max_connections,
+            header_timeout=settings.shim_header_timeout_seconds,
+            # The app's own body timeout answers 408 first; this closes what it does not read.
+            body_timeout=settings.shim_read_timeout_seconds + 1.0,
+        )
+
+
+class _Tally:
+    """Counts of refused and timed-out connections, logged at most every few seconds (an attack sends
+    thousands: one line each would flood the log)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._last = 0.0
+
+    def add(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+        now = time.monotonic()
+        if now - self._last >= _SUMMARY_INTERVAL:
+            self._last = now
+            log.warning("http.connections.dropped", **self.counts, detail="totals since start")
+
+
+_process_limits = ConnectionLimits()
+tally = _Tally()
+
+
+def configure(settings: Settings) -> None:
+    """Set this process's limits (the shim CLI, and each ``--workers`` process through the app factory)."""
+    global _process_limits  # noqa: PLW0603 - one set of limits per process, read by every connection
+    _process_limits = ConnectionLimits.from_settings(settings)
+
+
+def check_uvicorn() -> None:
+    major_minor = tuple(int(part) for part in version("uvicorn").split(".")[:2])
+    low, high = TESTED_UVICORN
+    if not low <= major_minor < high:
+        log.warning(
+            "http.uvicorn.untested",
+            uvicorn=version("uvicorn"),
+            detail="the connection limits subclass uvicorn's protocol; tested on 0.54",
+        )
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: ConnectionLimits = getattr(config, CONFIG_ATTRIBUTE, None) or _process_limits
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+        self._in_headers = False
+        self._lingering = False
+        self._close_after_response = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport  # type: ignore[assignment]
+            transport.write(_REFUSED)  # type: ignore[attr-defined]
+            transport.close()
+            tally.add("refused_over_limit")
+            return
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._in_headers = True
+        self._arm(self.limits.header_timeout, "header_timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not (self._refused or self._lingering):
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._arm(self.limits.header_timeout, "header_timeout")
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._arm(self.limits.body_timeout, "body_timeout")
+        super().on_headers_complete()
+        if self.cycle is not None and not self.cycle.keep_alive:
+            # uvicorn would close the socket as the answer is written, before an unread body is drained
+            # (a reset the client sees instead of the answer); on_response_complete closes it instead.
+            self._close_after_response = True
+            self.cycle.keep_alive = True
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        unread = cycle is not None and cycle.more_body
+        # Pipelined requests queued: the answer that completed is an earlier one (uvicorn starts the next).
+        pipelined = bool(self.pipeline)
+        if pipelined or not (unread or self._close_after_response) or self.transport.is_closing():
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1  # as uvicorn's own method counts it (--limit-max-requests)
+        if unread and cycle is not None:
+            # Answered before the body was read to its end: drop the rest, then close.
+            self._lingering = True
+            cycle.body = bytearray()
+            self.flow.resume_reading()
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self._arm(LINGER_SECONDS, "linger")
+        else:
+            self.transport.close()
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire, reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self, reason: str) -> None:
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._lingering:
+            self.transport.close()
+            return
+        tally.add(reason)
+        if self._in_headers or (self.cycle is not None and not self.cycle.response_started):
+            self.transport.write(_TIMED_OUT)
+        self.transport.close()
