@@ -41,7 +41,13 @@ def _select(reader: JournalReader, args: argparse.Namespace) -> list[EventHistor
             return False
         return not ((args.since and seen < args.since) or (args.until and seen > args.until))
 
-    return [h for h in histories if keep(h)][: args.limit]
+    chosen = [h for h in histories if keep(h)]
+    if len(chosen) > args.limit:
+        print(
+            f"ims-worker replay: {len(chosen) - args.limit} more matching events left out (--limit)",
+            file=sys.stderr,
+        )
+    return chosen[: args.limit]
 
 
 def _handlers(settings: Settings, wanted: list[str]) -> list[str]:
