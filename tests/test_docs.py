@@ -18,8 +18,8 @@ from tests.cli import IMS_WORKER, REPO_ROOT, clean_env, cli
 from tests.mns_emulator import DEFAULT_QUEUE, running_emulator
 from tests.servers import free_port
 from worker.cli import build_parser
-from worker.mns.consumer import PROGRESS_INTERVAL_SECONDS
 from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from worker.mns.progress import PROGRESS_INTERVAL_SECONDS
 from worker.settings import Settings
 from worker.settingsdoc import shown_default, table
 

@@ -212,6 +212,30 @@ class Settings(BaseSettings):
         default=0, ge=0, le=10, description="X-Forwarded-For entries appended by proxies you run"
     )
 
+    # --- event journal (worker.journal: `ims-worker trace`, `events recent`, `replay`) -------------------
+    journal_enabled: bool = Field(
+        default=True, description="keep every event's history (`trace`, `events recent`, `replay`)"
+    )
+    journal_retention_seconds: int = Field(
+        default=3 * 86400, ge=60, description="how long an event's history is kept"
+    )
+    journal_max_events: int = Field(
+        default=100_000, ge=100, description="events kept at most (oldest dropped)"
+    )
+    journal_max_entries_per_event: int = Field(
+        default=64, ge=4, description="history lines per event at most"
+    )
+    journal_max_events_per_key: int = Field(default=1000, ge=1, description="events per business-key value")
+    journal_payload_seconds: int = Field(
+        default=86400, ge=0, description="the event kept for replay (0: not kept); at most the retention"
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="address of the Celery worker's `/metrics` (main process)"
+    )
+    worker_metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="the worker's /metrics (main process); 0 disables"
+    )
+
     # --- operations -------------------------------------------------------------------------------------
     log_format: Literal["json", "console"] | None = None
     log_level: str = "INFO"

@@ -12,7 +12,19 @@ from importlib.metadata import PackageNotFoundError, version
 from worker.errors import ConfigurationError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parsers: func(args) -> exit code.
-SUBCOMMAND_MODULES = ("run", "consume", "shim", "check", "handlers", "dlq", "events", "send", "emulator")
+SUBCOMMAND_MODULES = (
+    "run",
+    "consume",
+    "shim",
+    "check",
+    "handlers",
+    "dlq",
+    "events",
+    "send",
+    "emulator",
+    "trace",
+    "replay",
+)
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process stopped by SIGPIPE
 
 
