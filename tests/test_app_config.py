@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from worker.app import EventApp, LeaseStep, create_app
-from worker.celeryconfig import all_queues, queue_for
 from worker.events.catalogue import CATALOGUE
+from worker.execution.celeryconfig import all_queues, queue_for
 from worker.settings import Settings
 
 

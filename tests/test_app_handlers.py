@@ -14,10 +14,10 @@ from handlers.rtc import log_rtc_event
 from handlers.tencent import log_tencent_event
 from handlers.unknown import warn_unknown_event
 from tests.conftest import SAMPLES_DIR
-from worker.demo import load_samples
+from worker.devtools.demo import load_samples
 from worker.events import Event
+from worker.execution.registry import REGISTRY, discover
 from worker.providers import normalize
-from worker.registry import REGISTRY, discover
 
 
 def events(source_dir: str, name: str, source: str) -> list[Event]:

@@ -13,7 +13,7 @@ import pytest
 from tests.cli import cli
 from tests.mns_emulator import DEFAULT_QUEUE, EmulatorHandle, running_emulator
 from tests.servers import free_port
-from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from kombu.connection import Connection
 from tests.celery_worker import running_worker, wait_until
 from tests.test_outbox import only_task_id
 from tests.test_pipeline import SLOW, Probe, base_env, load
-from worker.dedupe import redeliveries_key
-from worker.lease import LeaseKeeper, held_deliveries, held_key
-from worker.publish import Publisher
+from worker.delivery.dedupe import redeliveries_key
+from worker.delivery.publish import Publisher
+from worker.execution.lease import LeaseKeeper, held_deliveries, held_key
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration

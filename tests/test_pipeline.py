@@ -24,11 +24,11 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer
 from worker.app import create_app
 from worker.cli import main
-from worker.deadletter import DeadLetterStore
-from worker.dedupe import done_key
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.dedupe import done_key
+from worker.delivery.publish import Publisher
 from worker.events import Event, model_for
 from worker.providers import normalize, queue_for
-from worker.publish import Publisher
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,16 @@ import redis
 
 from tests.servers import free_port
 from worker.cli.run import child_commands, child_specs, grace_seconds
-from worker.demo import Demo, DemoFailed, demo_environment, expected_types, load_samples
-from worker.embedded import DEMO_QUEUE, ENV_FILE_NAME, EmbeddedRedis, EmbeddedServices, redis_server_binary
+from worker.devtools.demo import Demo, DemoFailed, demo_environment, expected_types, load_samples
+from worker.devtools.embedded import (
+    DEMO_QUEUE,
+    ENV_FILE_NAME,
+    EmbeddedRedis,
+    EmbeddedServices,
+    redis_server_binary,
+)
+from worker.devtools.inject import send_to_mns
 from worker.errors import ConfigurationError
-from worker.inject import send_to_mns
 from worker.settings import Settings
 
 IMS_WORKER = str(Path(sys.executable).parent / "ims-worker")
@@ -161,7 +167,7 @@ def test_demo_expects_43_events_of_distinct_types() -> None:
     assert sum(len(s.types) for s in samples) == 43
     assert len(expected_types(samples)) == 43
     env = demo_environment(settings_for(handler_modules="myteam.handlers", rtc_app_key="mine"))
-    assert env["IMS_WORKER_HANDLER_MODULES"] == "myteam.handlers,worker.demo_ledger"
+    assert env["IMS_WORKER_HANDLER_MODULES"] == "myteam.handlers,worker.devtools.demo_ledger"
     assert "IMS_WORKER_RTC_APP_KEY" not in env, "a configured key is kept"
     assert env["IMS_WORKER_IMS_CALLBACK_KEY"]
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.cli import IMS_WORKER, clean_env
 from tests.servers import free_port
-from worker.embedded import ENV_FILE_NAME
-from worker.runview import COUNTED, RunView, status_printer
+from worker.devtools.embedded import ENV_FILE_NAME
+from worker.devtools.runview import COUNTED, RunView, status_printer
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PREFIX = re.compile(r"^(run|consumer|shim|worker|status)\s*\| ")
@@ -97,9 +97,9 @@ def test_the_lines_the_summary_counts_are_still_logged_under_those_names() -> No
     sources = {
         "shim.request": "worker/shim/accesslog.py",
         "mns.progress": "worker/mns/consumer.py",
-        "event handled": "worker/tasks.py",
-        "retrying event": "worker/tasks.py",
-        "event dead-lettered": "worker/tasks.py",
+        "event handled": "worker/execution/tasks.py",
+        "retrying event": "worker/execution/tasks.py",
+        "event dead-lettered": "worker/execution/tasks.py",
     }
     root = Path(__file__).resolve().parent.parent
     assert set(sources) == set(COUNTED)

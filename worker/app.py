@@ -16,18 +16,19 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
-from worker import celerylog, workermetrics
-from worker.celeryconfig import celery_config
+from worker import celerylog
+from worker.delivery.outbox import Outbox, Sweeper
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
-from worker.lease import LeaseKeeper
+from worker.execution import metrics as workermetrics
+from worker.execution.celeryconfig import celery_config
+from worker.execution.lease import LeaseKeeper
+from worker.execution.registry import discover
+from worker.execution.tasks import run_event, runtime
 from worker.logging import configure_logging
-from worker.outbox import Outbox, Sweeper
 from worker.providers import load as load_providers
 from worker.redisconn import store_client
-from worker.registry import discover
 from worker.settings import Settings, load_settings
-from worker.tasks import run_event, runtime
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ def _register(app: EventApp, event_type: str) -> None:
 
 
 class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery ships no type hints
-    """Runs the lease heartbeat (``worker.lease``) for the consumer of a worker's main process.
+    """Runs the lease heartbeat (``worker.execution.lease``) for the consumer of a worker's main process.
 
     A consumer step is (re)started with every broker connection; the heartbeat thread is started once and
     always reads the consumer's current channel."""

@@ -1,6 +1,7 @@
 """``ims-worker run``: the consumer, the shim, a Celery worker (and Flower) as one supervised process tree.
 
-With nothing configured it starts what is missing (``worker.embedded``): a private Redis under the state
+With nothing configured it starts what is missing (``worker.devtools.embedded``): a private Redis under the
+state
 directory and the MNS emulator with an ``ice-callback-demo`` queue. ``--demo`` then delivers every sample
 event the way its provider would; ``--exit-when-done`` exits 0 once all were handled, non-zero otherwise.
 The children are the same commands as the Procfile's process types, started with this Python.
@@ -17,15 +18,15 @@ from typing import Any, TextIO, cast
 import structlog
 
 from worker.cli.preflight import load_handlers, require_free_port
-from worker.demo import Demo, DemoFailed, demo_environment
-from worker.embedded import EmbeddedServices
+from worker.devtools.demo import Demo, DemoFailed, demo_environment
+from worker.devtools.embedded import EmbeddedServices
+from worker.devtools.runview import RunView, ViewStream, status_printer
+from worker.devtools.supervisor import ChildSpec, Supervisor
 from worker.logging import configure_logging
 from worker.redisconn import redact_url
-from worker.runview import RunView, ViewStream, status_printer
 from worker.settings import Settings, load_settings
 from worker.shim.arming import NothingArmed
 from worker.shim.arming import check as check_arming
-from worker.supervisor import ChildSpec, Supervisor
 
 log = structlog.get_logger(__name__)
 
