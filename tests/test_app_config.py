@@ -1,4 +1,4 @@
-"""The Celery app's tasks, routes and reliability settings, as DESIGN.md lists them."""
+"""The Celery app's tasks, routes and reliability settings, as ARCHITECTURE.md lists them."""
 
 from __future__ import annotations
 

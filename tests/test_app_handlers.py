@@ -61,7 +61,7 @@ def test_ims_success_and_failure() -> None:
 def test_provider_fields_named_like_log_keys_are_renamed() -> None:
     (paused,) = events("live-record", "record_paused", "live.record")
     line = one_line(log_record_event, paused)
-    assert line["event"] == "live record event" and line["provider_event"] == "record_paused"
+    assert line["event"] == "handler.live.record" and line["provider_event"] == "record_paused"
 
 
 def test_live_caster_and_record() -> None:

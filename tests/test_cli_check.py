@@ -129,7 +129,10 @@ def test_run_stops_everything_when_the_worker_cannot_load_its_handlers(tmp_path:
     assert time.monotonic() - began < 60
     assert "vendor_sdk" in done.stdout
     assert "the worker exited 2 (a configuration error" in done.stderr
-    assert '"child restart scheduled"' not in done.stdout and "child restart scheduled" not in done.stdout
+    assert (
+        '"supervisor.child.restart_scheduled"' not in done.stdout
+        and "supervisor.child.restart_scheduled" not in done.stdout
+    )
 
 
 def test_a_busy_port_fails_fast_with_the_cause(tmp_path: Path) -> None:

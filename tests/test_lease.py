@@ -75,7 +75,7 @@ def test_a_task_running_three_leases_long_runs_once(redis_url: str, probe: Probe
         output = worker.output()
     assert probe.started(event) == 1 and probe.runs("slow", event) == 1
     assert probe.client.get(redeliveries_key(task_id)) is None  # never restored, not even to be skipped
-    assert "lease heartbeat started" in output
+    assert "lease.heartbeat_started" in output
 
 
 def test_a_retry_waiting_for_its_countdown_keeps_its_lease(redis_url: str, probe: Probe) -> None:

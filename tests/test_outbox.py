@@ -61,7 +61,7 @@ def test_a_message_lost_between_brpop_and_unacked_is_enqueued_again(redis_url: s
     with running_worker(env) as worker:
         wait_until(lambda: client.get(runs_key("record", event.id)) == b"1", timeout=30)
         wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
-    assert "outbox re-enqueued" in worker.output()
+    assert "outbox.reenqueued" in worker.output()
     assert client.get(runs_key("record", event.id)) == b"1"
     client.close()
 

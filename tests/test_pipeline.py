@@ -168,7 +168,7 @@ def test_each_source_runs_its_handlers_exactly_once(broker_env: dict[str, str], 
             assert seen[b"data_class"].decode() == f"{model.__module__}.{model.__qualname__}"
             assert seen[b"type"].decode() == event.type
         output = worker.output()
-    assert "ims event" in output and "unrecognised event" in output and "rtc event" in output
+    assert "handler.ims" in output and "handler.unknown" in output and "handler.rtc" in output
 
 
 def test_retry_until_success_runs_only_the_failing_handler_again(redis_url: str, probe: Probe) -> None:

@@ -233,7 +233,7 @@ class RunProcess:
         return found
 
     def child_pid(self, name: str) -> int | None:
-        started = [r for r in self.records("child started") if r.get("child") == name]
+        started = [r for r in self.records("supervisor.child.started") if r.get("child") == name]
         return int(started[-1]["pid"]) if started else None
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -327,9 +327,12 @@ def test_a_killed_child_is_restarted(flower_run: RunProcess) -> None:
     assert old is not None
     os.kill(old, signal.SIGKILL)
     run.wait_for(lambda: run.child_pid("shim") not in (None, old), 20, "the shim was not restarted")
-    assert any(r.get("child") == "shim" and r.get("code") == -9 for r in run.records("child exited"))
     assert any(
-        r.get("child") == "shim" and r.get("delay") == 1.0 for r in run.records("child restart scheduled")
+        r.get("child") == "shim" and r.get("code") == -9 for r in run.records("supervisor.child.exited")
+    )
+    assert any(
+        r.get("child") == "shim" and r.get("delay") == 1.0
+        for r in run.records("supervisor.child.restart_scheduled")
     )
     run.wait_for(lambda: get(shim)[0] == 200, 30, "the restarted shim did not answer /healthz")
 
@@ -346,9 +349,9 @@ def test_sigterm_stops_every_child_within_the_grace_period(flower_run: RunProces
     assert code == 0, run.output[-4000:]
     assert took < 15, f"took {took:.1f}s, longer than the 15 s grace period"
     assert not [n for n, pid in pids.items() if pid and alive(pid)]
-    codes = {r["child"]: r["code"] for r in run.records("child stopped")}
+    codes = {r["child"]: r["code"] for r in run.records("supervisor.child.stopped")}
     assert set(codes) == {"consumer", "shim", "worker", "flower"}
     # Each exited on its own after SIGTERM (uvicorn re-raises the signal once drained: -15).
     assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
-    assert run.records("all children stopped")[-1]["clean"] is True
-    assert run.records("embedded redis stopped")
+    assert run.records("supervisor.stopped")[-1]["clean"] is True
+    assert run.records("embedded.redis.stopped")

@@ -91,7 +91,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         # Celery logs and swallows exceptions from signal receivers; SystemExit is the way to stop the start.
         print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
-    log.info("handlers loaded", modules=modules)
+    log.info("worker.handlers_loaded", modules=modules)
 
 
 def _on_setup_logging(**_: Any) -> None:
@@ -140,7 +140,7 @@ def _start_leases(consumer: Any) -> None:
     )
     _leases.start()
     log.info(
-        "lease heartbeat started",
+        "lease.heartbeat_started",
         lease_seconds=settings.visibility_timeout,
         interval_seconds=settings.lease_heartbeat_seconds,
     )
@@ -155,7 +155,7 @@ def _on_task_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
     try:
         runtime(worker_app.settings).outbox.renew(task_id)
     except Exception as exc:  # noqa: BLE001 - the sweep then finds it queued or held anyway, only later
-        log.warning("outbox renew failed", error=type(exc).__name__)
+        log.warning("outbox.renew_failed", error=type(exc).__name__)
 
 
 def _on_worker_shutdown(**_: Any) -> None:

@@ -121,7 +121,7 @@ class DemoRunner:
         self.thread = threading.Thread(target=self._run, name="demo", daemon=True)
 
     def _fail(self, reason: str) -> None:
-        log.warning("demo failed", error=reason)
+        log.warning("demo.failed", error=reason)
         print(f"demo failed: {reason}", file=sys.stderr, flush=True)
         self.code = 1
 
@@ -129,7 +129,7 @@ class DemoRunner:
         should_stop = lambda: self.supervisor.stop_requested  # noqa: E731 - a one-line predicate
         try:
             self.demo.seed(should_stop)
-            log.info("demo seeded", events=len(self.demo.expected))
+            log.info("demo.seeded", events=len(self.demo.expected))
             if not self.exit_when_done:
                 return
             missing = self.demo.wait_until_handled(should_stop)
@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
             supervisor.on_tick = status_printer(view, supervisor.write_line)
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
-            "ims-worker run",
+            "run.started",
             broker=redact_url(settings.broker_url),
             mns_endpoint=settings.mns_endpoint,
             queues=settings.mns_queues,

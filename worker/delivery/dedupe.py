@@ -1,6 +1,6 @@
 """Redis keys that make delivery idempotent, and the per-handler ledger used by the task wrapper.
 
-Two layers absorb duplicates (DESIGN.md, "Delivery semantics"):
+Two layers absorb duplicates (ARCHITECTURE.md, "Delivery semantics and their windows"):
 
 * publish side: ``dedupe_key(event id)`` is set NX together with the enqueue, so an id is enqueued once per
   dedupe window (see ``worker.delivery.publish``);

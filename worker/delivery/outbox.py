@@ -189,10 +189,10 @@ class Sweeper(threading.Thread):
             try:
                 pushed = self.outbox.sweep()
             except redis.RedisError as exc:
-                log.warning("outbox sweep failed", error=type(exc).__name__)
+                log.warning("outbox.sweep_failed", error=type(exc).__name__)
                 continue
             if pushed:
-                log.warning("outbox re-enqueued task messages that never finished", count=pushed)
+                log.warning("outbox.reenqueued", count=pushed)
 
     def stop(self) -> None:
         self.stopping.set()

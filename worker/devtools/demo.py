@@ -151,7 +151,7 @@ class Demo:
         reset(self.client)
         ims = [s for s in self.samples if s.source == "ims"]
         ids = send_to_mns(self.settings, DEMO_QUEUE, [s.body for s in ims])
-        log.info("demo seeded mns queue", queue=DEMO_QUEUE, messages=len(ids))
+        log.info("demo.mns_seeded", queue=DEMO_QUEUE, messages=len(ids))
         if not wait_for_http(f"{self.shim_url}/readyz", self.timeout, should_stop):
             raise DemoFailed(f"the shim at {self.shim_url} did not become ready within {self.timeout}s")
         for sample in self.samples:
@@ -160,7 +160,7 @@ class Demo:
             answer = post_webhook(self.settings, self.shim_url, sample.source, sample.body.encode())
             if answer.status != 200:
                 raise DemoFailed(f"{sample.name}: the shim answered {answer.status} {answer.body}")
-            log.debug("demo posted webhook", sample=sample.name, url=answer.url, status=answer.status)
+            log.debug("demo.webhook_posted", sample=sample.name, url=answer.url, status=answer.status)
 
     def outstanding(self) -> tuple[dict[str, str], dict[str, str]]:
         """(pending, failed): expected types not handled yet, and those dead-lettered; each -> why."""

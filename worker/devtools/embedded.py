@@ -146,7 +146,7 @@ class EmbeddedRedis:
                 self.process = None
                 raise ConfigurationError(f"embedded redis-server (port {self.port}) exited at start:\n{tail}")
             if self._answers():
-                log.info("embedded redis started", url=self.url, dir=str(self.workdir))
+                log.info("embedded.redis.started", url=self.url, dir=str(self.workdir))
                 return
             time.sleep(0.05)
         self.stop()
@@ -173,7 +173,7 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.info("embedded redis stopped", url=self.url)
+        log.info("embedded.redis.stopped", url=self.url)
 
 
 class EmbeddedServices:
@@ -269,7 +269,7 @@ class EmbeddedServices:
                 "IMS_WORKER_MNS_QUEUES": ",".join(queues),
             }
         )
-        log.info("embedded mns emulator started", endpoint=self.emulator.endpoint, queues=queues)
+        log.info("embedded.mns.started", endpoint=self.emulator.endpoint, queues=queues)
 
     def _write_env_file(self) -> None:
         if not self.env:

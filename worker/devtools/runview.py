@@ -31,12 +31,12 @@ QUIET_LOGGERS = frozenset(
 )
 QUIET_EVENTS = frozenset(
     {
-        *("event handled", "mns.progress", "retrying event"),  # counted
+        *("task.handled", "mns.progress", "task.retrying"),  # counted
         *("mns.emulator.started", "mns.emulator.stopped", "mns.poller.stopped", "mns.consumer.signal"),
-        "child stopped",  # "all children stopped" says it once
+        "supervisor.child.stopped",  # "supervisor.stopped" says it once
     }
 )
-COUNTED = ("shim.request", "mns.progress", "event handled", "retrying event", "event dead-lettered")
+COUNTED = ("shim.request", "mns.progress", "task.handled", "task.retrying", "task.dead_lettered")
 _LEVELS = {name: logging.getLevelName(name.upper()) for name in ("debug", "info", "warning", "error")}
 
 
@@ -100,8 +100,8 @@ class RunStats:
                 duplicates=int(record.get("duplicates") or 0),
                 dead_lettered=int(record.get("dead_lettered") or 0),
             )
-        elif event in ("event handled", "retrying event", "event dead-lettered"):
-            field = {"event handled": "handled", "retrying event": "retried"}.get(event, "dead_lettered")
+        elif event in ("task.handled", "task.retrying", "task.dead_lettered"):
+            field = {"task.handled": "handled", "task.retrying": "retried"}.get(event, "dead_lettered")
             self.add(str(record.get("source") or "unknown"), **{field: 1})
 
     def totals(self) -> Counter[str]:

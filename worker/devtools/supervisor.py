@@ -165,12 +165,14 @@ class Supervisor:
                 start_new_session=True,
             )
         except OSError as exc:
-            log.warning("child failed to start", child=spec.name, argv=list(spec.argv), error=str(exc))
+            log.warning(
+                "supervisor.child.start_failed", child=spec.name, argv=list(spec.argv), error=str(exc)
+            )
             child.process = None
             self._schedule_restart(child)
             return
         child.process = process
-        log.info("child started", child=spec.name, pid=process.pid)
+        log.info("supervisor.child.started", child=spec.name, pid=process.pid)
         assert process.stdout is not None  # Popen(stdout=PIPE) always sets it
         child.pump = threading.Thread(
             target=self._pump, args=(spec.name, process.stdout), name=f"pump-{spec.name}", daemon=True
@@ -207,13 +209,15 @@ class Supervisor:
                         child.failures = 0
                     continue
                 uptime = now - child.started_at
-                log.warning("child exited", child=child.spec.name, code=code, uptime=round(uptime, 2))
+                log.warning(
+                    "supervisor.child.exited", child=child.spec.name, code=code, uptime=round(uptime, 2)
+                )
                 self._reap_group(child.process)
                 child.process = None
                 if code in self.fatal_codes:
                     # A configuration error: a restart would fail the same way, while the other children
                     # keep acknowledging events nobody handles. Stop everything and say why.
-                    log.error("child failed to start; stopping", child=child.spec.name, code=code)
+                    log.error("supervisor.child.fatal", child=child.spec.name, code=code)
                     self.fatal = (child.spec.name, code)
                     self._stop_requested = True
                     continue
@@ -229,7 +233,9 @@ class Supervisor:
         delay = self.backoff.delay(child.failures)
         child.delays.append(delay)
         child.restart_at = time.monotonic() + delay
-        log.info("child restart scheduled", child=child.spec.name, delay=delay, failures=child.failures)
+        log.info(
+            "supervisor.child.restart_scheduled", child=child.spec.name, delay=delay, failures=child.failures
+        )
 
     def _reap_group(self, process: subprocess.Popen[bytes]) -> None:
         # Leftovers of a dead child (e.g. Celery pool processes) must not outlive it or they would keep
@@ -239,7 +245,7 @@ class Supervisor:
 
     def _shutdown(self) -> int:
         running = [c for c in self._children if c.process is not None and c.process.poll() is None]
-        log.info("stopping children", children=[c.spec.name for c in running], grace=self.grace_seconds)
+        log.info("supervisor.stopping", children=[c.spec.name for c in running], grace=self.grace_seconds)
         for child in running:
             assert child.process is not None  # filtered above
             with contextlib.suppress(ProcessLookupError):
@@ -256,12 +262,12 @@ class Supervisor:
                 continue
             if process.poll() is None:
                 clean = False
-                log.error("child did not stop in time, killing it", child=child.spec.name, pid=process.pid)
+                log.error("supervisor.child.killed", child=child.spec.name, pid=process.pid)
             self._reap_group(process)
             process.wait()
-            log.info("child stopped", child=child.spec.name, code=process.returncode)
+            log.info("supervisor.child.stopped", child=child.spec.name, code=process.returncode)
         for child in self._children:
             if child.pump is not None:
                 child.pump.join(timeout=2.0)
-        log.info("all children stopped", clean=clean)
+        log.info("supervisor.stopped", clean=clean)
         return 0 if clean else 1

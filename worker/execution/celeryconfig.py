@@ -1,4 +1,4 @@
-"""Celery configuration derived from ``Settings``: routing and the reliability settings of DESIGN.md.
+"""Celery configuration derived from ``Settings``: routing and the reliability settings of ARCHITECTURE.md.
 
 Shared by the worker app (``worker.app``) and the non-Redis publishing path (``worker.delivery.publish``), so
 a message

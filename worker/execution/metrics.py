@@ -139,10 +139,10 @@ def serve(settings: Settings) -> int | None:
     except (
         OSError
     ) as exc:  # a second worker on the same host: one endpoint is enough (the numbers are global)
-        log.warning("worker metrics port unavailable", port=settings.worker_metrics_port, error=str(exc))
+        log.warning("worker.metrics.unavailable", port=settings.worker_metrics_port, error=str(exc))
         return None
     _started = True
-    log.info("worker metrics served", host=settings.worker_metrics_host, port=settings.worker_metrics_port)
+    log.info("worker.metrics.started", host=settings.worker_metrics_host, port=settings.worker_metrics_port)
     return settings.worker_metrics_port
 
 

@@ -118,9 +118,9 @@ def _retry(
 ) -> CeleryRetry:
     """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
     if deferred:
-        log.info("event deferred", countdown=round(countdown, 3), reason=reason)
+        log.info("task.deferred", countdown=round(countdown, 3), reason=reason)
     else:
-        log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
+        log.warning("task.retrying", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
     if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
         with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
@@ -132,7 +132,7 @@ def _retry(
     try:
         return task.retry(countdown=countdown, exc=exc, throw=False, **options)
     except Exception as exc:
-        log.exception("cannot schedule a retry; requeueing the message", error=summarize(exc))
+        log.exception("task.retry_failed", error=summarize(exc))
         raise Reject(summarize(exc), requeue=True) from exc
 
 
@@ -201,7 +201,7 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
                 failures.append(permit)
                 continue
             if permit.stale:
-                log.info("stale event skipped", handler=sub.name, occurred_at=str(event.occurred_at))
+                log.info("flow.stale_skipped", handler=sub.name, occurred_at=str(event.occurred_at))
                 rt.ledger.mark_done(event.id, request.id, sub.name)
                 skipped += 1
                 continue
@@ -211,12 +211,12 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
                     call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
                 failures.append(_failure(sub.name, exc))
-                log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
+                log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
                 continue
             rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
             ran += 1
             log.debug(
-                "handler succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
+                "task.handler_succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
             )
 
     handled = not failures and not held
@@ -251,7 +251,7 @@ def _execute(task: Task, rt: Runtime, event: Event, outcome: policy.Outcome, *, 
     """Carry out the policy's decision: return (the task succeeds) or raise Celery's Retry."""
     match outcome:
         case policy.Done(ran=ran, skipped=skipped):
-            log.info("event handled", handlers_run=ran, handlers_skipped=skipped)
+            log.info("task.handled", handlers_run=ran, handlers_skipped=skipped)
             return f"handled={ran} skipped={skipped}"
         case policy.DeadLetter(reason=reason, handlers=handlers, error=error):
             return _dead_letter(
@@ -280,7 +280,7 @@ def _dead_letter(
     )
     rt.outbox.finish(task_id)  # parked: the sweeper must not bring it back
     log.error(
-        "event dead-lettered", reason=reason, handlers=handlers, attempts=attempts, entry=entry, error=error
+        "task.dead_lettered", reason=reason, handlers=handlers, attempts=attempts, entry=entry, error=error
     )
     return f"dead-lettered ({reason}) as {entry}"
 
@@ -297,5 +297,5 @@ def _bad_message(task: Task, settings: Settings, args: Sequence[Any], error: str
     except REDIS_ERRORS as exc:
         raise _retry(task, backoff(settings, task.request.retries + 1), summarize(exc)) from exc
     rt.outbox.finish(task.request.id)
-    log.error("task message dead-lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)
+    log.error("task.bad_message_dead_lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)
     return f"dead-lettered ({REASON_BAD_MESSAGE}) as {entry}"

@@ -89,9 +89,7 @@ class FlowGate:
             return Failure(handler, FailureKind.ERROR, f"key of the event: {type(exc).__qualname__}: {text}")
         if options.key is not None and key is None:
             # Nothing to serialize on: run it unkeyed (the rate and concurrency still apply), and say so.
-            log.warning(
-                "flow key missing; running unserialized", handler=handler, key=options.describe()["key"]
-            )
+            log.warning("flow.key_missing", handler=handler, key=options.describe()["key"])
             self._client.hincrby(scripts.DEFERRALS_KEY, f"{handler}|{REASON_KEY_MISSING}", 1)
         permit = Permit(gate=self, token=f"{task_id}|{handler}")
         if key is not None:
@@ -140,7 +138,7 @@ class FlowGate:
             self._release(keys, args)
         except redis.RedisError as exc:
             # The handler's work is done and must not be redone for this; the holds lapse with their lease.
-            log.warning("flow release failed; holds lapse with their lease", error=type(exc).__name__)
+            log.warning("flow.release_failed", error=type(exc).__name__)
 
     def close(self) -> None:
         """Stop renewing (the holds then lapse with their lease, as if this process had died)."""
@@ -176,10 +174,10 @@ class FlowGate:
             try:
                 lost = [owners[int(i) - 1] for i in self._renew(keys, args)]
             except redis.RedisError as exc:
-                log.warning("flow lease renewal failed", error=type(exc).__name__, holds=len(keys))
+                log.warning("flow.renew_failed", error=type(exc).__name__, holds=len(keys))
                 continue
             with self._lock:
                 lost = [p for p in lost if id(p) in self._held]  # not those released meanwhile
             for permit in lost:
                 # The run goes on (it cannot be stopped safely from here); another run may now overlap it.
-                log.error("flow lease lost while the handler runs", token=permit.token, lock=permit.lock)
+                log.error("flow.lease_lost", token=permit.token, lock=permit.lock)
