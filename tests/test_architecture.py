@@ -61,7 +61,8 @@ def test_handlers_use_only_the_public_plugin_api() -> None:
         f"{name} imports {imported}"
         for name in _under("handlers")
         for imported in MODULES[name]
-        if imported.startswith("worker.") and imported.split(".")[1] not in {"Event", "handler", "Retry", "Permanent"}
+        if imported.startswith("worker.")
+        and imported.split(".")[1] not in {"Event", "handler", "Retry", "Permanent"}
     ]
     assert bad == []
 
