@@ -26,7 +26,7 @@ from bench.mnsutil import start_emulator
 from bench.payloads import ims_messages
 from bench.plugin import COUNTER_KEY
 from bench.procs import Stack, tool
-from worker.dedupe import OUTBOX_KEY
+from worker.delivery.dedupe import OUTBOX_KEY
 from worker.settings import Settings
 
 QUEUES = ("ims", "unknown")

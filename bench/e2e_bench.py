@@ -24,7 +24,7 @@ from bench.payloads import ims_samples, uniquify, with_sent_at
 from bench.plugin import COUNTER_KEY, LATENCY_KEY
 from bench.procs import Stack, tool, wait_for_port
 from bench.stats import Benchmark, Metrics, Row, check, fmt, percentile
-from worker.embedded import free_port
+from worker.devtools.embedded import free_port
 from worker.shim.signing import sign_request
 
 PUBLIC_URL = "http://bench.invalid"

@@ -2,7 +2,8 @@
 and what each option (key, rate, concurrency) costs when it never has to wait.
 
 The baseline ("before") is the ``worker`` and ``handlers`` packages as they were just before flow control
-came in (the parent of the commit that added ``worker/policy.py``), extracted with ``git archive`` and put
+came in (the parent of the commit that added ``worker/execution/policy.py``), extracted with ``git archive``
+and put
 first on the worker's ``PYTHONPATH``. Every variant drains the same number of unique IMS events preloaded on
 its queue with one Celery worker (same pool, concurrency, flags) running ``bench.probe.record`` (see
 ``bench.flow_plugin``); throughput is measured between the first and the last handler start, as in the
@@ -35,11 +36,13 @@ def baseline_tree(workdir: Path) -> Path:
     if os.environ.get("BENCH_FLOW_BEFORE"):
         return Path(os.environ["BENCH_FLOW_BEFORE"])
     added = subprocess.run(
-        ["git", "log", "--diff-filter=A", "--format=%H", "--", "worker/policy.py"],
+        ["git", "log", "--diff-filter=A", "--format=%H", "--", "worker/execution/policy.py"],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     if not added:
-        raise RuntimeError("no commit adds worker/policy.py: the flow benchmark needs the git history")
+        raise RuntimeError(
+            "no commit adds worker/execution/policy.py: the flow benchmark needs the git history"
+        )
     target = workdir / "before"
     target.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(

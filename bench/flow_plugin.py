@@ -17,7 +17,7 @@ OPTION = os.environ.get("BENCH_FLOW_OPTION", "none")
 def media_key(event: Event) -> str:
     # The field lookup a key="MediaId" handler does, with the event id for the types that carry no MediaId,
     # so that every event has a key and no two share one.
-    from worker.flow.options import key_value  # noqa: PLC0415 - absent in the baseline tree
+    from worker.execution.flow.options import key_value  # noqa: PLC0415 - absent in the baseline tree
 
     return key_value("MediaId", event) or event.id
 

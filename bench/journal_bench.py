@@ -26,13 +26,13 @@ from bench.payloads import ims_messages
 from bench.procs import Stack, tool, wait_for_port
 from bench.shim_bench import CASTER_TOKEN, PUBLIC_URL, RTC_KEY, _segment, _Target
 from bench.stats import Benchmark, Metrics, Row, check, fmt, ratio
-from worker.dedupe import HandlerLedger
-from worker.embedded import free_port
+from worker.delivery.dedupe import HandlerLedger
+from worker.delivery.publish import Publisher
+from worker.devtools.embedded import free_port
 from worker.events import Event
 from worker.journal.config import JournalConfig
 from worker.journal.stats import attempt_stats
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import load_settings
 
 HANDLERS = ("bench:a", "bench:b", "bench:c")

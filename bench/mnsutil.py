@@ -18,7 +18,7 @@ from mns.account import Account
 from mns.queue import Queue
 
 from bench.procs import Stack, tool, wait_for_port
-from worker.embedded import free_port
+from worker.devtools.embedded import free_port
 
 ACCESS_KEY_ID = "bench-key-id"
 ACCESS_KEY_SECRET = "bench-key-secret"

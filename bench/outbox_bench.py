@@ -29,18 +29,19 @@ from typing import Any
 import redis
 
 from bench.procs import Stack, wait_for_port
-from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
-from worker.embedded import free_port, redis_server_binary
+from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker.delivery.outbox import SWEEP_BATCH, UNACKED_KEY, Outbox
+from worker.delivery.taskmessage import TaskMessageBuilder
+from worker.devtools.embedded import free_port, redis_server_binary
 from worker.events import Event
-from worker.outbox import SWEEP_BATCH, UNACKED_KEY, Outbox
 from worker.providers import normalize
-from worker.taskmessage import TaskMessageBuilder
 
 QUEUE = "ims"
 SAMPLES = Path(__file__).resolve().parent.parent / "worker" / "samples" / "ims"
 DEADLINE_SECONDS = 60
 
-# The sweep before this change (worker/outbox.py at 3723a07): LPOS over the whole queue for every copy.
+# The sweep before this change (worker/delivery/outbox.py at 3723a07): LPOS over the whole queue for every
+# copy.
 NAIVE_SWEEP = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local pushed = 0

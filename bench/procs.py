@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from worker.embedded import free_port, redis_server_binary
+from worker.devtools.embedded import free_port, redis_server_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

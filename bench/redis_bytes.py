@@ -24,16 +24,16 @@ from typing import Any
 
 import redis
 
-from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
-from worker.demo import load_samples
-from worker.embedded import free_port, redis_server_binary
+from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
+from worker.delivery.publish import _PUBLISH_SCRIPT, Publisher
+from worker.delivery.taskmessage import new_task_id, task_argsrepr
+from worker.devtools.demo import load_samples
+from worker.devtools.embedded import free_port, redis_server_binary
 from worker.errors import TooManyEvents
 from worker.events import Event
 from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout
 from worker.providers import normalize, queue_for
-from worker.publish import _PUBLISH_SCRIPT, Publisher
 from worker.settings import Settings
-from worker.taskmessage import new_task_id, task_argsrepr
 
 _dumps = json.encoder.encode_basestring
 

@@ -28,7 +28,7 @@ from bench.config import BenchConfig
 from bench.payloads import sample, uniquify
 from bench.procs import Service, Stack, tool, wait_for_port
 from bench.stats import Benchmark, Metrics, Row, check, fmt, ratio
-from worker.embedded import free_port
+from worker.devtools.embedded import free_port
 from worker.shim.signing import sign_request
 
 PUBLIC_URL = "http://bench.invalid"

@@ -23,9 +23,9 @@ from bench.payloads import ims_messages
 from bench.plugin import COUNTER_KEY, FIRST_KEY, LAST_KEY
 from bench.procs import Service, Stack, tool
 from bench.stats import Benchmark, Metrics, Row, check, fmt
+from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import load_settings
 
 

@@ -32,4 +32,4 @@ def log_ims_event(event: Event) -> None:
     fields.update(pick(data, ("UserId", "EventTime")))
     failed = is_failure(body.get("Status"), body.get("ErrorCode"))
     emit = log.warning if failed else log.info
-    emit("ims event", ims_event_type=data.get("EventType"), failed=failed, **fields)
+    emit("handler.ims", ims_event_type=data.get("EventType"), failed=failed, **fields)

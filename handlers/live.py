@@ -23,11 +23,11 @@ def log_caster_event(event: Event) -> None:
     fields = {**pick(message, CASTER_FIELDS), **urls(message)}
     failed = event.type.endswith("RuntimeErrorCallback") or is_failure(error_code=message.get("Code"))
     emit = log.warning if failed else log.info
-    emit("live caster event", caster_id=data.get("CasterId"), failed=failed, **fields)
+    emit("handler.live.caster", caster_id=data.get("CasterId"), failed=failed, **fields)
 
 
 @handler("live.record.*")
 def log_record_event(event: Event) -> None:
     data = fields_of(event.data)
     fields = {**pick(data, RECORD_FIELDS), **urls(data)}
-    log.info("live record event", **fields)
+    log.info("handler.live.record", **fields)

@@ -19,4 +19,4 @@ def log_rtc_event(event: Event) -> None:
     data = fields_of(event.data)
     item = as_mapping(data.get(str(data.get("Event", ""))))
     fields = {**pick(data, MESSAGE_FIELDS), **pick(item, ITEM_FIELDS)}
-    log.info("rtc event", index=event.index, **fields)
+    log.info("handler.rtc", index=event.index, **fields)

@@ -19,4 +19,4 @@ def log_tencent_event(event: Event) -> None:
     fields = {**pick(data, FIELDS), **urls(data), **pick(detail, ("code", "message"))}
     failed = is_failure(error_code=detail.get("code"))
     emit = log.warning if failed else log.info
-    emit("tencent relay event", failed=failed, **fields)
+    emit("handler.tencent.relay", failed=failed, **fields)

@@ -18,7 +18,7 @@ def warn_unknown_event(event: Event) -> None:
     data = fields_of(event.data)  # unrecognised: the generic model, every field kept as sent
     raw_type = next((data[k] for k in TYPE_FIELDS if data.get(k) not in (None, "")), None)
     log.warning(
-        "unrecognised event",
+        "handler.unknown",
         raw_type=raw_type,
         raw_keys=sorted(data)[:20],
         transport=event.transport.kind,

@@ -21,7 +21,7 @@ from tests.celery_worker import REPO_ROOT, worker_env
 from tests.conftest import SAMPLES_DIR
 from tests.mns_emulator import EmulatorHandle
 from tests.plugins.recorder import runs_key
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.providers import normalize
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))

@@ -16,8 +16,8 @@ import redis
 from tests.celery_worker import CeleryWorker, running_worker, wait_until
 from tests.flowutil import upload_event
 from tests.plugins.flow import RUNS
+from worker.delivery.publish import Publisher
 from worker.events import Event
-from worker.publish import Publisher
 from worker.settings import Settings
 
 FLOW_PLUGIN = "tests.plugins.flow"

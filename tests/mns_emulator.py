@@ -30,7 +30,7 @@ from mns.account import Account
 from mns.queue import Queue
 
 from tests.servers import stop_process
-from worker.mns.emulator import (
+from worker.devtools.mns_emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     FaultSettings,

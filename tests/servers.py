@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.embedded import free_port, redis_server_binary
+from worker.devtools.embedded import free_port, redis_server_binary
 
 __all__ = [
     "RedisServer",

@@ -17,10 +17,10 @@ from tests.celery_worker import wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.mns.batch import BatchHandler
-from worker.publish import Publisher
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, create_app, sign_request
 

@@ -1,12 +1,12 @@
-"""The Celery app's tasks, routes and reliability settings, as DESIGN.md lists them."""
+"""The Celery app's tasks, routes and reliability settings, as ARCHITECTURE.md lists them."""
 
 from __future__ import annotations
 
 import pytest
 
 from worker.app import EventApp, LeaseStep, create_app
-from worker.celeryconfig import all_queues, queue_for
 from worker.events.catalogue import CATALOGUE
+from worker.execution.celeryconfig import all_queues, queue_for
 from worker.settings import Settings
 
 

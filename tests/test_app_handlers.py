@@ -14,10 +14,10 @@ from handlers.rtc import log_rtc_event
 from handlers.tencent import log_tencent_event
 from handlers.unknown import warn_unknown_event
 from tests.conftest import SAMPLES_DIR
-from worker.demo import load_samples
+from worker.devtools.demo import load_samples
 from worker.events import Event
+from worker.execution.registry import REGISTRY, discover
 from worker.providers import normalize
-from worker.registry import REGISTRY, discover
 
 
 def events(source_dir: str, name: str, source: str) -> list[Event]:
@@ -61,7 +61,7 @@ def test_ims_success_and_failure() -> None:
 def test_provider_fields_named_like_log_keys_are_renamed() -> None:
     (paused,) = events("live-record", "record_paused", "live.record")
     line = one_line(log_record_event, paused)
-    assert line["event"] == "live record event" and line["provider_event"] == "record_paused"
+    assert line["event"] == "handler.live.record" and line["provider_event"] == "record_paused"
 
 
 def test_live_caster_and_record() -> None:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.dedupe import HandlerLedger, HandlerState, claim_key, done_key
+from worker.delivery.dedupe import HandlerLedger, HandlerState, claim_key, done_key
+from worker.execution.tasks import backoff, summarize
 from worker.settings import Settings
-from worker.tasks import backoff, summarize
 
 RUN, DONE, BUSY = HandlerState.RUN, HandlerState.DONE, HandlerState.BUSY
 

@@ -11,12 +11,12 @@ import redis
 
 from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
-from worker.asyncrun import HandlerTimeout, call_handler, close_loop, event_loop
-from worker.deadletter import DeadLetterStore
-from worker.dedupe import done_key
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.dedupe import done_key
+from worker.delivery.publish import Publisher
 from worker.events import Event
+from worker.execution.asyncrun import HandlerTimeout, call_handler, close_loop, event_loop
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import Settings
 
 ASYNC = "tests.plugins.asyncplugin:async_ims"

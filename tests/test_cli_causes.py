@@ -14,7 +14,7 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import free_port
 from tests.shim_server import serving
 from worker.cli import package_version
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.settings import Settings
 from worker.shim import create_app
 

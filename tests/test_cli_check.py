@@ -13,7 +13,7 @@ import pytest
 from tests.cli import cli
 from tests.mns_emulator import DEFAULT_QUEUE, EmulatorHandle, running_emulator
 from tests.servers import free_port
-from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,10 @@ def test_run_stops_everything_when_the_worker_cannot_load_its_handlers(tmp_path:
     assert time.monotonic() - began < 60
     assert "vendor_sdk" in done.stdout
     assert "the worker exited 2 (a configuration error" in done.stderr
-    assert '"child restart scheduled"' not in done.stdout and "child restart scheduled" not in done.stdout
+    assert (
+        '"supervisor.child.restart_scheduled"' not in done.stdout
+        and "supervisor.child.restart_scheduled" not in done.stdout
+    )
 
 
 def test_a_busy_port_fails_fast_with_the_cause(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import free_port
 from worker.cli import main
 from worker.cli.dlq import parse_when
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.events import Event
 from worker.providers import normalize
 

@@ -190,7 +190,7 @@ def test_health_and_metrics_endpoints(mns: InProcessEmulator, redis_url: str) ->
 
 
 def test_a_message_past_the_dequeue_limit_is_dead_lettered(mns: InProcessEmulator, redis_url: str) -> None:
-    from worker.deadletter import DeadLetterStore  # noqa: PLC0415
+    from worker.delivery.deadletter import DeadLetterStore  # noqa: PLC0415
 
     work = mixed_workload(1)  # one valid IMS event
     mns.send(QUEUE, work.bodies)

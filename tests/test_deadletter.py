@@ -11,12 +11,12 @@ import pytest
 import redis
 
 from tests.conftest import SAMPLES_DIR
-from worker.deadletter import STREAM_KEY, DeadLetterFilter, DeadLetterStore
-from worker.dedupe import dedupe_key
+from worker.delivery.deadletter import STREAM_KEY, DeadLetterFilter, DeadLetterStore
+from worker.delivery.dedupe import dedupe_key
+from worker.delivery.publish import Publisher
+from worker.delivery.redrive import CannotRedrive, rebuild_events, redrive
 from worker.events import Event, Transport
 from worker.providers import normalize
-from worker.publish import Publisher
-from worker.redrive import CannotRedrive, rebuild_events, redrive
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration

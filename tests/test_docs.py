@@ -18,10 +18,10 @@ from tests.cli import IMS_WORKER, REPO_ROOT, clean_env, cli
 from tests.mns_emulator import DEFAULT_QUEUE, running_emulator
 from tests.servers import free_port
 from worker.cli import build_parser
-from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from worker.devtools.settingsdoc import shown_default, table
 from worker.mns.progress import PROGRESS_INTERVAL_SECONDS
 from worker.settings import Settings
-from worker.settingsdoc import shown_default, table
 
 READMES = {"README.md": REPO_ROOT / "README.md", "deploy/README.md": REPO_ROOT / "deploy" / "README.md"}
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -44,7 +44,7 @@ def test_the_settings_table_is_generated_from_settings() -> None:
     done = cli("--version")  # the package is importable as installed
     assert done.returncode == 0
     check = subprocess.run(
-        [str(Path(IMS_WORKER).with_name("python")), "-m", "worker.settingsdoc", "--check"],
+        [str(Path(IMS_WORKER).with_name("python")), "-m", "worker.devtools.settingsdoc", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from worker.embedded import NO_REDIS, redis_server_binary, redis_server_version
+from worker.devtools.embedded import NO_REDIS, redis_server_binary, redis_server_version
 from worker.errors import ConfigurationError
 
 

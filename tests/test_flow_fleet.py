@@ -27,8 +27,8 @@ from tests.flowfleet import (
 )
 from tests.flowutil import upload_event
 from tests.servers import RedisServer, running_redis
-from worker.deadletter import DeadLetterStore
-from worker.flow.metrics import deferral_counts
+from worker.delivery.deadletter import DeadLetterStore
+from worker.execution.flow.metrics import deferral_counts
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import redis
 from tests.flowutil import upload_event
 from worker.errors import ConfigurationError
 from worker.events import Event
-from worker.flow.gate import FREE, STALE, FlowGate, Permit
-from worker.flow.metrics import DeferralCollector, deferral_counts
-from worker.flow.options import FlowOptions, key_value, parse_rate
-from worker.policy import Failure, Held
-from worker.registry import REGISTRY, handler
+from worker.execution.flow.gate import FREE, STALE, FlowGate, Permit
+from worker.execution.flow.metrics import DeferralCollector, deferral_counts
+from worker.execution.flow.options import FlowOptions, key_value, parse_rate
+from worker.execution.policy import Failure, Held
+from worker.execution.registry import REGISTRY, handler
 
 pytestmark = pytest.mark.integration
 

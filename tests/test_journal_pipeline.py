@@ -23,10 +23,10 @@ from tests.plugins.recorder import runs_key
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
 from worker.cli import main
+from worker.delivery.publish import Publisher
 from worker.events import Transport
 from worker.journal.config import payload_key
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, create_app, sign_request
 

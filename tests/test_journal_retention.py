@@ -10,13 +10,13 @@ import pytest
 import redis
 
 from tests.conftest import SAMPLES_DIR
-from worker.dedupe import HandlerLedger
+from worker.delivery.dedupe import HandlerLedger
+from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.journal.config import INDEX_KEY, JournalConfig, entries_key, payload_key, value_key
 from worker.journal.reader import JournalReader
 from worker.journal.writer import JournalWriter
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from kombu.connection import Connection
 from tests.celery_worker import running_worker, wait_until
 from tests.test_outbox import only_task_id
 from tests.test_pipeline import SLOW, Probe, base_env, load
-from worker.dedupe import redeliveries_key
-from worker.lease import LeaseKeeper, held_deliveries, held_key
-from worker.publish import Publisher
+from worker.delivery.dedupe import redeliveries_key
+from worker.delivery.publish import Publisher
+from worker.execution.lease import LeaseKeeper, held_deliveries, held_key
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_a_task_running_three_leases_long_runs_once(redis_url: str, probe: Probe
         output = worker.output()
     assert probe.started(event) == 1 and probe.runs("slow", event) == 1
     assert probe.client.get(redeliveries_key(task_id)) is None  # never restored, not even to be skipped
-    assert "lease heartbeat started" in output
+    assert "lease.heartbeat_started" in output
 
 
 def test_a_retry_waiting_for_its_countdown_keeps_its_lease(redis_url: str, probe: Probe) -> None:

@@ -158,7 +158,7 @@ def test_stdlib_and_celery_loggers_share_the_pipeline_and_the_redaction() -> Non
     try:
         int("caster-token-1")
     except ValueError:
-        structlog.get_logger("worker.test").exception("handler failed", token="t-1", ok="fine")
+        structlog.get_logger("worker.test").exception("task.handler_failed", token="t-1", ok="fine")
     output = stream.getvalue()
     for secret in [*ALL_SECRET_VALUES, "ffff", "t-1"]:
         assert secret not in output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.chaos.logscan import scan
 
-GOOD = '{"event": "tencent relay event", "level": "info", "to_url": "rtmp://h/live/s?txSecret=[REDACTED]&txTime=1"}'
+GOOD = '{"event": "handler.tencent.relay", "level": "info", "to_url": "rtmp://h/live/s?txSecret=[REDACTED]&txTime=1"}'
 BILLIARD_BLOCK = [
     "Exception ignored in: <function Redis.__del__ at 0x7f>",
     "Traceback (most recent call last):",

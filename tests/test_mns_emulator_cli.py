@@ -18,7 +18,7 @@ from tests.mns_emulator import (
     emulator_command,
     running_emulator,
 )
-from worker.mns.emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, FaultSettings
+from worker.devtools.mns_emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, FaultSettings
 
 pytestmark = pytest.mark.integration
 

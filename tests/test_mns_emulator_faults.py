@@ -10,7 +10,7 @@ from mns.mns_exception import MNSClientNetworkException, MNSServerException
 from mns.queue import Message
 
 from tests.mns_emulator import DEFAULT_QUEUE, InProcessEmulator, mns_emulator, running_emulator
-from worker.mns.emulator import FaultSettings
+from worker.devtools.mns_emulator import FaultSettings
 
 pytestmark = pytest.mark.integration
 __all__ = ["mns_emulator"]

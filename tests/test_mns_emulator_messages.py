@@ -12,7 +12,7 @@ from mns.mns_exception import MNSClientNetworkException, MNSServerException
 from mns.queue import Message
 
 from tests.mns_emulator import DEFAULT_QUEUE, InProcessEmulator, mns_emulator
-from worker.mns.emulator.errors import MnsError
+from worker.devtools.mns_emulator.errors import MnsError
 
 pytestmark = pytest.mark.integration
 __all__ = ["mns_emulator"]  # the fixture, imported for pytest

@@ -16,8 +16,8 @@ from mns.mns_exception import MNSClientNetworkException
 from mns.mns_request import ReceiveMessageResponseEntry
 from mns.mns_xml_handler import BatchRecvMessageDecoder, ReceiptHandlesEncoder
 
+from worker.devtools.mns_emulator.xmlcodec import XMLNS, escape, list_document
 from worker.mns.client import open_queue
-from worker.mns.emulator.xmlcodec import XMLNS, escape, list_document
 from worker.mns.fastclient import ConsumerClient, decode_batch_receive, encode_receipt_handles, parse_headers
 from worker.settings import Settings
 

@@ -12,12 +12,12 @@ import redis
 from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.plugins.recorder import runs_key
-from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker.delivery.outbox import Outbox
+from worker.delivery.publish import Publisher
 from worker.events import Event
-from worker.lease import held_key
-from worker.outbox import Outbox
+from worker.execution.lease import held_key
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def test_a_message_lost_between_brpop_and_unacked_is_enqueued_again(redis_url: s
     with running_worker(env) as worker:
         wait_until(lambda: client.get(runs_key("record", event.id)) == b"1", timeout=30)
         wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
-    assert "outbox re-enqueued" in worker.output()
+    assert "outbox.reenqueued" in worker.output()
     assert client.get(runs_key("record", event.id)) == b"1"
     client.close()
 

@@ -24,11 +24,11 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer
 from worker.app import create_app
 from worker.cli import main
-from worker.deadletter import DeadLetterStore
-from worker.dedupe import done_key
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.dedupe import done_key
+from worker.delivery.publish import Publisher
 from worker.events import Event, model_for
 from worker.providers import normalize, queue_for
-from worker.publish import Publisher
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -168,7 +168,7 @@ def test_each_source_runs_its_handlers_exactly_once(broker_env: dict[str, str], 
             assert seen[b"data_class"].decode() == f"{model.__module__}.{model.__qualname__}"
             assert seen[b"type"].decode() == event.type
         output = worker.output()
-    assert "ims event" in output and "unrecognised event" in output and "rtc event" in output
+    assert "handler.ims" in output and "handler.unknown" in output and "handler.rtc" in output
 
 
 def test_retry_until_success_runs_only_the_failing_handler_again(redis_url: str, probe: Probe) -> None:

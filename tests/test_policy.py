@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from worker.policy import (
+from worker.execution.policy import (
     REASON_CLAIMED,
     REASON_EXHAUSTED,
     REASON_PERMANENT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.demo import SAMPLE_SOURCES, demo_keys
+from worker.devtools.demo import SAMPLE_SOURCES, demo_keys
 from worker.events import CATALOGUE, SOURCES
 from worker.logging import secret_values
 from worker.providers import business_keys, dedupe_ttl, get, normalize, providers, queue_for

@@ -15,15 +15,15 @@ from celery import Celery
 
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
-from worker.celeryconfig import celery_config
-from worker.dedupe import dedupe_key
-from worker.demo import load_samples
+from worker.delivery.dedupe import dedupe_key
+from worker.delivery.publish import AsyncPublisher, Publisher, PublishResult
+from worker.delivery.taskmessage import new_task_id
+from worker.devtools.demo import load_samples
 from worker.errors import BrokerUnavailable
 from worker.events import Event
+from worker.execution.celeryconfig import celery_config
 from worker.providers import dedupe_ttl, normalize
-from worker.publish import AsyncPublisher, Publisher, PublishResult
 from worker.settings import Settings
-from worker.taskmessage import new_task_id
 
 pytestmark = pytest.mark.integration
 

@@ -110,7 +110,7 @@ def test_a_handler_line_with_signed_urls_is_redacted(log_stream: io.StringIO) ->
     logging.getLogger("uvicorn.error").warning("GET /x?token=%s", SECRET)  # a third-party line
     lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     assert SECRET not in log_stream.getvalue()
-    handler_line = next(line for line in lines if line["event"] == "tencent relay event")
+    handler_line = next(line for line in lines if line["event"] == "handler.tencent.relay")
     assert handler_line["to_url"] == f"rtmp://push.example.com/live/s1?txSecret={REDACTED}&txTime=65A1B2C3"
     assert {line["process_name"] for line in lines} == {"worker"}
     assert lines[-1]["event"] == f"GET /x?token={REDACTED}"

@@ -24,11 +24,11 @@ from tests.redis_topologies import (
     sentinel_group,
 )
 from tests.servers import RedisServer
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.events import Event
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.redisconn import redact_url, store_client
 from worker.settings import Settings
 
@@ -253,7 +253,7 @@ def test_credentials_in_every_part_of_a_url_are_redacted(url: str, redacted: str
 
 
 def test_kombu_gets_the_tls_files_and_the_sentinel_options(certs: Certs) -> None:
-    from worker.celeryconfig import celery_config  # noqa: PLC0415
+    from worker.execution.celeryconfig import celery_config  # noqa: PLC0415
 
     tls = celery_config(Settings(broker_url="rediss://127.0.0.1:1/0", redis_tls_ca_file=str(certs.ca)))
     assert tls["broker_use_ssl"]["ssl_ca_certs"] == str(certs.ca)

@@ -21,10 +21,16 @@ import redis
 
 from tests.servers import free_port
 from worker.cli.run import child_commands, child_specs, grace_seconds
-from worker.demo import Demo, DemoFailed, demo_environment, expected_types, load_samples
-from worker.embedded import DEMO_QUEUE, ENV_FILE_NAME, EmbeddedRedis, EmbeddedServices, redis_server_binary
+from worker.devtools.demo import Demo, DemoFailed, demo_environment, expected_types, load_samples
+from worker.devtools.embedded import (
+    DEMO_QUEUE,
+    ENV_FILE_NAME,
+    EmbeddedRedis,
+    EmbeddedServices,
+    redis_server_binary,
+)
+from worker.devtools.inject import send_to_mns
 from worker.errors import ConfigurationError
-from worker.inject import send_to_mns
 from worker.settings import Settings
 
 IMS_WORKER = str(Path(sys.executable).parent / "ims-worker")
@@ -161,7 +167,7 @@ def test_demo_expects_43_events_of_distinct_types() -> None:
     assert sum(len(s.types) for s in samples) == 43
     assert len(expected_types(samples)) == 43
     env = demo_environment(settings_for(handler_modules="myteam.handlers", rtc_app_key="mine"))
-    assert env["IMS_WORKER_HANDLER_MODULES"] == "myteam.handlers,worker.demo_ledger"
+    assert env["IMS_WORKER_HANDLER_MODULES"] == "myteam.handlers,worker.devtools.demo_ledger"
     assert "IMS_WORKER_RTC_APP_KEY" not in env, "a configured key is kept"
     assert env["IMS_WORKER_IMS_CALLBACK_KEY"]
 
@@ -227,7 +233,7 @@ class RunProcess:
         return found
 
     def child_pid(self, name: str) -> int | None:
-        started = [r for r in self.records("child started") if r.get("child") == name]
+        started = [r for r in self.records("supervisor.child.started") if r.get("child") == name]
         return int(started[-1]["pid"]) if started else None
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -321,9 +327,12 @@ def test_a_killed_child_is_restarted(flower_run: RunProcess) -> None:
     assert old is not None
     os.kill(old, signal.SIGKILL)
     run.wait_for(lambda: run.child_pid("shim") not in (None, old), 20, "the shim was not restarted")
-    assert any(r.get("child") == "shim" and r.get("code") == -9 for r in run.records("child exited"))
     assert any(
-        r.get("child") == "shim" and r.get("delay") == 1.0 for r in run.records("child restart scheduled")
+        r.get("child") == "shim" and r.get("code") == -9 for r in run.records("supervisor.child.exited")
+    )
+    assert any(
+        r.get("child") == "shim" and r.get("delay") == 1.0
+        for r in run.records("supervisor.child.restart_scheduled")
     )
     run.wait_for(lambda: get(shim)[0] == 200, 30, "the restarted shim did not answer /healthz")
 
@@ -340,9 +349,9 @@ def test_sigterm_stops_every_child_within_the_grace_period(flower_run: RunProces
     assert code == 0, run.output[-4000:]
     assert took < 15, f"took {took:.1f}s, longer than the 15 s grace period"
     assert not [n for n, pid in pids.items() if pid and alive(pid)]
-    codes = {r["child"]: r["code"] for r in run.records("child stopped")}
+    codes = {r["child"]: r["code"] for r in run.records("supervisor.child.stopped")}
     assert set(codes) == {"consumer", "shim", "worker", "flower"}
     # Each exited on its own after SIGTERM (uvicorn re-raises the signal once drained: -15).
     assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
-    assert run.records("all children stopped")[-1]["clean"] is True
-    assert run.records("embedded redis stopped")
+    assert run.records("supervisor.stopped")[-1]["clean"] is True
+    assert run.records("embedded.redis.stopped")

@@ -13,8 +13,8 @@ import pytest
 
 from tests.cli import IMS_WORKER, clean_env
 from tests.servers import free_port
-from worker.embedded import ENV_FILE_NAME
-from worker.runview import COUNTED, RunView, status_printer
+from worker.devtools.embedded import ENV_FILE_NAME
+from worker.devtools.runview import COUNTED, RunView, status_printer
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PREFIX = re.compile(r"^(run|consumer|shim|worker|status)\s*\| ")
@@ -97,9 +97,9 @@ def test_the_lines_the_summary_counts_are_still_logged_under_those_names() -> No
     sources = {
         "shim.request": "worker/shim/accesslog.py",
         "mns.progress": "worker/mns/consumer.py",
-        "event handled": "worker/tasks.py",
-        "retrying event": "worker/tasks.py",
-        "event dead-lettered": "worker/tasks.py",
+        "task.handled": "worker/execution/tasks.py",
+        "task.retrying": "worker/execution/tasks.py",
+        "task.dead_lettered": "worker/execution/tasks.py",
     }
     root = Path(__file__).resolve().parent.parent
     assert set(sources) == set(COUNTED)
@@ -112,10 +112,10 @@ def test_status_line_and_render_rules() -> None:
     shim = '{"event": "shim.request", "level": "info", "logger": "worker.shim.access", "status": 200, '
     assert view.render("shim", shim + '"event_ids": ["rtc:1:0", "rtc:1:1"], "duplicates": 1}') is None
     handled = (
-        '{"event": "event handled", "level": "info", "source": "rtc", "timestamp": "2026-01-01T10:00:00Z"}'
+        '{"event": "task.handled", "level": "info", "source": "rtc", "timestamp": "2026-01-01T10:00:00Z"}'
     )
     assert view.render("worker", handled) is None
-    dead = '{"event": "event dead-lettered", "level": "error", "source": "rtc", '
+    dead = '{"event": "task.dead_lettered", "level": "error", "source": "rtc", '
     dead += '"timestamp": "2026-01-01T10:00:01Z"}'
     line = view.render("worker", dead)
     assert line is not None and line.startswith("worker   | 10:00:01 [error    ] event dead-lettered")

@@ -14,10 +14,10 @@ from tests.conftest import SAMPLES_DIR
 from tests.servers import free_port
 from tests.shim_server import serving
 from worker.cli import send
+from worker.devtools.inject import close_queue, endpoint_url
+from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, MnsEmulator
 from worker.errors import ConfigurationError
-from worker.inject import close_queue, endpoint_url
 from worker.mns.client import open_queue
-from worker.mns.emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, MnsEmulator
 from worker.settings import load_settings
 from worker.shim import create_app
 

@@ -20,7 +20,7 @@ import redis
 from tests.conftest import SAMPLES_DIR
 from tests.servers import free_port
 from tests.shim_server import serving
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, create_app, sign_request
 

@@ -25,7 +25,7 @@ from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, ShimApp, create_app, sign_request, source_of
 from worker.shim.accesslog import AccessLog

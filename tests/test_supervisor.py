@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.supervisor import Backoff, ChildSpec, Supervisor
+from worker.devtools.supervisor import Backoff, ChildSpec, Supervisor
 
 PY = sys.executable
 SLEEPER = "import time; print('up', flush=True); time.sleep(60)"
@@ -171,7 +171,7 @@ def _supervisor_script(tmp_path: Path, children: dict[str, str], grace: float) -
         textwrap.dedent(
             f"""
             import sys
-            from worker.supervisor import ChildSpec, Supervisor
+            from worker.devtools.supervisor import ChildSpec, Supervisor
             sys.exit(Supervisor([{specs}], grace_seconds={grace}).run())
             """
         )

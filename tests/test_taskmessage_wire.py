@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES_DIR
+from worker.delivery.taskmessage import encode_event
 from worker.events import Event
 from worker.providers import normalize
-from worker.taskmessage import encode_event
 
 SOURCES = {"ims": "ims", "live-caster": "live.caster", "live-record": "live.record", "rtc": "rtc"}
 SOURCES["tencent-css"] = "tencent"

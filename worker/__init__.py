@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from worker.errors import BrokerUnavailable, ConfigurationError, InvalidPayload, Permanent, Retry, WorkerError
 from worker.events import Event, Transport
+from worker.execution.registry import handler
 from worker.providers import normalize
-from worker.registry import handler
 
 __all__ = [
     "BrokerUnavailable",

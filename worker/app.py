@@ -16,18 +16,19 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
-from worker import celerylog, workermetrics
-from worker.celeryconfig import celery_config
+from worker import celerylog
+from worker.delivery.outbox import Outbox, Sweeper
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
-from worker.lease import LeaseKeeper
+from worker.execution import metrics as workermetrics
+from worker.execution.celeryconfig import celery_config
+from worker.execution.lease import LeaseKeeper
+from worker.execution.registry import discover
+from worker.execution.tasks import run_event, runtime
 from worker.logging import configure_logging
-from worker.outbox import Outbox, Sweeper
 from worker.providers import load as load_providers
 from worker.redisconn import store_client
-from worker.registry import discover
 from worker.settings import Settings, load_settings
-from worker.tasks import run_event, runtime
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ def _register(app: EventApp, event_type: str) -> None:
 
 
 class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery ships no type hints
-    """Runs the lease heartbeat (``worker.lease``) for the consumer of a worker's main process.
+    """Runs the lease heartbeat (``worker.execution.lease``) for the consumer of a worker's main process.
 
     A consumer step is (re)started with every broker connection; the heartbeat thread is started once and
     always reads the consumer's current channel."""
@@ -90,7 +91,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         # Celery logs and swallows exceptions from signal receivers; SystemExit is the way to stop the start.
         print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
-    log.info("handlers loaded", modules=modules)
+    log.info("worker.handlers_loaded", modules=modules)
 
 
 def _on_setup_logging(**_: Any) -> None:
@@ -139,7 +140,7 @@ def _start_leases(consumer: Any) -> None:
     )
     _leases.start()
     log.info(
-        "lease heartbeat started",
+        "lease.heartbeat_started",
         lease_seconds=settings.visibility_timeout,
         interval_seconds=settings.lease_heartbeat_seconds,
     )
@@ -154,7 +155,7 @@ def _on_task_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
     try:
         runtime(worker_app.settings).outbox.renew(task_id)
     except Exception as exc:  # noqa: BLE001 - the sweep then finds it queued or held anyway, only later
-        log.warning("outbox renew failed", error=type(exc).__name__)
+        log.warning("outbox.renew_failed", error=type(exc).__name__)
 
 
 def _on_worker_shutdown(**_: Any) -> None:

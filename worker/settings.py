@@ -350,7 +350,8 @@ class Settings(BaseSettings):
     @property
     def visibility_timeout(self) -> int:
         """The lease of a Redis-broker delivery. A live worker renews the leases of every message it holds
-        (``worker.lease``), so this bounds the recovery after a worker dies, not the length of a task."""
+        (``worker.execution.lease``), so this bounds the recovery after a worker dies, not the length of a
+        task."""
         return self.broker_visibility_timeout
 
     @property

@@ -1,7 +1,8 @@
 """The bare-task baseline: a plain Celery task doing the same handler work as our wrapper, nothing more.
 
 Same Celery configuration as ``worker.app`` (acks late, prefetch 1, task events, no results: taken from
-``worker.celeryconfig``) and the same logging pipeline (``worker.logging``), so that only the wrapper differs:
+``worker.execution.celeryconfig``) and the same logging pipeline (``worker.logging``), so that only the
+wrapper differs:
 no handler ledger, no log context binding, no registry dispatch, no classification of failures. The task
 rebuilds the ``Event`` from the message (as our wrapper must) and calls the two handlers our wrapper runs for
 an IMS event: the built-in ``handlers.ims.log_ims_event`` and the benchmark's ``record``.
@@ -18,8 +19,8 @@ from celery import Celery, signals
 from bench.baselines import BARE_QUEUE, BARE_TASK
 from bench.plugin import record
 from handlers.ims import log_ims_event
-from worker.celeryconfig import celery_config, declare_queue
 from worker.events import Event
+from worker.execution.celeryconfig import celery_config, declare_queue
 from worker.logging import configure_logging
 from worker.settings import load_settings
 

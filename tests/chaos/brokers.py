@@ -25,11 +25,11 @@ import redis
 from tests.chaos.budget import results_dir
 from tests.chaos.ledger import read_ledger
 from tests.chaos.spec import handlers_for
-from worker.dedupe import OUTBOX_KEY
+from worker.delivery.dedupe import OUTBOX_KEY
+from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import Settings
 
 BATCH = 5

@@ -24,8 +24,8 @@ from typing import Any, cast
 import redis
 
 from tests.chaos.spec import LEDGER_STREAM, POISON, POISON_PERMANENT, handlers_for
-from worker.deadletter import DeadLetter, DeadLetterStore
-from worker.tasks import REASON_EXHAUSTED, REASON_PERMANENT
+from worker.delivery.deadletter import DeadLetter, DeadLetterStore
+from worker.execution.tasks import REASON_EXHAUSTED, REASON_PERMANENT
 
 OUTAGE_MARGIN_SECONDS = 2.0
 POISON_REASONS = {"retry": REASON_EXHAUSTED, POISON_PERMANENT: REASON_PERMANENT}

@@ -47,10 +47,10 @@ class LogStats:
             "shim.request",
             "shim.broker_unavailable",
             "shim.internal_error",
-            "event handled",
-            "retrying event",
-            "event dead-lettered",
-            "handler failed",
+            "task.handled",
+            "task.retrying",
+            "task.dead_lettered",
+            "task.handler_failed",
             "mns.consumer.fatal",
         )
         return {
@@ -89,9 +89,9 @@ def _count(stats: LogStats, record: dict[str, Any]) -> None:
     elif name == "shim.request":
         stats.sums["shim_duplicates"] += int(record.get("duplicates") or 0)
         stats.sums[f"shim_status_{record.get('status')}"] += 1
-    elif name == "child exited":
+    elif name == "supervisor.child.exited":
         stats.child_exits.append((str(record.get("child")), int(record.get("code") or 0)))
-    elif name == "event handled":
+    elif name == "task.handled":
         skipped = int(record.get("handlers_skipped") or 0)
         if skipped:
             stats.sums["tasks_with_skipped_handlers"] += 1

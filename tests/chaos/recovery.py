@@ -30,8 +30,8 @@ from tests.chaos.payloads import unique_payload
 from tests.chaos.procs import children, wait_for
 from tests.chaos.spec import SLOW_FIELD, started_key
 from tests.chaos.stack import QUEUE, Keys, Stack
+from worker.delivery.publish import Publisher
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import Settings
 
 RECOVERY_BOUND = 90.0  # seconds, at default settings (README, "Delivery guarantees")

@@ -6,7 +6,7 @@ the plugin registers its handlers in the process-wide registry, which only the C
 
 from __future__ import annotations
 
-from worker.registry import Subscription
+from worker.execution.registry import Subscription
 
 PLUGIN = "tests.plugins.ledger"
 LEDGER_STREAM = "chaos:ledger"  # one entry per handler run (see tests/plugins/ledger.py)

@@ -25,8 +25,8 @@ from tests.chaos.procs import Service, children, find_child, kill9, wait_for
 from tests.chaos.spec import PLUGIN
 from tests.mns_emulator import SubprocessEmulator, emulator_command
 from tests.servers import RedisServer, free_port
-from worker.dedupe import OUTBOX_KEY
-from worker.mns.emulator import DEFAULT_ACCESS_KEY_ID
+from worker.delivery.dedupe import OUTBOX_KEY
+from worker.devtools.mns_emulator import DEFAULT_ACCESS_KEY_ID
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
 QUEUE = "ice-callback-chaos"

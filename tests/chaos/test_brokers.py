@@ -23,9 +23,9 @@ from tests.chaos.rabbit import PrivateRabbit
 from tests.chaos.spec import LEDGER_URL_ENV, PLUGIN
 from tests.redis_topologies import MASTER, SentinelGroup, sentinel_group
 from tests.servers import RedisServer, running_redis
+from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable
 from worker.events import Event
-from worker.publish import Publisher
 from worker.redisconn import store_client
 from worker.settings import Settings
 

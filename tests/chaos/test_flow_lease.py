@@ -1,7 +1,8 @@
 """A worker killed (kill -9) while one of its runs holds a key of ``@handler(key=...)``, at DEFAULT settings
 (30 s flow lease renewed every 10 s, 1 s busy retry, 60 s delivery lease): the key's other events resume
 within the flow lease, well inside the 90 s recovery bound, and none of them overlaps another run of that key.
-(That the dead worker's own message comes back is ``worker.lease``'s, shown by tests/test_lease.py; the same
+(That the dead worker's own message comes back is ``worker.execution.lease``'s, shown by tests/test_lease.py;
+the same
 scenario at a short lease in tests/test_flow_fleet.py waits for it too.)
 """
 

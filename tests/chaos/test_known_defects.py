@@ -25,8 +25,8 @@ import redis
 from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import running_redis
+from worker.delivery.publish import Publisher
 from worker.providers import normalize
-from worker.publish import Publisher
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.chaos

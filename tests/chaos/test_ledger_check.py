@@ -6,8 +6,8 @@ import pytest
 
 from tests.chaos.ledger import Faults, Run, Sent, check
 from tests.chaos.spec import POISON, RECORD_ALL, RECORD_IMS
-from worker.deadletter import DeadLetter
-from worker.tasks import REASON_EXHAUSTED
+from worker.delivery.deadletter import DeadLetter
+from worker.execution.tasks import REASON_EXHAUSTED
 
 pytestmark = pytest.mark.chaos
 

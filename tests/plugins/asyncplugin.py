@@ -1,4 +1,4 @@
-"""``async def`` handlers for the real-worker tests of ``worker.asyncrun``, steered by Redis flags.
+"""``async def`` handlers for the real-worker tests of ``worker.execution.asyncrun``, steered by Redis flags.
 
 Each run appends ``<pid>:<id of the running loop>`` to ``async:loops`` (proves the loop is the process's and
 reused), and counts runs in ``async:runs:<event id>``. Flags (per event id):

@@ -14,8 +14,8 @@ from typing import Any
 from worker.cli.handlers import format_subscription, subscription_rows
 from worker.cli.preflight import load_handlers
 from worker.errors import ConfigurationError
+from worker.execution.registry import REGISTRY
 from worker.redisconn import redact_text, redact_url, sync_client
-from worker.registry import REGISTRY
 from worker.settings import Settings, load_settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -39,7 +39,7 @@ def _connect_broker(url: str) -> str:
 
 
 def _mns_queue(settings: Settings, name: str) -> str:
-    from worker.inject import close_queue  # noqa: PLC0415 - the SDK only when MNS is configured
+    from worker.devtools.inject import close_queue  # noqa: PLC0415 - the SDK only when MNS is configured
     from worker.mns.client import open_queue  # noqa: PLC0415
 
     queue = open_queue(settings, name)

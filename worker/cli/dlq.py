@@ -1,4 +1,5 @@
-"""`ims-worker dlq`: list, show, redrive and purge dead letters (the stream in ``worker.deadletter``)."""
+"""`ims-worker dlq`: list, show, redrive and purge dead letters (the stream in
+``worker.delivery.deadletter``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
+from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
 from worker.redisconn import REDIS_ERRORS, redact_text, redact_url
@@ -104,8 +105,8 @@ def _selected(store: DeadLetterStore, args: argparse.Namespace) -> tuple[list[De
 
 
 def _cmd_redrive(store: DeadLetterStore, args: argparse.Namespace, settings: Settings) -> int:
-    from worker.publish import Publisher  # noqa: PLC0415 - only this subcommand needs the broker
-    from worker.redrive import redrive  # noqa: PLC0415
+    from worker.delivery.publish import Publisher  # noqa: PLC0415 - only this subcommand needs the broker
+    from worker.delivery.redrive import redrive  # noqa: PLC0415
 
     entries, all_found = _selected(store, args)
     publisher = Publisher(settings)

@@ -13,10 +13,15 @@ import threading
 from types import FrameType
 from typing import Any
 
+from worker.devtools.mns_emulator import (
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCESS_KEY_SECRET,
+    FaultSettings,
+    MnsEmulator,
+)
+from worker.devtools.mns_emulator.errors import MnsError
 from worker.errors import ConfigurationError
 from worker.logging import configure_logging
-from worker.mns.emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, FaultSettings, MnsEmulator
-from worker.mns.emulator.errors import MnsError
 from worker.settings import load_settings
 
 DEFAULT_PORT = 9876

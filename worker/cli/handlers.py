@@ -10,7 +10,7 @@ from typing import Any
 
 from worker.cli.preflight import load_handlers
 from worker.events.catalogue import CATALOGUE
-from worker.registry import REGISTRY, Subscription
+from worker.execution.registry import REGISTRY, Subscription
 from worker.settings import load_settings
 
 

@@ -11,7 +11,7 @@ import errno
 import socket
 
 from worker.errors import ConfigurationError
-from worker.registry import REGISTRY, discover
+from worker.execution.registry import REGISTRY, discover
 from worker.settings import Settings
 from worker.settingserrors import missing
 

@@ -1,6 +1,7 @@
 """``ims-worker run``: the consumer, the shim, a Celery worker (and Flower) as one supervised process tree.
 
-With nothing configured it starts what is missing (``worker.embedded``): a private Redis under the state
+With nothing configured it starts what is missing (``worker.devtools.embedded``): a private Redis under the
+state
 directory and the MNS emulator with an ``ice-callback-demo`` queue. ``--demo`` then delivers every sample
 event the way its provider would; ``--exit-when-done`` exits 0 once all were handled, non-zero otherwise.
 The children are the same commands as the Procfile's process types, started with this Python.
@@ -17,15 +18,15 @@ from typing import Any, TextIO, cast
 import structlog
 
 from worker.cli.preflight import load_handlers, require_free_port
-from worker.demo import Demo, DemoFailed, demo_environment
-from worker.embedded import EmbeddedServices
+from worker.devtools.demo import Demo, DemoFailed, demo_environment
+from worker.devtools.embedded import EmbeddedServices
+from worker.devtools.runview import RunView, ViewStream, status_printer
+from worker.devtools.supervisor import ChildSpec, Supervisor
 from worker.logging import configure_logging
 from worker.redisconn import redact_url
-from worker.runview import RunView, ViewStream, status_printer
 from worker.settings import Settings, load_settings
 from worker.shim.arming import NothingArmed
 from worker.shim.arming import check as check_arming
-from worker.supervisor import ChildSpec, Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +121,7 @@ class DemoRunner:
         self.thread = threading.Thread(target=self._run, name="demo", daemon=True)
 
     def _fail(self, reason: str) -> None:
-        log.warning("demo failed", error=reason)
+        log.warning("demo.failed", error=reason)
         print(f"demo failed: {reason}", file=sys.stderr, flush=True)
         self.code = 1
 
@@ -128,7 +129,7 @@ class DemoRunner:
         should_stop = lambda: self.supervisor.stop_requested  # noqa: E731 - a one-line predicate
         try:
             self.demo.seed(should_stop)
-            log.info("demo seeded", events=len(self.demo.expected))
+            log.info("demo.seeded", events=len(self.demo.expected))
             if not self.exit_when_done:
                 return
             missing = self.demo.wait_until_handled(should_stop)
@@ -183,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
             supervisor.on_tick = status_printer(view, supervisor.write_line)
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
-            "ims-worker run",
+            "run.started",
             broker=redact_url(settings.broker_url),
             mns_endpoint=settings.mns_endpoint,
             queues=settings.mns_queues,

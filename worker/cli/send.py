@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from worker.devtools.httppost import ConnectionLost
+from worker.devtools.inject import MNS_MAX_MESSAGE_BYTES, encoded_size, post_webhook, send_to_mns
 from worker.errors import InvalidPayload
-from worker.httppost import ConnectionLost
-from worker.inject import MNS_MAX_MESSAGE_BYTES, encoded_size, post_webhook, send_to_mns
 from worker.providers import detect_source
 from worker.settings import load_settings
 from worker.shim.providers import ENDPOINTS

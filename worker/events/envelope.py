@@ -62,7 +62,7 @@ class Event(BaseModel):
     @property
     def data_from_raw(self) -> bool:
         """True when ``data`` can be derived again from ``raw`` (``worker.events.fanout.item_of``; set by
-        ``normalize``): a task message may then leave ``data`` out (``worker.taskmessage``)."""
+        ``normalize``): a task message may then leave ``data`` out (``worker.delivery.taskmessage``)."""
         return bool(self.__dict__.get(_DATA_FROM_RAW, False))
 
     def mark_data_from_raw(self) -> None:
@@ -74,7 +74,7 @@ class Event(BaseModel):
     @classmethod
     def _typed_data(cls, value: Any) -> Any:
         # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``; a
-        # task message that left ``data`` out (``worker.taskmessage``) has it derived from ``raw``.
+        # task message that left ``data`` out (``worker.delivery.taskmessage``) has it derived from ``raw``.
         if not isinstance(value, dict) or "type" not in value:
             return value
         from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module

@@ -100,7 +100,8 @@ def _event(rules: _Rules, obj: dict[str, Any], item: Item) -> Event:
         transport=transport,
         index=item.index,
     )
-    # ``data`` can be derived again from ``raw``: a task message may leave it out (``worker.taskmessage``).
+    # ``data`` can be derived again from ``raw``: a task message may leave it out
+    # (``worker.delivery.taskmessage``).
     if derivable(raw, item.payload):
         event.mark_data_from_raw()
     return event

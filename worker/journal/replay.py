@@ -1,7 +1,8 @@
 """Replay: run chosen handlers again for past events, from the task message the journal kept.
 
 Each replayed event gets a new task message (a new task id) and a *replay record* under that task id naming
-the handlers to run (``worker.dedupe.replay_key``). The ledger's begin script honours it: the named handlers
+the handlers to run (``worker.delivery.dedupe.replay_key``). The ledger's begin script honours it: the named
+handlers
 run even though their done markers say they succeeded, once per replay task (a Celery retry of the replay
 keeps its task id, so a handler that succeeded in it is not run twice); every other handler is skipped.
 The record, the enqueue and the "replayed" journal entry are one script. Replays bypass the dedupe marker and
@@ -19,14 +20,14 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from worker.dedupe import replay_key
+from worker.delivery.dedupe import replay_key
+from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id
 from worker.events import Event
+from worker.execution.registry import REGISTRY
 from worker.journal.config import JournalConfig, entry, now_ms
 from worker.journal.lua import JOURNAL_LUA
 from worker.journal.reader import EventHistory, JournalReader
-from worker.registry import REGISTRY
 from worker.settings import Settings
-from worker.taskmessage import TaskMessageBuilder, new_task_id
 
 # KEYS: queue, replay record. ARGV: message, handler names (a line each), ttl, event id, entry, journal.
 _REPLAY = (
@@ -104,7 +105,7 @@ def plan(
 
 class Replayer:
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
-        from worker.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
+        from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
 
         self._queue_for = queue_for
         self._settings = settings

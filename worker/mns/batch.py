@@ -15,14 +15,14 @@ from typing import Any
 import redis
 import structlog
 
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
 from worker.events import Event, Transport
 from worker.events.fanout import DEFAULT_MAX_EVENTS
 from worker.mns import metrics
 from worker.mns.decode import decode_body
 from worker.providers import normalize
-from worker.publish import Publisher
 
 log = structlog.get_logger(__name__)
 _DEBUG = logging.getLogger(__name__)  # asked before building debug lines: structlog would build them first

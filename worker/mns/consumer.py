@@ -20,7 +20,8 @@ import structlog
 from mns.mns_exception import MNSClientNetworkException, MNSExceptionBase, MNSServerException
 
 from worker.backoff import backoff_delay
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.mns import metrics
 from worker.mns.backpressure import Backpressure, backpressure_for
@@ -28,7 +29,6 @@ from worker.mns.batch import BatchHandler
 from worker.mns.client import interrupt, open_queue
 from worker.mns.health import PollHealth
 from worker.mns.progress import Progress
-from worker.publish import Publisher
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)

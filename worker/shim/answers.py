@@ -25,7 +25,7 @@ class PublishResultLike(Protocol):
 
 
 class Publisher(Protocol):
-    """What the shim needs of ``worker.publish.AsyncPublisher``."""
+    """What the shim needs of ``worker.delivery.publish.AsyncPublisher``."""
 
     async def publish(self, events: Sequence[Event]) -> Sequence[PublishResultLike]: ...
     async def ping(self) -> bool: ...

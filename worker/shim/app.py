@@ -57,7 +57,7 @@ _TENCENT_OK = b'{"code":0}'
 def _default_publisher(settings: Settings) -> Publisher:
     # Imported late: the publisher pulls in the Redis client and Celery's message format, which tests of the
     # pure parts of the shim do not need.
-    from worker.publish import AsyncPublisher  # noqa: PLC0415
+    from worker.delivery.publish import AsyncPublisher  # noqa: PLC0415
 
     return AsyncPublisher(settings)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from worker.deadletter import DeadLetterStore
+from worker.delivery.deadletter import DeadLetterStore
 from worker.errors import BrokerUnavailable
 from worker.events import Transport
 from worker.redisconn import REDIS_ERRORS

@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.deadletter import DeadLetter, DeadLetterStore
-from worker.dedupe import done_key
+from worker.delivery.deadletter import DeadLetter, DeadLetterStore
+from worker.delivery.dedupe import done_key
 from worker.events import Event
+from worker.execution.registry import REGISTRY
 from worker.redisconn import store_client
-from worker.registry import REGISTRY
 from worker.settings import Settings
 
 

@@ -18,7 +18,7 @@ from worker.testing.samples import sample_event
 
 @pytest.fixture(scope="session")
 def ims_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from worker.embedded import EmbeddedRedis  # noqa: PLC0415 - only when a test asks for it
+    from worker.devtools.embedded import EmbeddedRedis  # noqa: PLC0415 - only when a test asks for it
 
     server = EmbeddedRedis(Path(tmp_path_factory.mktemp("ims-worker-redis")))
     server.start()

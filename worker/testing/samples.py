@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from worker.demo import load_samples
+from worker.devtools.demo import load_samples
 from worker.events import Event
 from worker.providers import normalize
 

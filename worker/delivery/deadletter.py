@@ -1,0 +1,244 @@
+"""The dead-letter store: a Redis stream of everything that could not be handled, kept until an operator acts.
+
+Each entry holds the raw payload (always, byte for byte), the normalized event as JSON when there was one, the
+source, type and id, the reason, an exception summary, the attempt count, the failing handlers and timestamps.
+The stream is never trimmed: nothing is dropped silently. ``worker.delivery.redrive`` puts entries back on
+the broker.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from worker.delivery.dedupe import PREFIX
+from worker.events import Event, Transport
+from worker.journal.config import OFF, JournalConfig, stats_blob
+from worker.journal.lua import JOURNAL_LUA
+from worker.redisconn import store_client, sync_client
+from worker.settings import Settings
+
+STREAM_KEY = f"{PREFIX}:deadletters"
+_PAGE = 500
+ONCE_TTL_SECONDS = 7 * 86400
+# SET NX (with a once key) and XADD in one script, so that a crash between them cannot lose the entry or
+# leave a stale marker; the journal entry and the metrics counter in the same step.
+# ARGV: once ttl, the fields..., then event id, reason, metrics counters, journal settings line.
+_ADD = (
+    JOURNAL_LUA
+    + """
+local last = #ARGV - 4
+if KEYS[2] == nil or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2, last))
+  if J and ARGV[last + 1] ~= '' then
+    jadd(ARGV[last + 1], jent('dead-lettered', {reason = ARGV[last + 2], dl = id}))
+    jfailed(ARGV[last + 1])
+  end
+  jstats(ARGV[last + 3])
+  return id
+end
+return false
+"""
+)
+_Page = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE answers on a client without decode_responses
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str  # the stream entry id ("<ms>-<seq>"), also when it was dead-lettered
+    raw: bytes
+    source: str
+    reason: str
+    event_type: str | None
+    event_id: str | None
+    event_json: str | None
+    error: str | None
+    attempts: int
+    handlers: tuple[str, ...]
+    transport: dict[str, Any] | None
+    received_at: str | None
+
+    @property
+    def dead_lettered_at(self) -> datetime:
+        return datetime.fromtimestamp(int(self.id.split("-")[0]) / 1000, tz=UTC)
+
+    @property
+    def raw_text(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+    @classmethod
+    def from_fields(cls, entry_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
+        transport = fields.get(b"transport")
+        handlers = _text(fields.get(b"handlers")) or ""
+        return cls(
+            id=entry_id,
+            raw=fields.get(b"raw", b""),
+            source=_text(fields.get(b"source")) or "unknown",
+            reason=_text(fields.get(b"reason")) or "",
+            event_type=_text(fields.get(b"type")),
+            event_id=_text(fields.get(b"event_id")),
+            event_json=_text(fields.get(b"event")),
+            error=_text(fields.get(b"error")),
+            attempts=int(fields.get(b"attempts", b"0")),
+            handlers=tuple(h for h in handlers.split(",") if h),
+            transport=json.loads(transport) if transport else None,
+            received_at=_text(fields.get(b"received_at")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view for ``dlq show`` and ``dlq list --json``; the raw body as text (repr if binary)."""
+        try:
+            raw: Any = self.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = repr(self.raw)
+        return {
+            "id": self.id,
+            "dead_lettered_at": self.dead_lettered_at.isoformat(),
+            "source": self.source,
+            "type": self.event_type,
+            "event_id": self.event_id,
+            "reason": self.reason,
+            "error": self.error,
+            "attempts": self.attempts,
+            "handlers": list(self.handlers),
+            "transport": self.transport,
+            "received_at": self.received_at,
+            "raw": raw,
+            "event": json.loads(self.event_json) if self.event_json else None,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """All criteria must hold. ``event_type`` is a glob (``ims.*``), ``reason`` a case-blind substring."""
+
+    source: str | None = None
+    event_type: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, entry: DeadLetter) -> bool:
+        if self.source is not None and entry.source != self.source:
+            return False
+        if self.event_type is not None and not fnmatch.fnmatchcase(entry.event_type or "", self.event_type):
+            return False
+        return self.reason is None or self.reason.lower() in entry.reason.lower()
+
+
+class DeadLetterStore:
+    """Sync access to the stream, from a Redis URL or client. Redis errors propagate unchanged."""
+
+    def __init__(self, redis_or_url: str | redis.Redis, *, journal: JournalConfig = OFF) -> None:
+        self._client = sync_client(redis_or_url) if isinstance(redis_or_url, str) else redis_or_url
+        self._owns_client = isinstance(redis_or_url, str)
+        self._journal = journal
+        self._add = self._client.register_script(_ADD)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> DeadLetterStore:
+        """The store at ``settings``' Redis, connected with its TLS, ACL or Sentinel settings."""
+        store = cls(store_client(settings), journal=JournalConfig.from_settings(settings))
+        store._owns_client = True
+        return store
+
+    def add(
+        self,
+        *,
+        raw: str | bytes | Mapping[str, Any],
+        source: str,
+        reason: str,
+        event_type: str | None = None,
+        event_id: str | None = None,
+        error: str | None = None,
+        attempts: int = 0,
+        transport: Transport | None = None,
+        event: Event | None = None,
+        handlers: Sequence[str] = (),
+        once_key: str | None = None,
+    ) -> str | None:
+        """Append an entry; returns its id. With ``once_key`` (e.g. the MNS message id) an entry already added
+        under that key in the last week is not added again and ``None`` is returned: a poison message whose
+        delete failed comes back, and must not fill the store with copies of itself."""
+        if isinstance(raw, Mapping):
+            raw = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        fields: dict[str, str | bytes | int] = {
+            "raw": raw,
+            "source": source,
+            "reason": reason,
+            "attempts": attempts,
+        }
+        if event is not None:
+            fields["event"] = event.model_dump_json()
+            fields["received_at"] = event.received_at.isoformat()
+            event_type = event_type or event.type
+            event_id = event_id or event.id
+            transport = transport or event.transport
+        optional = {"type": event_type, "event_id": event_id, "error": error, "handlers": ",".join(handlers)}
+        fields.update({key: value for key, value in optional.items() if value})
+        if transport is not None:
+            fields["transport"] = transport.model_dump_json(exclude_none=True)
+        flat = [item for pair in fields.items() for item in pair]
+        keys = [STREAM_KEY] if once_key is None else [STREAM_KEY, f"{PREFIX}:deadletter-once:{once_key}"]
+        counters = stats_blob({f"deadlettered|{source}|{event_type or 'unknown'}": 1})
+        tail = [event_id or "", reason, counters, self._journal.tail()]
+        entry_id = self._add(keys=keys, args=[ONCE_TTL_SECONDS, *flat, *tail])
+        if entry_id is None:
+            return None
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def iter(self, where: DeadLetterFilter | None = None) -> Iterator[DeadLetter]:
+        """Entries oldest first, paging through the stream (time bounds are applied by Redis itself)."""
+        where = where or DeadLetterFilter()
+        start = str(_ms(where.since)) if where.since else "-"
+        end = str(_ms(where.until)) if where.until else "+"
+        while True:
+            page = cast(_Page, self._client.xrange(STREAM_KEY, min=start, max=end, count=_PAGE))
+            for raw_id, fields in page:
+                entry = DeadLetter.from_fields(raw_id.decode(), fields)
+                if where.matches(entry):
+                    yield entry
+            if len(page) < _PAGE:
+                return
+            start = "(" + page[-1][0].decode()
+
+    def list(self, where: DeadLetterFilter | None = None, *, limit: int | None = None) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        for entry in self.iter(where):
+            if limit is not None and len(found) >= limit:
+                break
+            found.append(entry)
+        return found
+
+    def count(self, where: DeadLetterFilter | None = None) -> int:
+        if where is None or where == DeadLetterFilter():
+            return int(self._client.xlen(STREAM_KEY))
+        return sum(1 for _ in self.iter(where))
+
+    def get(self, entry_id: str) -> DeadLetter | None:
+        try:
+            page = cast(_Page, self._client.xrange(STREAM_KEY, min=entry_id, max=entry_id, count=1))
+        except redis.ResponseError:  # not a stream id at all
+            return None
+        return DeadLetter.from_fields(page[0][0].decode(), page[0][1]) if page else None
+
+    def delete(self, entry_ids: Sequence[str]) -> int:
+        return int(self._client.xdel(STREAM_KEY, *entry_ids)) if entry_ids else 0
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()

@@ -1,0 +1,198 @@
+"""The in-flight ledger: a copy of every task message the publisher enqueues, kept until its task finishes.
+
+Why: kombu's Redis transport takes a message with BRPOP and only afterwards records it as unacked, in a
+second command. If Redis stops between the two, or the BRPOP reply is lost with the connection, the message
+exists nowhere, although the event was acknowledged upstream (MNS delete, HTTP 200). The chaos suite caught
+exactly that on Redis restarts.
+
+So the publish script also writes each message here, in the same atomic step as the enqueue; the task wrapper
+drops the copy once the event reached a final outcome (handled or dead-lettered); and a sweeper in every
+worker re-enqueues the copies whose task has not finished by their deadline and whose message is nowhere. A
+re-enqueued copy is harmless: handlers that already succeeded for the event are skipped by their done markers.
+
+"Nowhere" is decided without scanning the queue, so that one script call stays short with a million messages
+queued (``bench/outbox_bench.py``). A copy's deadline is its enqueue time plus the lease, so the overdue
+copies are the oldest messages, and the oldest queued messages sit at the tail BRPOP takes from:
+
+* held: a live worker holds its task (``worker.execution.lease`` renews ``held_key``), or kombu's ``unacked``
+hash has
+  the copy's own delivery (kombu restores that one itself if its worker dies);
+* queued: its task id is among the ``WINDOW`` messages at the tail, or the copy is younger (by more than the
+  clock margin) than the oldest message in that window: then it is still waiting behind them;
+* otherwise it was taken and lost: it goes back at the tail (it is the oldest) with a fresh deadline.
+
+A queued copy keeps its deadline (it is what orders it against the window) and is looked at again by the next
+sweep; a held one gets a fresh deadline. A retry is a new message: the worker gives the copy a fresh deadline
+when it sends one (``Outbox.renew``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+import structlog
+
+from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker.execution.lease import held_key
+
+log = structlog.get_logger(__name__)
+
+SWEEP_BATCH = 100  # overdue copies looked at by one script call
+WINDOW = 64  # messages read from a queue's tail by one script call
+CLOCK_MARGIN_MS = 5000  # publishers' clocks may differ by this much without a queued copy looking lost
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> message, for messages a worker holds
+SWEEP_LOCK_KEY = "ims-worker:outbox:sweeping"
+
+# KEYS: outbox, due, kombu's unacked hash.
+# ARGV: now (ms), limit, from (a deadline), skip, window, clock margin (ms), held-key prefix.
+# Looks at the overdue copies from deadline `from` on, skipping the first `skip` at exactly `from` (the ones
+# an earlier call left in place). Returns {re-enqueued, looked at, last deadline looked at, copies left at
+# that deadline}. Every call reads at most `limit` copies and `window` messages per queue. No deadline is
+# moved: it is the copy's place in the enqueue order, which the tail comparison relies on.
+_SWEEP = """
+local now, window_size = tonumber(ARGV[1]), tonumber(ARGV[5])
+local rows = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], now, 'WITHSCORES', 'LIMIT', tonumber(ARGV[4]),
+  tonumber(ARGV[2]))
+local function field(message, prefix)
+  local at = string.find(message, prefix, 1, true)
+  if not at then return nil end
+  return string.match(message, '^([^"]+)"', at + #prefix)
+end
+local windows = {}
+local function tail(queue)
+  local w = windows[queue]
+  if w then return w end
+  local ids, oldest = {}, nil
+  for _, message in ipairs(redis.call('LRANGE', queue, -window_size, -1)) do
+    local id = field(message, '"id": "')
+    if id then
+      ids[id] = true
+      local score = redis.call('ZSCORE', KEYS[2], id)
+      if score and (not oldest or tonumber(score) < oldest) then oldest = tonumber(score) end
+    end
+  end
+  w = {ids = ids, oldest = oldest, complete = redis.call('LLEN', queue) <= window_size}
+  windows[queue] = w
+  return w
+end
+local pushed, last, kept = 0, nil, tonumber(ARGV[4])
+if ARGV[3] ~= '-inf' then last = tonumber(ARGV[3]) end
+for i = 1, #rows, 2 do
+  local id, score = rows[i], tonumber(rows[i + 1])
+  if score ~= last then last, kept = score, 0 end
+  local entry = redis.call('HGET', KEYS[1], id)
+  if not entry then
+    redis.call('ZREM', KEYS[2], id)
+  else
+    kept = kept + 1
+    if redis.call('EXISTS', ARGV[7] .. id) == 0 then
+      local cut = string.find(entry, '\\n', 1, true)
+      local queue = string.sub(entry, 1, cut - 1)
+      local w = tail(queue)
+      local younger = (not w.oldest) or score + tonumber(ARGV[6]) >= w.oldest
+      if not (w.ids[id] or ((not w.complete) and younger)) then
+        local message = string.sub(entry, cut + 1)
+        local tag = field(message, '"delivery_tag": "')
+        if not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
+          redis.call('RPUSH', queue, message)
+          pushed = pushed + 1
+        end
+      end
+    end
+  end
+end
+return {pushed, #rows / 2, last and tostring(last) or ARGV[3], kept}
+"""
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    pushed: int  # copies re-enqueued
+    seen: int  # copies looked at
+    cursor: tuple[str, int]  # where the next call starts
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Outbox:
+    """The worker side: forget finished copies, renew a retried one, re-enqueue lost ones."""
+
+    def __init__(self, client: redis.Redis, deadline_seconds: int, *, window: int = WINDOW) -> None:
+        self._client = client
+        self._deadline_ms = deadline_seconds * 1000
+        self._window = window
+        self._sweep = client.register_script(_SWEEP)
+        self.calls = 0  # script calls made by the last sweep (the benchmark reads it)
+
+    def finish(self, task_id: str) -> None:
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(OUTBOX_KEY, task_id)
+            pipe.zrem(OUTBOX_DUE_KEY, task_id)
+            pipe.execute()
+
+    def renew(self, task_id: str) -> None:
+        """The task's message was just enqueued again as a new delivery (a retry): the copy is as young."""
+        self._client.zadd(OUTBOX_DUE_KEY, {task_id: _now_ms() + self._deadline_ms}, xx=True)
+
+    def sweep_once(self, cursor: tuple[str, int] = ("-inf", 0), limit: int = SWEEP_BATCH) -> SweepStep:
+        """One bounded script call over the overdue copies from ``cursor`` (a deadline, and how many copies
+        left in place at exactly that deadline to skip) on."""
+        now = _now_ms()
+        keys = [OUTBOX_KEY, OUTBOX_DUE_KEY, UNACKED_KEY]
+        start, skip = cursor
+        args: list[str | int] = [now, limit, start, skip, self._window, CLOCK_MARGIN_MS, held_key("")]
+        pushed, seen, last, kept = self._sweep(keys=keys, args=args)
+        last_text = last.decode() if isinstance(last, bytes) else str(last)
+        return SweepStep(int(pushed), int(seen), (last_text, int(kept)))
+
+    def sweep(self) -> int:
+        """Look at every copy whose deadline passed, one bounded call per batch; returns how many were lost
+        and re-enqueued. One worker sweeps at a time; the others skip while it does."""
+        token = uuid.uuid4().hex
+        if not self._client.set(SWEEP_LOCK_KEY, token, nx=True, px=self._deadline_ms):
+            return 0
+        total, cursor = 0, ("-inf", 0)
+        self.calls = 0
+        try:
+            while True:
+                step = self.sweep_once(cursor)
+                self.calls += 1
+                total += step.pushed
+                cursor = step.cursor
+                if step.seen < SWEEP_BATCH:
+                    return total
+        finally:
+            if self._client.get(SWEEP_LOCK_KEY) in (token, token.encode()):
+                self._client.delete(SWEEP_LOCK_KEY)
+
+    def in_flight(self) -> int:
+        return int(self._client.hlen(OUTBOX_KEY))
+
+
+class Sweeper(threading.Thread):
+    """Runs ``Outbox.sweep`` every ``interval`` seconds in a worker's main process until stopped."""
+
+    def __init__(self, outbox: Outbox, interval: float) -> None:
+        super().__init__(name="outbox-sweeper", daemon=True)
+        self.outbox = outbox
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                pushed = self.outbox.sweep()
+            except redis.RedisError as exc:
+                log.warning("outbox.sweep_failed", error=type(exc).__name__)
+                continue
+            if pushed:
+                log.warning("outbox.reenqueued", count=pushed)
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,249 @@
+"""Publishing: events -> Celery task messages on the broker, skipping event ids already enqueued.
+
+With a Redis broker that also holds the dedupe markers, a whole batch is one round trip: a Lua script sets
+each event's dedupe marker NX and, only where it was newly set, LPUSHes the task message (built by
+``worker.delivery.taskmessage``) onto the event's queue. Marker and message are written atomically, so a
+crash can
+neither enqueue without marking nor mark without enqueuing.
+
+Any other broker (``amqp://``, or Redis markers kept on a different server than the queues) goes in two
+steps: mark NX in Redis, send the new ones, and remove the markers of whatever could not be sent, so that the
+caller's retry (MNS redelivery, provider retry) is not mistaken for a duplicate.
+
+Callers get one ``PublishResult`` per event, or ``BrokerUnavailable``: then they must not ack upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+
+from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
+from worker.delivery.replication import run_replicated, run_replicated_async
+from worker.delivery.sender import KombuSender
+from worker.delivery.taskmessage import TaskMessage, TaskMessageBuilder, new_task_id
+from worker.errors import BrokerUnavailable
+from worker.events import Event
+from worker.journal.config import JournalConfig, now_ms, received_blob
+from worker.journal.lua import JOURNAL_LUA
+from worker.providers import dedupe_ttl
+from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
+from worker.settings import Settings
+
+# Batches larger than this are split, so one script never holds Redis for long (a redrive may pass thousands).
+SCRIPT_CHUNK = 256
+
+# KEYS: dedupe_1, queue_1, dedupe_2, queue_2, ..., then the outbox hash and its deadline set.
+# ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, message.
+# With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
+# enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.delivery.outbox``)
+# in the
+# same atomic step: the one deliberate second copy of a message (BENCHMARKS.md, Redis bytes per event).
+# Returns one 1 (enqueued) or 0 (duplicate) per event.
+# Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
+_PUBLISH_SCRIPT = (
+    JOURNAL_LUA
+    + """
+local out = {}
+local jb = #ARGV - 1 - (#KEYS - 2) / 2
+local bypass = ARGV[1] == '1'
+local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
+for i = 1, (#KEYS - 2) / 2 do
+  local a = 3 * i
+  local fresh
+  if bypass then
+    redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'EX', ARGV[a + 1])
+    fresh = true
+  else
+    fresh = redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'NX', 'EX', ARGV[a + 1])
+  end
+  if fresh then
+    redis.call('LPUSH', KEYS[2 * i], ARGV[a + 2])
+    redis.call('HSET', outbox, ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
+    redis.call('ZADD', due, ARGV[2], ARGV[a])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+  jpublish(ARGV[jb + i], fresh)
+end
+jtrim(#KEYS + 16)
+return out
+"""
+)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    event_id: str
+    type: str
+    enqueued: bool  # False: a duplicate of an id already enqueued within the dedupe window
+
+
+class _Batch:
+    """The script's KEYS/ARGV for a batch, built once and shared by the sync and async publishers."""
+
+    def __init__(
+        self, settings: Settings, builder: TaskMessageBuilder, events: Sequence[Event], bypass: bool
+    ):
+        from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
+
+        self.keys: list[str] = []
+        deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
+        self.args: list[Any] = ["1" if bypass else "0", deadline_ms]
+        self.messages: list[TaskMessage] = []
+        for event in events:
+            message = builder.build(event, queue_for(settings, event.type, event.source))
+            self.messages.append(message)
+            self.keys += (dedupe_key(event.id), message.queue)
+            self.args += (message.task_id, dedupe_ttl(settings, event.source), message.payload)
+        self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
+        journal = JournalConfig.from_settings(settings)
+        if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
+            now, kind = now_ms(), "redriven" if bypass else "received"
+            self.args += [received_blob(event, now, kind) for event in events]
+            self.args.append(journal.tail(now))
+        else:
+            self.args.append("")
+
+
+def _results(events: Sequence[Event], flags: Sequence[Any]) -> list[PublishResult]:
+    return [PublishResult(e.id, e.type, bool(int(f))) for e, f in zip(events, flags, strict=True)]
+
+
+def _unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
+    detail = redact_text(str(exc)) or type(exc).__name__
+    return BrokerUnavailable(f"{what} at {redact_url(url)} is unreachable: {detail}")
+
+
+def _chunks(events: Sequence[Event]) -> list[Sequence[Event]]:
+    return [events[i : i + SCRIPT_CHUNK] for i in range(0, len(events), SCRIPT_CHUNK)]
+
+
+def _single_script(settings: Settings) -> bool:
+    # The script needs the markers and the queues on one Redis server and database.
+    return settings.broker_is_redis and settings.effective_redis_url == settings.broker_url
+
+
+class Publisher:
+    """Synchronous publisher; the MNS consumer makes one per thread (cheap, and not meant to be shared)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._builder = TaskMessageBuilder()
+        self._redis_url = settings.effective_redis_url
+        self._redis = store_client(settings)
+        self._script = self._redis.register_script(_PUBLISH_SCRIPT)
+        self._sender: KombuSender | None = None
+        if not _single_script(settings):
+            self._sender = KombuSender(settings)
+
+    def publish(self, events: Sequence[Event], *, bypass_dedupe: bool = False) -> list[PublishResult]:
+        """Enqueue each event whose id is not marked yet. ``bypass_dedupe`` is for redrives only."""
+        results: list[PublishResult] = []
+        for chunk in _chunks(events):
+            if self._sender is None:
+                results += self._publish_script(chunk, bypass_dedupe)
+            else:
+                results += self._publish_two_step(chunk, bypass_dedupe)
+        return results
+
+    def _publish_script(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
+        batch = _Batch(self._settings, self._builder, events, bypass)
+        wait = self._settings.redis_wait_replicas
+        try:
+            if wait:
+                timeout = self._settings.redis_wait_timeout_ms
+                flags = run_replicated(
+                    self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                )
+            else:
+                flags = self._script(keys=batch.keys, args=batch.args)
+        except REDIS_ERRORS as exc:
+            raise _unavailable("Redis broker", self._redis_url, exc) from exc
+        return _results(events, flags)
+
+    def _publish_two_step(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
+        assert self._sender is not None
+        task_ids = [new_task_id() for _ in events]
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for event, task_id in zip(events, task_ids, strict=True):
+                    ttl = dedupe_ttl(self._settings, event.source)
+                    pipe.set(dedupe_key(event.id), task_id, ex=ttl, nx=not bypass)
+                fresh = [bool(flag) for flag in pipe.execute()]
+        except REDIS_ERRORS as exc:
+            raise _unavailable("Redis (dedupe markers)", self._redis_url, exc) from exc
+        to_send = [(e, tid) for e, tid, new in zip(events, task_ids, fresh, strict=True) if new]
+        try:
+            self._sender.send(to_send)
+        except BrokerUnavailable:
+            self._forget([e for e, _ in to_send])
+            raise
+        return [PublishResult(e.id, e.type, new) for e, new in zip(events, fresh, strict=True)]
+
+    def _forget(self, events: Sequence[Event]) -> None:
+        # Best effort: if Redis is gone too, the markers expire and the upstream retry is then enqueued.
+        with contextlib.suppress(*REDIS_ERRORS):
+            self._redis.delete(*[dedupe_key(e.id) for e in events])
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping()) and (self._sender is None or self._sender.ping())
+        except REDIS_ERRORS:
+            return False
+
+    def close(self) -> None:
+        self._redis.close()
+        if self._sender is not None:
+            self._sender.close()
+
+
+class AsyncPublisher:
+    """The ASGI shim's publisher: redis.asyncio for the one-script path, a worker thread for anything else."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._builder = TaskMessageBuilder()
+        self._redis_url = settings.effective_redis_url
+        self._redis: redis.asyncio.Redis = async_store_client(settings)
+        self._script = self._redis.register_script(_PUBLISH_SCRIPT)
+        self._fallback: Publisher | None = None if _single_script(settings) else Publisher(settings)
+
+    async def publish(self, events: Sequence[Event], *, bypass_dedupe: bool = False) -> list[PublishResult]:
+        if self._fallback is not None:
+            return await asyncio.to_thread(self._fallback.publish, events, bypass_dedupe=bypass_dedupe)
+        results: list[PublishResult] = []
+        for chunk in _chunks(events):
+            batch = _Batch(self._settings, self._builder, chunk, bypass_dedupe)
+            wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
+            try:
+                if wait:
+                    flags = await run_replicated_async(
+                        self._redis, self._script, batch.keys, batch.args, replicas=wait, timeout_ms=timeout
+                    )
+                else:
+                    flags = await self._script(keys=batch.keys, args=batch.args)
+            except REDIS_ERRORS as exc:
+                raise _unavailable("Redis broker", self._redis_url, exc) from exc
+            results += _results(chunk, flags)
+        return results
+
+    async def ping(self) -> bool:
+        if self._fallback is not None:
+            return await asyncio.to_thread(self._fallback.ping)
+        try:
+            return bool(await self._redis.ping())
+        except REDIS_ERRORS:
+            return False
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+        if self._fallback is not None:
+            await asyncio.to_thread(self._fallback.close)

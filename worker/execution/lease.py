@@ -1,0 +1,124 @@
+"""Delivery leases: a live worker keeps the Redis-broker messages it holds invisible to the others.
+
+kombu's Redis transport records every message a worker takes in the ``unacked`` hash and the
+``unacked_index`` sorted set, scored with the time of delivery; any worker's event loop puts back the ones
+scored older than ``visibility_timeout`` (``QoS.restore_visible``). That timeout used to be sized for the
+longest task plus the longest retry countdown (about 70 minutes), so the messages of a worker killed with
+kill -9 waited that long. Here the timeout is a short lease (60 s by default) and a heartbeat thread in each
+worker's main process re-scores, every ``lease_heartbeat_seconds``, the index entries of every delivery the
+worker still holds: running tasks, prefetched ones and retries waiting for their countdown alike. A slow task
+on a live worker is therefore never restored; a dead worker's messages are restored one lease after its last
+beat (plus one restore interval).
+
+The same beat renews ``held_key(task id)`` for the outbox sweep (``worker.delivery.outbox``): a copy whose
+task is held
+by a live worker, under whatever delivery (a retry is a new message with a new delivery tag), is not lost.
+
+Internals touched (tested with kombu 5.7.0 / Celery 5.6.3, see README): the set of held deliveries is read
+from the channel's ``QoS._delivered`` (kombu's virtual transport), and the index is re-scored with ``ZADD XX``
+on the key names the channel reports (``unacked_index_key``) through the channel's own client
+(``conn_or_acquire``), so TLS, Sentinel and ``global_keyprefix`` apply as for kombu itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+
+from worker.delivery.dedupe import PREFIX
+
+log = structlog.get_logger(__name__)
+
+
+def held_key(task_id: str) -> str:
+    return f"{PREFIX}:held:{task_id}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    tag: str
+    task_id: str | None
+
+
+def held_deliveries(channel: Any) -> list[Delivery]:
+    """The deliveries a kombu virtual channel holds unacknowledged (kombu internal: ``QoS._delivered``)."""
+    qos = channel.qos
+    for _ in range(5):
+        try:
+            # The consumer thread mutates these; a snapshot that races a change is simply taken again.
+            items = list(qos._delivered.items())
+            acked = set(qos._dirty)  # acked, not yet flushed from _delivered
+        except RuntimeError:
+            continue
+        return [Delivery(str(tag), _task_id(message)) for tag, message in items if tag not in acked]
+    return []
+
+
+def _task_id(message: Any) -> str | None:
+    headers = getattr(message, "headers", None) or {}
+    task_id = headers.get("id")
+    return str(task_id) if task_id else None
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the leases of the deliveries of one worker until stopped.
+
+    ``channel`` returns the consumer's current channel (it changes when the connection is re-established)
+    or ``None`` while there is none; ``client`` is the Redis holding the outbox (the broker's Redis when the
+    outbox is in use)."""
+
+    def __init__(
+        self,
+        channel: Callable[[], Any],
+        client: redis.Redis,
+        *,
+        lease_seconds: float,
+        interval: float,
+    ) -> None:
+        super().__init__(name="lease-heartbeat", daemon=True)
+        self._channel = channel
+        self._client = client
+        self._lease_ms = int(lease_seconds * 1000)
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.beats = 0
+        self._last_ok = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive any one failure
+                late = time.monotonic() - self._last_ok
+                # Past the lease other workers restore our messages: a running task may then run twice.
+                level = log.error if late * 1000 > self._lease_ms / 2 else log.warning
+                level("lease heartbeat failed", error=type(exc).__name__, seconds_since_last=round(late, 1))
+
+    def beat(self) -> int:
+        """Renew every held delivery once; returns how many there were."""
+        channel = self._channel()
+        if channel is None:
+            return 0
+        deliveries = held_deliveries(channel)
+        if deliveries:
+            now = time.time()
+            with channel.conn_or_acquire() as broker:
+                # XX: never re-add an entry that was acked or restored since the snapshot.
+                broker.zadd(channel.unacked_index_key, {d.tag: now for d in deliveries}, xx=True)
+            with self._client.pipeline(transaction=False) as pipe:
+                for d in deliveries:
+                    if d.task_id:
+                        pipe.set(held_key(d.task_id), d.tag, px=self._lease_ms)
+                pipe.execute()
+        self.beats += 1
+        self._last_ok = time.monotonic()
+        return len(deliveries)
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,301 @@
+"""The one task body behind every event type: the single place that catches and classifies exceptions.
+
+For one task message: bind the logging context, rebuild the typed ``Event``, consult the handler ledger
+(skip handlers already done for this id, claim the others), run the claimed handlers in stable order, record
+each success, then carry out what ``worker.execution.policy`` decides from those facts: success, dead letter
+(then
+success), a retry that spends an attempt, or a deferral that does not. Redis unreachable or handlers not
+loadable -> retry with backoff, without spending an attempt.
+
+Nothing escapes as an ordinary failure: Celery would acknowledge it and the event would be lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.exceptions import Reject
+from celery.exceptions import Retry as CeleryRetry
+from pydantic import ValidationError
+
+from worker.delivery.deadletter import DeadLetterStore
+from worker.delivery.dedupe import HandlerLedger, HandlerState
+from worker.delivery.outbox import Outbox
+from worker.delivery.taskmessage import task_argsrepr
+from worker.errors import ConfigurationError, Permanent
+from worker.errors import Retry as HandlerRetry
+from worker.events import Event
+from worker.execution import policy
+from worker.execution.asyncrun import call_handler
+from worker.execution.flow.gate import FlowGate
+from worker.execution.registry import REGISTRY, discover
+from worker.journal.config import JournalConfig
+from worker.journal.stats import attempt_stats, retried_stats
+from worker.journal.writer import JournalWriter
+from worker.redisconn import REDIS_ERRORS, redact_text, store_client
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+REASON_PERMANENT = policy.REASON_PERMANENT
+REASON_EXHAUSTED = policy.REASON_EXHAUSTED
+REASON_REDELIVERIES = policy.REASON_REDELIVERIES
+REASON_BAD_MESSAGE = "invalid task message"
+
+
+class HandlerFailed(Exception):
+    """Raised (inside Celery's Retry) to say which handlers failed, without the original exception objects."""
+
+
+class Deferred(Exception):
+    """Raised (inside Celery's Retry) when handlers wait their turn: Flower shows it with the reason."""
+
+
+def summarize(exc: BaseException) -> str:
+    """``Type: message`` with credentials in URLs removed and the length bounded."""
+    kind = type(exc).__qualname__
+    if type(exc).__module__ not in ("builtins", "__main__"):
+        kind = f"{type(exc).__module__}.{kind}"
+    text = redact_text(str(exc))
+    return f"{kind}: {text[:1000]}" if text else kind
+
+
+backoff = policy.backoff
+
+
+@dataclass
+class Runtime:
+    """Per-process Redis resources (made after the prefork fork, never shared across processes)."""
+
+    pid: int
+    ledger: HandlerLedger
+    deadletters: DeadLetterStore
+    outbox: Outbox
+    journal: JournalWriter
+    flow: FlowGate
+
+
+_runtime: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime:
+    global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
+    if _runtime is None or _runtime.pid != os.getpid():
+        client = store_client(settings)
+        journal = JournalConfig.from_settings(settings)
+        ledger = HandlerLedger(
+            client,
+            claim_seconds=settings.handler_claim_seconds,
+            done_ttl_seconds=settings.handler_done_ttl_seconds,
+            outbox_deadline_seconds=settings.visibility_timeout,
+            journal=journal,
+        )
+        _runtime = Runtime(
+            pid=os.getpid(),
+            ledger=ledger,
+            deadletters=DeadLetterStore(client, journal=journal),
+            outbox=Outbox(client, settings.visibility_timeout),
+            journal=JournalWriter(client, journal),
+            flow=FlowGate(
+                client,
+                lease_seconds=settings.flow_lease_seconds,
+                busy_retry_seconds=settings.flow_busy_retry_seconds,
+                newest_ttl_seconds=settings.handler_done_ttl_seconds,
+            ),
+        )
+    return _runtime
+
+
+def _retry(
+    task: Task, countdown: float, reason: str, event: Event | None = None, *, deferred: bool = False
+) -> CeleryRetry:
+    """Schedule the next attempt. If even that cannot be sent, requeue the message itself (never ack it)."""
+    if deferred:
+        log.info("task.deferred", countdown=round(countdown, 3), reason=reason)
+    else:
+        log.warning("task.retrying", countdown=round(countdown, 3), reason=reason)
+    options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
+    if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
+        with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
+            kind, stats = ("deferred", None) if deferred else ("retried", retried_stats(event))
+            _runtime.journal.note(
+                event.id, kind, stats=stats, countdown=round(countdown, 3), why=reason[:200]
+            )
+    exc = Deferred(reason) if deferred else HandlerFailed(reason)
+    try:
+        return task.retry(countdown=countdown, exc=exc, throw=False, **options)
+    except Exception as exc:
+        log.exception("task.retry_failed", error=summarize(exc))
+        raise Reject(summarize(exc), requeue=True) from exc
+
+
+def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
+    request = task.request
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        task_id=request.id, event_type=task.name, attempt=request.retries + 1
+    )
+    if len(args) != 1 or not isinstance(args[0], dict):
+        return _bad_message(task, settings, args, "expected one argument: the event as a JSON object")
+    try:
+        event = Event.model_validate(args[0])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        return _bad_message(
+            task, settings, args, f"event does not validate ({exc.error_count()}): {problems}"
+        )
+    structlog.contextvars.bind_contextvars(event_id=event.id, source=event.source)
+    try:
+        return _handle(task, settings, event)
+    except REDIS_ERRORS as exc:
+        countdown = backoff(settings, request.retries + 1)
+        raise _retry(task, countdown, f"Redis unavailable: {summarize(exc)}", event) from exc
+    except ConfigurationError as exc:  # handlers failed to load: keep the event until they do
+        raise _retry(task, backoff(settings, request.retries + 1), summarize(exc), event) from exc
+
+
+def _handle(task: Task, settings: Settings, event: Event) -> str:
+    request, rt = task.request, runtime(settings)
+    if not REGISTRY.subscriptions:
+        # Started some way that skipped the worker_init discovery: never run an event with no handlers at all.
+        discover(settings.handler_modules)
+    subscriptions = REGISTRY.handlers_for(event.type)
+    names = [s.name for s in subscriptions]
+    redelivered = bool((request.delivery_info or {}).get("redelivered"))
+    first = request.retries == 0  # the journal indexes the event and keeps its payload once
+    start = rt.ledger.begin(
+        event.id,
+        request.id,
+        names,
+        redelivered=redelivered,
+        attempt=request.retries + 1,
+        event=event if first else None,
+    )
+    pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
+    parked = policy.admit(start.redeliveries, pending, settings)
+    if parked is not None:
+        rt.ledger.finish(event.id, request.id, pending, failed=False)
+        return _execute(task, rt, event, parked, attempts=request.retries)
+
+    failures: list[policy.Failure] = []
+    held: list[policy.Held] = []
+    ran = skipped = 0
+    for sub, state in zip(subscriptions, start.states, strict=True):
+        if state is HandlerState.DONE:
+            skipped += 1
+        elif state is HandlerState.BUSY:
+            held.append(policy.Held(sub.name, policy.REASON_CLAIMED))
+        else:
+            permit = rt.flow.enter(sub.name, sub.flow, event, request.id)  # key, rate, concurrency (or FREE)
+            if isinstance(permit, policy.Held):
+                held.append(permit)
+                continue
+            if isinstance(permit, policy.Failure):
+                failures.append(permit)
+                continue
+            if permit.stale:
+                log.info("flow.stale_skipped", handler=sub.name, occurred_at=str(event.occurred_at))
+                rt.ledger.mark_done(event.id, request.id, sub.name)
+                skipped += 1
+                continue
+            began = time.perf_counter()
+            try:
+                with permit:
+                    call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
+            except Exception as exc:  # the classifying boundary: every handler error is looked at below
+                failures.append(_failure(sub.name, exc))
+                log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
+                continue
+            rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
+            ran += 1
+            log.debug(
+                "task.handler_succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
+            )
+
+    handled = not failures and not held
+    release = [f.handler for f in failures] + [h.handler for h in held]
+    failed = policy.counts_as_attempt(failures)
+    errors = [(f.handler, f.error) for f in failures]
+    stats = attempt_stats(event, handled=handled, failed=bool(failures))
+    attempts = rt.ledger.finish(
+        event.id, request.id, release, failed=failed, handled=handled, errors=errors, stats=stats
+    )
+    outcome = policy.decide(
+        ran=ran,
+        skipped=skipped,
+        failures=failures,
+        held=held,
+        attempts=attempts,
+        retries=request.retries,
+        settings=settings,
+    )
+    return _execute(task, rt, event, outcome, attempts=attempts)
+
+
+def _failure(name: str, exc: Exception) -> policy.Failure:
+    if isinstance(exc, Permanent):
+        return policy.Failure(name, policy.FailureKind.PERMANENT, summarize(exc))
+    if isinstance(exc, HandlerRetry):
+        return policy.Failure(name, policy.FailureKind.RETRY, summarize(exc), exc.countdown)
+    return policy.Failure(name, policy.FailureKind.ERROR, summarize(exc))
+
+
+def _execute(task: Task, rt: Runtime, event: Event, outcome: policy.Outcome, *, attempts: int) -> str:
+    """Carry out the policy's decision: return (the task succeeds) or raise Celery's Retry."""
+    match outcome:
+        case policy.Done(ran=ran, skipped=skipped):
+            log.info("task.handled", handlers_run=ran, handlers_skipped=skipped)
+            return f"handled={ran} skipped={skipped}"
+        case policy.DeadLetter(reason=reason, handlers=handlers, error=error):
+            return _dead_letter(
+                rt, event, reason, list(handlers), error=error, attempts=attempts, task_id=task.request.id
+            )
+        case policy.Retry(countdown=countdown, reason=reason):
+            raise _retry(task, countdown, reason, event)
+        case policy.Defer(countdown=countdown, reason=reason):
+            raise _retry(task, countdown, reason, event, deferred=True)
+
+
+def _dead_letter(
+    rt: Runtime, event: Event, reason: str, handlers: list[str], *, error: str, attempts: int, task_id: str
+) -> str:
+    # Once per task id: a worker lost between this write and the ack redelivers the task, which must not
+    # park the event twice. A redrive publishes a new task id, so a second failure after it is recorded.
+    entry = rt.deadletters.add(
+        once_key=f"task:{task_id}",
+        raw=event.raw,
+        source=event.source,
+        reason=reason,
+        error=error,
+        attempts=attempts,
+        event=event,
+        handlers=handlers,
+    )
+    rt.outbox.finish(task_id)  # parked: the sweeper must not bring it back
+    log.error(
+        "task.dead_lettered", reason=reason, handlers=handlers, attempts=attempts, entry=entry, error=error
+    )
+    return f"dead-lettered ({reason}) as {entry}"
+
+
+def _bad_message(task: Task, settings: Settings, args: Sequence[Any], error: str) -> str:
+    import json  # noqa: PLC0415 - only on this rare path
+
+    rt = runtime(settings)
+    raw = json.dumps(list(args), default=str)
+    try:
+        entry = rt.deadletters.add(
+            raw=raw, source="unknown", reason=REASON_BAD_MESSAGE, event_type=task.name, error=error
+        )
+    except REDIS_ERRORS as exc:
+        raise _retry(task, backoff(settings, task.request.retries + 1), summarize(exc)) from exc
+    rt.outbox.finish(task.request.id)
+    log.error("task.bad_message_dead_lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)
+    return f"dead-lettered ({REASON_BAD_MESSAGE}) as {entry}"
