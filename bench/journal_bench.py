@@ -250,8 +250,8 @@ def _main(timings: bool = True) -> None:
     import time  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from worker.publish import _Batch  # noqa: PLC0415
-    from worker.taskmessage import TaskMessageBuilder  # noqa: PLC0415
+    from worker.delivery.publish import _Batch  # noqa: PLC0415
+    from worker.delivery.taskmessage import TaskMessageBuilder  # noqa: PLC0415
 
     with Stack(Path(tempfile.mkdtemp(prefix="journal-bench-"))) as stack:
         redis_url = stack.redis()
