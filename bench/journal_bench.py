@@ -51,6 +51,8 @@ def _consumer(
         "IMS_WORKER_MNS_POLLERS_PER_QUEUE": "2",
         "IMS_WORKER_MNS_WAIT_SECONDS": "1",
         "IMS_WORKER_CONSUMER_METRICS_PORT": "0",
+        # Nothing drains the Celery queue here: the backpressure high-water mark must not pause the drain.
+        "IMS_WORKER_CONSUMER_HIGH_WATER": str(count + 10_000),
         "IMS_WORKER_LOG_FORMAT": "json",
         "IMS_WORKER_JOURNAL_ENABLED": "true" if journal else "false",
     }
