@@ -85,6 +85,8 @@ def _ours(
         "IMS_WORKER_MNS_POLLERS_PER_QUEUE": str(pollers),
         "IMS_WORKER_MNS_WAIT_SECONDS": "1",
         "IMS_WORKER_CONSUMER_METRICS_PORT": "0",
+        # No worker drains the Celery queue here: backpressure (see backpressure_bench) must not stop it.
+        "IMS_WORKER_CONSUMER_HIGH_WATER": str(config.consumer_messages + 10_000),
         "IMS_WORKER_LOG_FORMAT": "json",
     }
     name = setting_name(processes, pollers)

@@ -22,12 +22,13 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.stats import Benchmark, Metrics, Row, medians, results_dir, table
 
-MODULES = ("consumer", "shim", "e2e", "tasks", "flow")
+MODULES = ("consumer", "shim", "e2e", "tasks", "flow", "journal")
 MODULE_PATHS = {
     "consumer": "bench.consumer_bench",
     "shim": "bench.shim_bench",
     "e2e": "bench.e2e_bench",
     "tasks": "bench.task_bench",
+    "journal": "bench.journal_bench",
     "flow": "bench.flow_bench",
 }
 

@@ -14,6 +14,19 @@ RESERVED = frozenset(
 )
 
 
+def fields_of(data: Any) -> Mapping[str, Any]:
+    """A typed payload (``event.data``, or a model inside it) as the provider's field names -> JSON values.
+
+    The values are the validated ones (numbers sent as strings coerced, ``CurrentMedias`` as a list); absent
+    optional fields are left out.
+    """
+    dump = getattr(data, "model_dump", None)
+    if dump is not None:
+        result: Mapping[str, Any] = dump(mode="json", exclude_none=True)
+        return result
+    return data if isinstance(data, Mapping) else {}
+
+
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """Providers sometimes nest JSON as a string (Tencent ``msg``, some MNS bodies): accept both forms."""
     if isinstance(value, Mapping):

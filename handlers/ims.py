@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from handlers._fields import as_mapping, is_failure, pick, urls
+from handlers._fields import as_mapping, fields_of, is_failure, pick, urls
 from worker import Event, handler
 
 log = structlog.get_logger(__name__)
@@ -26,9 +26,10 @@ ERRORS = ("ErrorCode", "ErrorMessage", "Reason")
 
 @handler("ims.*")
 def log_ims_event(event: Event) -> None:
-    body = as_mapping(event.raw.get("MessageBody"))
+    data = fields_of(event.data)
+    body = as_mapping(data.get("MessageBody"))
     fields = {**pick(body, IDS), **pick(body, DETAILS), **pick(body, ERRORS), **urls(body)}
-    fields.update(pick(event.raw, ("UserId", "EventTime")))
+    fields.update(pick(data, ("UserId", "EventTime")))
     failed = is_failure(body.get("Status"), body.get("ErrorCode"))
     emit = log.warning if failed else log.info
-    emit("ims event", ims_event_type=event.raw.get("EventType"), failed=failed, **fields)
+    emit("ims event", ims_event_type=data.get("EventType"), failed=failed, **fields)

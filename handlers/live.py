@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from handlers._fields import as_mapping, is_failure, pick, urls
+from handlers._fields import as_mapping, fields_of, is_failure, pick, urls
 from worker import Event, handler
 
 log = structlog.get_logger(__name__)
@@ -18,14 +18,16 @@ RECORD_FIELDS = ("domain", "app", "stream", "event", "duration", "start_time", "
 
 @handler("live.caster.*")
 def log_caster_event(event: Event) -> None:
-    message = as_mapping(event.raw.get("EventMessage"))
+    data = fields_of(event.data)
+    message = as_mapping(data.get("EventMessage"))
     fields = {**pick(message, CASTER_FIELDS), **urls(message)}
     failed = event.type.endswith("RuntimeErrorCallback") or is_failure(error_code=message.get("Code"))
     emit = log.warning if failed else log.info
-    emit("live caster event", caster_id=event.raw.get("CasterId"), failed=failed, **fields)
+    emit("live caster event", caster_id=data.get("CasterId"), failed=failed, **fields)
 
 
 @handler("live.record.*")
 def log_record_event(event: Event) -> None:
-    fields = {**pick(event.raw, RECORD_FIELDS), **urls(event.raw)}
+    data = fields_of(event.data)
+    fields = {**pick(data, RECORD_FIELDS), **urls(data)}
     log.info("live record event", **fields)

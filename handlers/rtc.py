@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
-from handlers._fields import as_mapping, pick
+from handlers._fields import as_mapping, fields_of, pick
 from worker import Event, handler
 
 log = structlog.get_logger(__name__)
@@ -15,16 +13,10 @@ MESSAGE_FIELDS = ("MsgId", "SubscribeID", "AppId", "ChannelID")
 ITEM_FIELDS = ("UserId", "ChannelId", "EventTag", "SessionId", "Reason", "Role", "CurrentMedias", "Timestamp")
 
 
-def _item(event: Event) -> dict[str, Any]:
-    # ``raw`` is the whole subscription message; ``index`` says which item of ``Contents`` this event is.
-    contents = event.raw.get("Contents")
-    if not isinstance(contents, list) or not 0 <= event.index < len(contents):
-        return {}
-    item = as_mapping(contents[event.index])
-    return dict(as_mapping(item.get(str(item.get("Event", "")))))
-
-
 @handler("rtc.*")
 def log_rtc_event(event: Event) -> None:
-    fields = {**pick(event.raw, MESSAGE_FIELDS), **pick(_item(event), ITEM_FIELDS)}
+    # ``data`` is the message envelope plus this event's own item (``Event`` names the object holding it).
+    data = fields_of(event.data)
+    item = as_mapping(data.get(str(data.get("Event", ""))))
+    fields = {**pick(data, MESSAGE_FIELDS), **pick(item, ITEM_FIELDS)}
     log.info("rtc event", index=event.index, **fields)

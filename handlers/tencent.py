@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from handlers._fields import as_mapping, is_failure, pick, urls
+from handlers._fields import fields_of, is_failure, pick, urls
 from worker import Event, handler
 
 log = structlog.get_logger(__name__)
@@ -14,8 +14,9 @@ FIELDS = ("appid", "callback_event", "event_type", "stream_id", "task_id", "prod
 
 @handler("tencent.*")
 def log_tencent_event(event: Event) -> None:
-    detail = as_mapping(event.raw.get("msg"))
-    fields = {**pick(event.raw, FIELDS), **urls(event.raw), **pick(detail, ("code", "message"))}
+    data = fields_of(event.data)
+    detail = fields_of(getattr(event.data, "parsed_msg", None))  # ``msg`` is JSON in a string, decoded once
+    fields = {**pick(data, FIELDS), **urls(data), **pick(detail, ("code", "message"))}
     failed = is_failure(error_code=detail.get("code"))
     emit = log.warning if failed else log.info
     emit("tencent relay event", failed=failed, **fields)

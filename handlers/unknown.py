@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from handlers._fields import fields_of
 from worker import Event, handler
 
 log = structlog.get_logger(__name__)
@@ -14,11 +15,12 @@ TYPE_FIELDS = ("EventType", "event", "callback_event", "Event", "event_type", "t
 
 @handler("unknown.*")
 def warn_unknown_event(event: Event) -> None:
-    raw_type = next((event.raw[k] for k in TYPE_FIELDS if event.raw.get(k) not in (None, "")), None)
+    data = fields_of(event.data)  # unrecognised: the generic model, every field kept as sent
+    raw_type = next((data[k] for k in TYPE_FIELDS if data.get(k) not in (None, "")), None)
     log.warning(
         "unrecognised event",
         raw_type=raw_type,
-        raw_keys=sorted(event.raw)[:20],
+        raw_keys=sorted(data)[:20],
         transport=event.transport.kind,
         mns_queue=event.transport.queue,
     )

@@ -110,6 +110,7 @@ def worker_env(env: Mapping[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMS_WORKER_", "CELERY_"))}
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), base.get("PYTHONPATH")]))
     base.setdefault("IMS_WORKER_LOG_LEVEL", "INFO")
+    base.setdefault("IMS_WORKER_WORKER_METRICS_PORT", "0")  # tests that scrape it pass a free port
     base["IMS_WORKER_LOG_FORMAT"] = "console"
     base.update(env)
     return base

@@ -315,7 +315,7 @@ def test_a_network_policy_denies_by_default_and_opens_only_the_shim_to_the_world
         "ims-worker-shim": {8080}, "ims-worker-consumer": set(), "ims-worker-worker": set(),
         "ims-worker-flower": set(),
     }  # fmt: skip
-    assert any_ingress["ims-worker-worker"] == set()
+    assert any_ingress["ims-worker-worker"] == {9102}  # its /metrics, from the monitoring namespace only
 
 
 def test_images_are_pinned_by_tag() -> None:

@@ -481,7 +481,10 @@ def test_rtc_sample_gives_one_event_per_content_item() -> None:
     assert resolve(channel, "data.ChannelEvent.EventTag") == "Open"
     assert resolve(channel, "data.ChannelEvent.ChannelId") == "888880001"
     assert channel.occurred_at == datetime(2021, 1, 5, 13, 48, 50, tzinfo=UTC)
-    assert user.raw == channel.raw == json.loads(raw)
+    # Each event stores the message with only its own item in Contents, not every sibling.
+    whole = json.loads(raw)
+    assert user.raw == {**whole, "Contents": [whole["Contents"][0]]}
+    assert channel.raw == {**whole, "Contents": [whole["Contents"][1]]}
 
 
 @pytest.mark.parametrize("sample", sorted(str(p.relative_to(SAMPLES)) for p in SAMPLES.glob("*/*.json")))

@@ -16,7 +16,6 @@ from structlog.testing import capture_logs
 from worker.logging import (
     REDACTED,
     Redactor,
-    bind_event_context,
     configure_logging,
     is_secret_key,
     secret_values,
@@ -130,32 +129,14 @@ def test_redaction_seen_through_capture_logs() -> None:
 # --- context -----------------------------------------------------------------------------------------------
 
 
-def test_bind_event_context_replaces_the_previous_context() -> None:
-    first, second = normalize("rtc", {"MsgId": "m1", "Contents": [
-        {"Event": "ChannelEvent", "ChannelEvent": {"EventTag": "Open", "Timestamp": 1}},
-        {"Event": "ChannelEvent", "ChannelEvent": {"EventTag": "Close", "Timestamp": 2}},
-    ]})  # fmt: skip
-    log = structlog.get_logger("t")
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        structlog.contextvars.bind_contextvars(stale="x")
-        bind_event_context(first)
-        log.info("one")
-        bind_event_context(second)
-        log.info("two")
-    assert [(e["event"], e["event_id"], e["event_type"], e["source"]) for e in logs] == [
-        ("one", "rtc:m1:0", "rtc.ChannelEvent", "rtc"),
-        ("two", "rtc:m1:1", "rtc.ChannelEvent", "rtc"),
-    ]
-    assert all("stale" not in e for e in logs)
-
-
 # --- rendered output ---------------------------------------------------------------------------------------
 
 
 def test_json_lines_with_iso_utc_timestamps_and_context() -> None:
     stream = configured()
     [event] = normalize("live.record", {"domain": "d", "app": "a", "stream": "s", "event": "record_started"})
-    bind_event_context(event)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type, source=event.source)
     structlog.get_logger("worker.test").warning("recording %s", "started", stream_name="s")
     [line] = lines(stream)
     assert line["event"] == "recording started"

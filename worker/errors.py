@@ -32,3 +32,10 @@ class Retry(WorkerError):
 
 class Permanent(WorkerError):
     """Raised by a handler when retrying cannot help; the event goes straight to the dead-letter store."""
+
+
+class TooManyEvents(InvalidPayload):
+    """Raised when one payload would fan out into more events (or more copied bytes) than allowed.
+
+    The shim answers 413 and enqueues nothing; the MNS consumer dead-letters the message with this reason.
+    """

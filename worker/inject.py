@@ -6,8 +6,6 @@ paths production traffic takes: the consumer's MNS receive and the shim's signat
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
@@ -16,12 +14,24 @@ from mns.mns_exception import MNSExceptionBase
 from mns.queue import Message, Queue
 
 from worker.errors import ConfigurationError
+from worker.httppost import post
 from worker.mns.client import open_queue
 from worker.providers import get as get_provider
 from worker.settings import Settings
 from worker.shim.signing import sign_request, source_of
 
 MNS_BATCH = 16  # the most one BatchSendMessage takes
+# MNS refuses a message body over 64 KiB (after encoding); checked before sending so the error says so.
+MNS_MAX_MESSAGE_BYTES = 65536
+
+
+class MessageTooLarge(ValueError):
+    """A body MNS would refuse for its size; raised before anything is sent."""
+
+
+def encoded_size(body: str, *, base64: bool) -> int:
+    raw = len(body.encode("utf-8"))
+    return 4 * ((raw + 2) // 3) if base64 else raw
 
 
 class Answer(NamedTuple):
@@ -40,6 +50,13 @@ def send_to_mns(
     IMS writes plain JSON, so bodies go out as they are unless ``base64`` (what the SDK does by default, and
     what other producers may do); the consumer decodes both.
     """
+    for index, body in enumerate(bodies):
+        size = encoded_size(body, base64=base64)
+        if size > MNS_MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"message {index + 1}: {size} bytes{' after base64' if base64 else ''}; MNS accepts at most "
+                f"{MNS_MAX_MESSAGE_BYTES} bytes per message (64 KiB)"
+            )
     queue = open_queue(settings, queue_name)
     queue.set_encoding(base64)
     ids: list[str] = []
@@ -89,14 +106,9 @@ def post_webhook(
     signed = sign_request(source, body, settings, public_url=public_url)
     if signed.query:
         target += ("&" if parts.query else "?") + urlencode(signed.query)
-    # http(s) only, checked by endpoint_url: no file:// or custom schemes reach urlopen.
-    request = urllib.request.Request(target, data=signed.body, headers=signed.headers, method="POST")  # noqa: S310
     shown = redact_query(target)  # the caster token travels in the query string
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return Answer(shown, response.status, response.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        return Answer(shown, exc.code, exc.read().decode("utf-8", "replace"))
+    status, text = post(target, signed.body, signed.headers, timeout=timeout)
+    return Answer(shown, status, text)
 
 
 def redact_query(url: str) -> str:

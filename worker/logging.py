@@ -19,7 +19,6 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from worker import redact
-from worker.events.envelope import Event
 from worker.providers import active
 from worker.redact import CREDENTIAL_NAMES, CREDENTIAL_PARTS, is_credential_name, redact_text
 from worker.settings import Settings
@@ -179,9 +178,3 @@ def configure_logging(
         # Not cached: configure_logging may run again (Celery's signal, tests) and must take effect.
         cache_logger_on_first_use=False,
     )
-
-
-def bind_event_context(event: Event) -> None:
-    """Start a unit of work for ``event``: every log line until the next call carries its id, type, source."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type, source=event.source)

@@ -26,6 +26,8 @@ import redis.asyncio
 from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.errors import BrokerUnavailable
 from worker.events import Event
+from worker.journal.config import JournalConfig, now_ms, received_blob
+from worker.journal.lua import JOURNAL_LUA
 from worker.providers import dedupe_ttl
 from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
 from worker.replication import run_replicated, run_replicated_async
@@ -40,9 +42,14 @@ SCRIPT_CHUNK = 256
 # ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, message.
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
 # enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.outbox``) in the
-# same atomic step. Returns one 1 (enqueued) or 0 (duplicate) per event.
-_PUBLISH_SCRIPT = """
+# same atomic step: the one deliberate second copy of a message (BENCHMARKS.md, Redis bytes per event).
+# Returns one 1 (enqueued) or 0 (duplicate) per event.
+# Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
+_PUBLISH_SCRIPT = (
+    JOURNAL_LUA
+    + """
 local out = {}
+local jb = #ARGV - 1 - (#KEYS - 2) / 2
 local bypass = ARGV[1] == '1'
 local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
 for i = 1, (#KEYS - 2) / 2 do
@@ -62,9 +69,12 @@ for i = 1, (#KEYS - 2) / 2 do
   else
     out[i] = 0
   end
+  jpublish(ARGV[jb + i], fresh)
 end
+jtrim(#KEYS + 16)
 return out
 """
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,13 @@ class _Batch:
             self.keys += (dedupe_key(event.id), message.queue)
             self.args += (message.task_id, dedupe_ttl(settings, event.source), message.payload)
         self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
+        journal = JournalConfig.from_settings(settings)
+        if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
+            now, kind = now_ms(), "redriven" if bypass else "received"
+            self.args += [received_blob(event, now, kind) for event in events]
+            self.args.append(journal.tail(now))
+        else:
+            self.args.append("")
 
 
 def _results(events: Sequence[Event], flags: Sequence[Any]) -> list[PublishResult]:

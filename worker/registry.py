@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -19,7 +19,7 @@ from worker.events import Event
 from worker.events.catalogue import CATALOGUE
 from worker.flow.options import FlowOptions, KeySpec, build_options
 
-HandlerFunc = Callable[[Event], None]
+HandlerFunc = Callable[[Event], Awaitable[None] | None]  # async def handlers are awaited (worker.asyncrun)
 ENTRY_POINT_GROUP = "ims_worker.handlers"
 BUILTIN_PACKAGE = "handlers"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 from celery import Celery
 from kombu.exceptions import OperationalError
 
@@ -16,7 +17,7 @@ from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.redisconn import redact_text, redact_url
 from worker.settings import Settings
-from worker.taskmessage import task_argsrepr
+from worker.taskmessage import encode_event, task_argsrepr
 
 
 class KombuSender:
@@ -42,7 +43,7 @@ class KombuSender:
                 for event, task_id in items:
                     self._app.send_task(
                         event.type,
-                        args=[event.model_dump(mode="json")],
+                        args=[orjson.loads(encode_event(event))],
                         task_id=task_id,
                         argsrepr=task_argsrepr(event),
                         producer=producer,

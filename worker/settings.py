@@ -5,13 +5,21 @@ Components take a ``Settings`` in their constructor; nothing reads the environme
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from worker.settingserrors import SettingsInvalid, describe_errors
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
+
+# URL schemes that name a Redis server (the ledger, dead letters and dedupe markers need one) and those
+# Celery accepts as a broker. Anything else (a typo, a bare host) is refused, never replaced by localhost.
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+BROKER_SCHEMES = (*REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "sqs", "memory", "filesystem")
 
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -21,6 +29,28 @@ def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _json_object(value: Any) -> Any:
+    # Decoded here rather than by pydantic-settings, which stops at the first bad value with a SettingsError;
+    # a ValueError becomes one entry among all the other problems.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f'must be a JSON object, e.g. {{"rtc": "realtime"}}: {exc}') from exc
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")  # noqa: TRY004 - pydantic collects only ValueError
+    return value
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url.split(";", 1)[0]).scheme.lower() if "://" in url else ""
+
+
+# A JSON object setting (``{"rtc": "realtime"}``): use for every new dict-valued setting.
+JsonStrDict = Annotated[dict[str, str], NoDecode, BeforeValidator(_json_object)]
+JsonIntDict = Annotated[dict[str, int], NoDecode, BeforeValidator(_json_object)]
 
 
 def _split_keys(value: Any) -> Any:
@@ -82,13 +112,26 @@ class Settings(BaseSettings):
     consumer_health_file: str | None = Field(
         default=None, description="touched after every successful poll (liveness probe)"
     )
+    consumer_high_water: int = Field(
+        default=10_000, ge=1, description="queued task messages at which the consumer stops receiving"
+    )
+    consumer_low_water: int = Field(default=5_000, ge=0, description="queued task messages to resume below")
+    consumer_backlog_check_ms: int = Field(
+        default=500, ge=10, description="how often the pollers' shared backlog check asks Redis (LLEN)"
+    )
+    redis_memory_high_ratio: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="of maxmemory: above it the shim answers 503 and the consumer pauses",
+    )
 
     # --- processing -------------------------------------------------------------------------------------
     handler_modules: CommaList = Field(default_factory=list)
     provider_modules: CommaList = Field(
         default_factory=list, description="modules that register extra providers (worker.providers)"
     )
-    queue_routes: dict[str, str] = Field(
+    queue_routes: JsonStrDict = Field(
         default_factory=dict,
         description='JSON, e.g. {"rtc": "realtime"}: source -> Celery queue; default: the provider\'s queue',
     )
@@ -119,7 +162,7 @@ class Settings(BaseSettings):
         description="a run whose key is busy or whose concurrency cap is full comes back "
         "after about this long (jittered 50-150%)",
     )
-    dedupe_ttl_seconds: dict[str, int] = Field(
+    dedupe_ttl_seconds: JsonIntDict = Field(
         default_factory=dict,
         description="JSON: source -> seconds an event id stays a duplicate; default: the provider's TTL",
     )
@@ -128,7 +171,12 @@ class Settings(BaseSettings):
     shim_host: str = "127.0.0.1"
     shim_port: int = Field(default=8080, ge=0, le=65535)
     shim_public_url: str | None = None
-    shim_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    shim_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="largest provider sample is 3.3 KB; 100 RTC items about 25 KB"
+    )
+    max_events_per_request: int = Field(
+        default=100, ge=1, description="events one request or MNS message may fan out to (RTC Contents)"
+    )
     shim_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
     shim_read_timeout_seconds: float = Field(default=10.0, gt=0, description="to receive a whole body")
     shim_publish_timeout_seconds: float = Field(
@@ -151,7 +199,7 @@ class Settings(BaseSettings):
     rtc_app_key: SecretList = Field(default_factory=list)
     tencent_callback_key: SecretList = Field(default_factory=list)
     caster_token: SecretList = Field(default_factory=list)
-    provider_keys: dict[str, SecretList] = Field(
+    provider_keys: Annotated[dict[str, SecretList], NoDecode] = Field(
         default_factory=dict, description='JSON: keys of plugin providers, e.g. {"acme": "k1,k2"}'
     )
     shim_allow_unsigned: CommaList = Field(
@@ -162,6 +210,30 @@ class Settings(BaseSettings):
     )
     shim_trusted_proxy_hops: int = Field(
         default=0, ge=0, le=10, description="X-Forwarded-For entries appended by proxies you run"
+    )
+
+    # --- event journal (worker.journal: `ims-worker trace`, `events recent`, `replay`) -------------------
+    journal_enabled: bool = Field(
+        default=True, description="keep every event's history (`trace`, `events recent`, `replay`)"
+    )
+    journal_retention_seconds: int = Field(
+        default=3 * 86400, ge=60, description="how long an event's history is kept"
+    )
+    journal_max_events: int = Field(
+        default=100_000, ge=100, description="events kept at most (oldest dropped)"
+    )
+    journal_max_entries_per_event: int = Field(
+        default=64, ge=4, description="history lines per event at most"
+    )
+    journal_max_events_per_key: int = Field(default=1000, ge=1, description="events per business-key value")
+    journal_payload_seconds: int = Field(
+        default=86400, ge=0, description="the event kept for replay (0: not kept); at most the retention"
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="address of the Celery worker's `/metrics` (main process)"
+    )
+    worker_metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="the worker's /metrics (main process); 0 disables"
     )
 
     # --- operations -------------------------------------------------------------------------------------
@@ -206,43 +278,74 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if _scheme(value) not in BROKER_SCHEMES:
+            raise ValueError(f"must be a broker URL ({', '.join(s + '://' for s in BROKER_SCHEMES[:5])}…)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and _scheme(value) not in REDIS_SCHEMES:
+            raise ValueError(f"must be a Redis URL ({', '.join(s + '://' for s in REDIS_SCHEMES)})")
+        return value or None
+
     @field_validator("provider_keys", mode="before")
     @classmethod
     def _comma_separated_values(cls, value: Any) -> Any:
+        value = _json_object(value)
         if isinstance(value, dict):
             return {name: _split_keys(keys) for name, keys in value.items()}
         return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        problems = []
         if self.mns_socket_timeout <= self.mns_wait_seconds:
-            raise ValueError("mns_socket_timeout must be longer than mns_wait_seconds (the long poll)")
+            problems.append(
+                f"IMS_WORKER_MNS_SOCKET_TIMEOUT ({self.mns_socket_timeout}) must be longer than "
+                f"IMS_WORKER_MNS_WAIT_SECONDS ({self.mns_wait_seconds}, the long poll)"
+            )
+        if self.consumer_low_water >= self.consumer_high_water:
+            problems.append(
+                f"IMS_WORKER_CONSUMER_LOW_WATER ({self.consumer_low_water}) must be below "
+                f"IMS_WORKER_CONSUMER_HIGH_WATER ({self.consumer_high_water})"
+            )
         if self.task_time_limit <= self.task_soft_time_limit:
-            raise ValueError("task_time_limit must be longer than task_soft_time_limit")
+            problems.append(
+                f"IMS_WORKER_TASK_TIME_LIMIT ({self.task_time_limit}) must be longer than "
+                f"IMS_WORKER_TASK_SOFT_TIME_LIMIT ({self.task_soft_time_limit})"
+            )
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
-            raise ValueError("redis_tls_cert_file and redis_tls_key_file go together (mutual TLS)")
+            problems.append(
+                "IMS_WORKER_REDIS_TLS_CERT_FILE and IMS_WORKER_REDIS_TLS_KEY_FILE go together (mutual TLS)"
+            )
         if not self.broker_is_redis and not self.redis_url:
             # Dedupe markers, ledgers and dead letters need Redis whatever the broker; guessing one is unsafe.
-            raise ValueError(
-                "a non-Redis broker_url (amqp://) needs redis_url for the dedupe and ledger store"
+            problems.append(
+                f"IMS_WORKER_REDIS_URL: required when IMS_WORKER_BROKER_URL is not Redis "
+                f"({_scheme(self.broker_url)}://…): dedupe markers, ledger and dead letters live in Redis"
             )
-        uses_sentinel = any(u.startswith("sentinel://") for u in (self.broker_url, self.redis_url or ""))
+        uses_sentinel = any(_scheme(u) == "sentinel" for u in (self.broker_url, self.redis_url or ""))
         if uses_sentinel and not self.redis_sentinel_master:
-            raise ValueError("a sentinel:// URL needs redis_sentinel_master (the monitored master's name)")
+            problems.append(
+                "IMS_WORKER_REDIS_SENTINEL_MASTER: required with a sentinel:// URL (redis_sentinel_master: "
+                "the monitored master's name)"
+            )
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property
     def effective_redis_url(self) -> str:
-        """Where dedupe markers, dead letters and handler ledgers live."""
-        if self.redis_url:
-            return self.redis_url
-        if self.broker_is_redis:
-            return self.broker_url
-        return DEFAULT_BROKER_URL
+        """Where dedupe markers, dead letters and handler ledgers live (validated: never a silent default)."""
+        return self.redis_url or self.broker_url
 
     @property
     def broker_is_redis(self) -> bool:
-        return self.broker_url.startswith(REDIS_SCHEMES)
+        return _scheme(self.broker_url) in REDIS_SCHEMES
 
     @property
     def visibility_timeout(self) -> int:
@@ -257,5 +360,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment once. Tests and the CLI pass overrides explicitly."""
-    return Settings(**overrides)
+    """Read the environment once. Tests and the CLI pass overrides explicitly.
+
+    Raises ``SettingsInvalid`` (a ``ConfigurationError``) listing every problem by its variable name.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsInvalid(describe_errors(Settings, exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings itself could not decode
+        raise SettingsInvalid([str(exc)]) from None
+    except (OSError, UnicodeDecodeError) as exc:  # an unreadable .env
+        raise SettingsInvalid([f".env: cannot be read: {exc}"]) from None

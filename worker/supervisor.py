@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, TextIO
@@ -73,6 +73,10 @@ class Supervisor:
         backoff: Backoff | None = None,
         output: TextIO | None = None,
         poll_interval: float = 0.1,
+        fatal_codes: frozenset[int] = frozenset(),
+        render: Callable[[str, str], str | None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+        tick_seconds: float = 5.0,
     ) -> None:
         names = [c.name for c in children]
         if len(set(names)) != len(names):
@@ -80,6 +84,12 @@ class Supervisor:
         self.grace_seconds = grace_seconds
         self.backoff = backoff or Backoff()
         self.poll_interval = poll_interval
+        self.fatal_codes = fatal_codes
+        # (child name, line) -> the text to print, or None to drop it (worker.runview on a terminal).
+        self._render = render
+        self.on_tick = on_tick
+        self._tick_seconds = tick_seconds
+        self.fatal: tuple[str, int] | None = None  # (child, exit code) that stopped everything
         self._output = output or sys.stdout
         self._output_lock = threading.Lock()
         self._width = max((len(n) for n in names), default=0)
@@ -114,10 +124,15 @@ class Supervisor:
         try:
             for child in self._children:
                 self._spawn(child)
+            next_tick = time.monotonic() + self._tick_seconds
             while not self._stop_requested:
                 self._check_children()
+                if self.on_tick is not None and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self._tick_seconds
+                    self.on_tick()
                 time.sleep(self.poll_interval)
-            return self._shutdown()
+            code = self._shutdown()
+            return 2 if self.fatal is not None else code
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -162,14 +177,25 @@ class Supervisor:
         )
         child.pump.start()
 
+    def write_line(self, text: str) -> None:
+        """Print ``text`` between children's lines (never inside one)."""
+        with self._output_lock:
+            self._output.write(text + "\n")
+            self._output.flush()
+
     def _pump(self, name: str, stream: IO[bytes]) -> None:
         prefix = f"{name.ljust(self._width)} | "
         with stream:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                with self._output_lock:
-                    self._output.write(prefix + line + "\n")
-                    self._output.flush()
+                text = prefix + line
+                if self._render is not None:
+                    try:
+                        text = self._render(name, line)  # type: ignore[assignment]
+                    except Exception:  # noqa: BLE001 - a dead pump would block the child on a full pipe
+                        text = prefix + line
+                if text is not None:
+                    self.write_line(text)
 
     def _check_children(self) -> None:
         now = time.monotonic()
@@ -184,6 +210,13 @@ class Supervisor:
                 log.warning("child exited", child=child.spec.name, code=code, uptime=round(uptime, 2))
                 self._reap_group(child.process)
                 child.process = None
+                if code in self.fatal_codes:
+                    # A configuration error: a restart would fail the same way, while the other children
+                    # keep acknowledging events nobody handles. Stop everything and say why.
+                    log.error("child failed to start; stopping", child=child.spec.name, code=code)
+                    self.fatal = (child.spec.name, code)
+                    self._stop_requested = True
+                    continue
                 if uptime >= self.backoff.reset_after:
                     child.failures = 0
                 self._schedule_restart(child)

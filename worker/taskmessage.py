@@ -1,17 +1,26 @@
-"""Event -> the exact bytes kombu's Redis transport would LPUSH for a Celery protocol-2 task message.
+"""Event -> the bytes of a Celery protocol-2 task message as kombu's Redis transport stores it.
 
 The publisher writes these bytes from a Lua script (dedupe + enqueue in one round trip), so this module
-reproduces what ``app.send_task`` + ``kombu.transport.redis.Channel._put`` produce: a JSON envelope whose
-``body`` is the base64 of ``[args, kwargs, embed]``, with the protocol-2 headers in ``headers`` and the
-delivery metadata kombu adds in ``properties``. An unmodified ``celery worker`` consumes it.
+renders what ``app.send_task`` + ``kombu.transport.redis.Channel._put`` would: a JSON envelope whose ``body``
+is ``[args, kwargs, embed]``, with the protocol-2 headers in ``headers`` and kombu's delivery metadata in
+``properties``. An unmodified ``celery worker`` consumes it.
+
+The payload is stored once per message (``BENCHMARKS.md``, Redis bytes per event):
+
+- the argument is the event without ``data`` whenever ``data`` can be derived again from ``raw`` (every
+  single-event payload, and each RTC item: ``worker.events.fanout``); ``Event`` derives it when the worker
+  rebuilds the event, so the provider's fields are not carried twice;
+- the body is the JSON text itself (kombu's ``body_encoding`` ``utf-8``, which the worker app configures
+  for its own re-publishes too), not base64 of it, which costs a third more;
+- headers whose value is Celery's default (``null``, ``0``, ``false``) are left out: Celery's worker reads
+  every header but ``id`` and ``task`` with a default. ``argsrepr`` stays, short, for Flower.
 
 The static parts of the envelope are rendered once; per event we only serialise the event (pydantic's
-Rust serializer), base64 it and splice four strings in.
+Rust serializer), escape it as a JSON string and splice a few strings in.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
@@ -20,9 +29,11 @@ from dataclasses import dataclass
 
 from worker.events import Event
 
-# The third element of a protocol-2 body: no callbacks, errbacks, chain or chord.
+# The protocol-2 body's third element: no callbacks, errbacks, chain or chord (Celery reads them with .get).
 _BODY_PREFIX = b"[["
-_BODY_SUFFIX = b'], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+_BODY_SUFFIX = b"], {}, {}]"
+# Left out of the task argument when derivable from ``raw``: derived again when the worker rebuilds the event.
+_WIRE_EXCLUDE = {"data"}
 
 # The RFC 4122 variant bits (10xx) put on the first hex digit of the fourth group.
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
@@ -30,9 +41,16 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _dumps_str = json.encoder.encode_basestring  # C-accelerated JSON string escaping, no dict walk
 
 
+def encode_event(event: Event) -> bytes:
+    """The event as the task argument: its JSON dump without the transport's unset fields, and without
+    ``data`` when ``data`` is ``raw`` validated (``Event.model_validate`` of it equals ``event``)."""
+    exclude = _WIRE_EXCLUDE if event.data_from_raw else None
+    return event.__pydantic_serializer__.to_json(event, exclude=exclude, exclude_none=True)
+
+
 def encode_args_body(event: Event) -> bytes:
-    """The protocol-2 body ``[[event_json], {}, embed]``: args are ``[event.model_dump(mode="json")]``."""
-    return _BODY_PREFIX + event.__pydantic_serializer__.to_json(event) + _BODY_SUFFIX
+    """The protocol-2 body ``[[event_json], {}, embed]``."""
+    return _BODY_PREFIX + encode_event(event) + _BODY_SUFFIX
 
 
 def task_argsrepr(event: Event) -> str:
@@ -72,19 +90,17 @@ class TaskMessageBuilder:
 
     def build(self, event: Event, queue: str, task_id: str | None = None) -> TaskMessage:
         task_id = task_id or new_task_id()
-        body = base64.b64encode(encode_args_body(event)).decode("ascii")
+        body = _dumps_str(encode_args_body(event).decode("utf-8"))
         name = self._name(event.type)
         queue_json = _dumps_str(queue)
-        # Key order and values mirror celery.app.amqp.AMQP.as_task_v2 and kombu's virtual Channel.
+        # Key order mirrors celery.app.amqp.AMQP.as_task_v2 and kombu's virtual Channel; ``"delivery_tag": "``
+        # is matched by the outbox sweeper.
         payload = (
-            f'{{"body": "{body}", "content-encoding": "utf-8", "content-type": "application/json", '
-            f'"headers": {{"lang": "py", "task": {name}, "id": "{task_id}", "shadow": null, "eta": null, '
-            f'"expires": null, "group": null, "group_index": null, "retries": 0, "timelimit": [null, null], '
-            f'"root_id": "{task_id}", "parent_id": null, "argsrepr": {_dumps_str(task_argsrepr(event))}, '
-            f'"kwargsrepr": "{{}}", "origin": {self._origin}, "ignore_result": false, '
-            f'"replaced_task_nesting": 0, "stamped_headers": null, "stamps": {{}}}}, '
-            f'"properties": {{"correlation_id": "{task_id}", "reply_to": "", "delivery_mode": 2, '
+            f'{{"body": {body}, "content-encoding": "utf-8", "content-type": "application/json", '
+            f'"headers": {{"lang": "py", "task": {name}, "id": "{task_id}", "root_id": "{task_id}", '
+            f'"argsrepr": {_dumps_str(task_argsrepr(event))}, "origin": {self._origin}}}, '
+            f'"properties": {{"delivery_mode": 2, '
             f'"delivery_info": {{"exchange": "", "routing_key": {queue_json}}}, "priority": 0, '
-            f'"body_encoding": "base64", "delivery_tag": "{new_task_id()}"}}}}'
+            f'"body_encoding": "utf-8", "delivery_tag": "{new_task_id()}"}}}}'
         )
         return TaskMessage(task_id=task_id, queue=queue, payload=payload.encode("utf-8"))

@@ -11,6 +11,7 @@ Nothing escapes as an ordinary failure: Celery would acknowledge it and the even
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -24,12 +25,16 @@ from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
 from worker import policy
+from worker.asyncrun import call_handler
 from worker.deadletter import DeadLetterStore
 from worker.dedupe import HandlerLedger, HandlerState
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
 from worker.flow.gate import FlowGate
+from worker.journal.config import JournalConfig
+from worker.journal.stats import attempt_stats, retried_stats
+from worker.journal.writer import JournalWriter
 from worker.outbox import Outbox
 from worker.redisconn import REDIS_ERRORS, redact_text, store_client
 from worker.registry import REGISTRY, discover
@@ -72,6 +77,7 @@ class Runtime:
     ledger: HandlerLedger
     deadletters: DeadLetterStore
     outbox: Outbox
+    journal: JournalWriter
     flow: FlowGate
 
 
@@ -82,17 +88,20 @@ def runtime(settings: Settings) -> Runtime:
     global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
     if _runtime is None or _runtime.pid != os.getpid():
         client = store_client(settings)
+        journal = JournalConfig.from_settings(settings)
         ledger = HandlerLedger(
             client,
             claim_seconds=settings.handler_claim_seconds,
             done_ttl_seconds=settings.handler_done_ttl_seconds,
             outbox_deadline_seconds=settings.visibility_timeout,
+            journal=journal,
         )
         _runtime = Runtime(
             pid=os.getpid(),
             ledger=ledger,
-            deadletters=DeadLetterStore(client),
+            deadletters=DeadLetterStore(client, journal=journal),
             outbox=Outbox(client, settings.visibility_timeout),
+            journal=JournalWriter(client, journal),
             flow=FlowGate(
                 client,
                 lease_seconds=settings.flow_lease_seconds,
@@ -112,6 +121,12 @@ def _retry(
     else:
         log.warning("retrying event", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
+    if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
+        with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
+            kind, stats = ("deferred", None) if deferred else ("retried", retried_stats(event))
+            _runtime.journal.note(
+                event.id, kind, stats=stats, countdown=round(countdown, 3), why=reason[:200]
+            )
     exc = Deferred(reason) if deferred else HandlerFailed(reason)
     try:
         return task.retry(countdown=countdown, exc=exc, throw=False, **options)
@@ -153,7 +168,15 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
     subscriptions = REGISTRY.handlers_for(event.type)
     names = [s.name for s in subscriptions]
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
-    start = rt.ledger.begin(event.id, request.id, names, redelivered=redelivered)
+    first = request.retries == 0  # the journal indexes the event and keeps its payload once
+    start = rt.ledger.begin(
+        event.id,
+        request.id,
+        names,
+        redelivered=redelivered,
+        attempt=request.retries + 1,
+        event=event if first else None,
+    )
     pending = [n for n, s in zip(names, start.states, strict=True) if s is not HandlerState.DONE]
     parked = policy.admit(start.redeliveries, pending, settings)
     if parked is not None:
@@ -184,12 +207,12 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
             began = time.perf_counter()
             try:
                 with permit:
-                    sub.func(event)
+                    call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
             except Exception as exc:  # the classifying boundary: every handler error is looked at below
                 failures.append(_failure(sub.name, exc))
                 log.warning("handler failed", handler=sub.name, error=summarize(exc), exc_info=exc)
                 continue
-            rt.ledger.mark_done(event.id, request.id, sub.name)
+            rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
             ran += 1
             log.debug(
                 "handler succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
@@ -198,7 +221,11 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
     handled = not failures and not held
     release = [f.handler for f in failures] + [h.handler for h in held]
     failed = policy.counts_as_attempt(failures)
-    attempts = rt.ledger.finish(event.id, request.id, release, failed=failed, handled=handled)
+    errors = [(f.handler, f.error) for f in failures]
+    stats = attempt_stats(event, handled=handled, failed=bool(failures))
+    attempts = rt.ledger.finish(
+        event.id, request.id, release, failed=failed, handled=handled, errors=errors, stats=stats
+    )
     outcome = policy.decide(
         ran=ran,
         skipped=skipped,

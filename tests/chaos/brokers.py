@@ -34,7 +34,8 @@ from worker.settings import Settings
 
 BATCH = 5
 DRAIN_SECONDS = 120.0
-STALL_SECONDS = 20.0
+# Longer than the lease (60 s) plus kombu's restore interval: a dead holder's message comes back within it.
+STALL_SECONDS = 90.0
 
 
 def make_event(run: str, n: int) -> Event:
@@ -125,8 +126,18 @@ class Outcome:
         )
 
     def save(self) -> None:
-        name = f"brokers-{self.scenario}-{self.broker}-{self.settings}".replace(" ", "_").replace("/", "_")
-        (results_dir() / f"{name}.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """The JSON summary, in the columns of ``python -m tests.chaos.report recovery``."""
+        data = asdict(self) | {
+            "broker": f"{self.broker} ({self.settings})",
+            "events_sent": self.sent,
+            "events_handled": self.sent - self.lost - self.delayed,
+            "events_dead_lettered": 0,
+            "reruns_after_crash": self.reruns,
+            "lost": self.lost + self.delayed,  # not handled by the end of the run
+        }
+        name = f"chaos-brokers-{self.scenario}-{self.broker}-{self.settings}"
+        name = "".join(c if c.isalnum() or c == "-" else "_" for c in name)
+        (results_dir() / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def ok_runs(ledger: redis.Redis) -> tuple[Counter[tuple[str, str]], dict[str, float]]:

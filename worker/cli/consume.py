@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from worker.cli.preflight import load_handlers, require_mns
 from worker.logging import configure_logging
 from worker.mns.consumer import Consumer
 from worker.mns.health import serve_health
@@ -20,6 +21,8 @@ log = structlog.get_logger(__name__)
 def _consume(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
+    require_mns(settings, queues_given=bool(args.queue))
+    load_handlers(settings)  # events acknowledged here must have handlers that can run
     consumer = Consumer(settings, queues=args.queue or None)
     consumer.check_queues()
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
-from worker.errors import BrokerUnavailable
+from worker.errors import BrokerUnavailable, ConfigurationError
+from worker.providers.registry import active, load
 from worker.redisconn import REDIS_ERRORS, redact_text, redact_url
 from worker.settings import Settings, load_settings
 
@@ -144,8 +145,19 @@ def _cmd_purge(store: DeadLetterStore, args: argparse.Namespace) -> int:
     return 0 if all_found else 1
 
 
+def _check_source(settings: Settings, source: str | None) -> None:
+    """A typo in ``--source`` would match nothing and read as "0 dead letters": refuse it instead."""
+    if source is None:
+        return
+    load(settings)
+    known = [spec.name for spec in active(settings)] + ["unknown"]
+    if source not in known:
+        raise ConfigurationError(f"--source {source!r} is not a source; sources: {', '.join(known)}")
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    _check_source(settings, getattr(args, "source", None))
     store = DeadLetterStore.for_settings(settings)
     commands: dict[str, Callable[[], int]] = {
         "list": lambda: _cmd_list(store, args),
@@ -155,6 +167,8 @@ def _run(args: argparse.Namespace) -> int:
     }
     try:
         return commands[args.dlq_command]()
+    except BrokenPipeError:
+        raise  # stdout's reader left (`| head`): not a Redis problem; main() exits quietly
     except REDIS_ERRORS as exc:
         url = redact_url(settings.effective_redis_url)
         print(f"ims-worker dlq: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
@@ -167,7 +181,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", help="exact source: ims, live.caster, live.record, rtc, tencent, unknown")
+    parser.add_argument(
+        "--source", help="exact source: ims, live.caster, live.record, rtc, tencent, a plugin's, unknown"
+    )
     parser.add_argument("--type", help="event type or glob, e.g. ims.* or ims.ProduceMediaComplete")
     parser.add_argument("--reason", help="substring of the reason, e.g. 'retries exhausted'")
     parser.add_argument(

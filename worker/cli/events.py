@@ -1,4 +1,4 @@
-"""`ims-worker events`: the catalogue (`list`) and the parsing path on a file (`parse`).
+"""`ims-worker events`: the catalogue (`list`), the parsing path on a file (`parse`), the journal (`recent`).
 
 ``parse`` runs exactly what the consumer and the shim run (``worker.providers.normalize``), so it is the
 way to check a payload before sending it, or to see why one was dead-lettered.
@@ -109,3 +109,7 @@ def register(subparsers: Any) -> None:
         help="when it was received (ISO 8601, default now): ids of payloads without a time depend on it",
     )
     parse.set_defaults(func=_parse)
+
+    from worker.cli.trace import add_recent  # noqa: PLC0415 - the journal's command lives with trace
+
+    add_recent(commands)

@@ -12,14 +12,16 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
+from worker.cli.preflight import load_handlers, require_free_port
 from worker.demo import Demo, DemoFailed, demo_environment
 from worker.embedded import EmbeddedServices
 from worker.logging import configure_logging
 from worker.redisconn import redact_url
+from worker.runview import RunView, ViewStream, status_printer
 from worker.settings import Settings, load_settings
 from worker.shim.arming import NothingArmed
 from worker.shim.arming import check as check_arming
@@ -28,6 +30,29 @@ from worker.supervisor import ChildSpec, Supervisor
 log = structlog.get_logger(__name__)
 
 GRACE_MARGIN_SECONDS = 5.0
+# Every ims-worker command, and the Celery worker when its handlers cannot load, exits 2 on a configuration
+# error: restarting cannot fix that, so the supervisor stops everything instead of crash-looping.
+FATAL_EXIT_CODES = frozenset({2})
+
+
+def readable_view(settings: Settings) -> RunView | None:
+    """On a terminal, unless a log format was asked for: one console view of every process."""
+    if settings.log_format is not None or not sys.stdout.isatty():
+        return None
+    return RunView(level=settings.log_level, colors=True, width=len("consumer"))
+
+
+def not_for_production(embedded: EmbeddedServices) -> str | None:
+    started = [
+        *(["an embedded Redis (data in " + str(embedded.redis.workdir) + ")"] if embedded.redis else []),
+        *(["the bundled MNS emulator"] if embedded.emulator else []),
+    ]
+    if not started:
+        return None
+    return (
+        f"*** ims-worker run is using {' and '.join(started)}: for trying it out, NOT for production "
+        "(set IMS_WORKER_BROKER_URL and IMS_WORKER_MNS_ENDPOINT) ***"
+    )
 
 
 def grace_seconds(settings: Settings) -> float:
@@ -43,7 +68,8 @@ def child_commands(
     """Process type -> argv. The same commands as the Procfile, with the interpreter we run under."""
     cli = [python, "-m", "worker.cli"]
     celery = [python, "-m", "celery", "-A", "worker.app"]
-    worker = [*celery, "worker", "-E", "--loglevel", settings.log_level.upper()]
+    # --quiet: no 60-line banner; what it says (queues, concurrency) is in the "ims-worker run" line.
+    worker = [*celery, "--quiet", "worker", "-E", "--loglevel", settings.log_level.upper()]
     if settings.worker_concurrency:
         worker += ["--concurrency", str(settings.worker_concurrency)]
     commands = {"consumer": [*cli, "consume"]}
@@ -124,19 +150,37 @@ class DemoRunner:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_logging(settings)
+    view = readable_view(settings)
+    if view is None:
+        configure_logging(settings)
+    else:  # the supervisor's own lines go through the view too: one format for every process
+        as_json = settings.model_copy(update={"log_format": "json"})
+        configure_logging(as_json, stream=cast(TextIO, ViewStream(view, "run", sys.stderr)))
+    # Refuse to start rather than run inputs that acknowledge events beside a worker that cannot handle them.
+    load_handlers(settings)
     with EmbeddedServices(settings, demo=args.demo) as embedded:
         overrides = dict(embedded.env)
         if args.demo:
             overrides.update(demo_environment(settings))
         overrides["PYTHONUNBUFFERED"] = "1"  # children's lines reach the prefixed output as they happen
+        if view is not None:
+            overrides["IMS_WORKER_LOG_FORMAT"] = "json"  # parsed, counted and rendered by the view
+        warning = not_for_production(embedded)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
         settings = load_settings()
         shim = serves_webhooks(settings)
+        if shim:
+            require_free_port(settings.shim_host, settings.shim_port, "ims-worker run: the shim")
         supervisor = Supervisor(
             child_specs(settings, dict(os.environ), flower=args.flower, shim=shim),
             grace_seconds=grace_seconds(settings),
+            fatal_codes=FATAL_EXIT_CODES,
+            render=view.render if view else None,
         )
+        if view is not None:
+            supervisor.on_tick = status_printer(view, supervisor.write_line)
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
         log.info(
             "ims-worker run",
@@ -155,8 +199,19 @@ def _run(args: argparse.Namespace) -> int:
         code = supervisor.run()
         if runner is not None:
             runner.thread.join(timeout=5)
-            if args.exit_when_done:
-                return runner.code or code
+        if view is not None:
+            print(view.stats.summary(), flush=True)
+        if supervisor.fatal is not None:
+            name, child_code = supervisor.fatal
+            print(
+                f"ims-worker run: the {name} exited {child_code} (a configuration error, see its lines "
+                "above); stopped everything instead of restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
+        if runner is not None and args.exit_when_done:
+            return runner.code or code
     return code
 
 

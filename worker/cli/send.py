@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InvalidPayload
-from worker.inject import post_webhook, send_to_mns
+from worker.httppost import ConnectionLost
+from worker.inject import MNS_MAX_MESSAGE_BYTES, encoded_size, post_webhook, send_to_mns
 from worker.providers import detect_source
 from worker.settings import load_settings
 from worker.shim.providers import ENDPOINTS
@@ -42,6 +43,19 @@ def _send_mns(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> int:
         except UnicodeDecodeError:
             print(f"{name}: not UTF-8 text; MNS message bodies are text", file=sys.stderr)
             return 1
+    too_large = [
+        (name, size)
+        for (name, _), body in zip(files, bodies, strict=True)
+        if (size := encoded_size(body, base64=args.base64)) > MNS_MAX_MESSAGE_BYTES
+    ]
+    for name, size in too_large:
+        print(
+            f"{name}: {size} bytes{' after base64' if args.base64 else ''}, over the MNS limit of "
+            f"{MNS_MAX_MESSAGE_BYTES} bytes (64 KiB) per message; nothing was sent",
+            file=sys.stderr,
+        )
+    if too_large:
+        return 1
     ids = send_to_mns(settings, args.mns, bodies, base64=args.base64)
     for (name, _), message_id in zip(files, ids, strict=True):
         print(f"{name}: sent to MNS queue {args.mns} as message {message_id}")
@@ -69,6 +83,9 @@ def _send_http(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> int:
             continue
         try:
             answer = post_webhook(settings, args.http, provider, raw, timeout=args.timeout)
+        except ConnectionLost as exc:
+            print(f"{name}: {args.http}: {exc}", file=sys.stderr)
+            return 1
         except OSError as exc:
             print(f"{name}: cannot reach {args.http}: {exc}", file=sys.stderr)
             return 1

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from worker import boundedhttp
+from worker.cli.preflight import load_handlers, require_free_port
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
 from worker.shim import server
@@ -57,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = settings.shim_port if args.port is None else args.port
     workers = args.workers or settings.shim_workers
     check_arming(settings)  # exit 2 before binding the port: nothing armed, or a placeholder key
+    load_handlers(settings)  # events answered 200 here must have handlers that can run
+    require_free_port(host, port, "ims-worker shim")
     options = uvicorn_options(settings, host, port)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
         # Merely set, even empty, it turns prometheus_client's file mode on (files in the working directory).

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
+_DATA_FROM_RAW = "_data_from_raw"
+
 
 class EventData(BaseModel):
     """Base of every typed payload model. Providers add fields over time: extras are kept, never rejected.
@@ -41,7 +43,8 @@ class Event(BaseModel):
 
     ``type`` is the Celery task name (``ims.ProduceMediaComplete``); ``id`` is stable across redeliveries of
     the same provider event; ``data`` is the typed model of that type with the provider's field names;
-    ``raw`` is the original JSON object (for RTC, the whole subscription message; ``index`` says which item).
+    ``raw`` is the original JSON object (for RTC, the subscription message with only this event's item left in
+    ``Contents``; ``index`` is that item's position in the message as sent).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -56,12 +59,31 @@ class Event(BaseModel):
     transport: Transport = Field(default_factory=lambda: Transport(kind="http"))
     index: int = 0
 
+    @property
+    def data_from_raw(self) -> bool:
+        """True when ``data`` can be derived again from ``raw`` (``worker.events.fanout.item_of``; set by
+        ``normalize``): a task message may then leave ``data`` out (``worker.taskmessage``)."""
+        return bool(self.__dict__.get(_DATA_FROM_RAW, False))
+
+    def mark_data_from_raw(self) -> None:
+        # Not a field: outside validation, dumps and equality (pydantic ignores non-field ``__dict__`` keys,
+        # as it does for cached properties), so a rebuilt event still equals the original.
+        self.__dict__[_DATA_FROM_RAW] = True
+
     @model_validator(mode="before")
     @classmethod
     def _typed_data(cls, value: Any) -> Any:
-        # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``.
-        if isinstance(value, dict) and isinstance(value.get("data"), dict) and "type" in value:
-            from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
+        # Rebuilding from JSON: a plain dict in ``data`` becomes the typed model registered for ``type``; a
+        # task message that left ``data`` out (``worker.taskmessage``) has it derived from ``raw``.
+        if not isinstance(value, dict) or "type" not in value:
+            return value
+        from worker.events.catalogue import model_for  # noqa: PLC0415 - the catalogue imports this module
 
-            value = {**value, "data": model_for(str(value["type"])).model_validate(value["data"])}
+        data = value.get("data")
+        if "data" not in value and isinstance(value.get("raw"), dict):
+            from worker.events.fanout import item_of  # noqa: PLC0415 - fanout imports the errors only
+
+            data = item_of(value["raw"])
+        if isinstance(data, dict):
+            value = {**value, "data": model_for(str(value["type"])).model_validate(data)}
         return value

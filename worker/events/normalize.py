@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE
 from worker.events.envelope import Event, Transport
+from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout, derivable, own_raw
 from worker.events.identify import Identifier, Item
 from worker.events.ids import IdRules, event_id
 from worker.events.jsonfield import summarize
@@ -37,18 +38,22 @@ def normalize_with(
     transport: Transport | None = None,
     received_at: datetime | None = None,
     parsed: bool = False,
+    max_events: int | None = DEFAULT_MAX_EVENTS,
 ) -> list[Event]:
     """The events in ``raw`` (JSON text or a decoded mapping) as sent by ``source``.
 
     ``parsed=True`` says ``raw`` is a dict just decoded from JSON (the shim's case): it is used as is
     instead of being re-encoded and parsed again. ``received_at`` defaults to now (UTC); pass the original
-    one when replaying, it is part of some ids.
+    one when replaying, it is part of some ids. More than ``max_events`` events (``None``: no bound) raise
+    ``TooManyEvents``, an ``InvalidPayload`` (``worker.events.fanout``).
     """
     try:
         obj = raw if parsed and isinstance(raw, dict) else load_object(raw)
         when_received = _utc(received_at)
-        rules = _Rules(source, transport or _HTTP, when_received, occurred_at, ids)
-        return [_event(rules, obj, item) for item in identify(obj)]
+        items = identify(obj)
+        check_fanout(source, obj, len(items), max_events)
+        rules = _Rules(source, transport or _HTTP, when_received, occurred_at, ids, len(items))
+        return [_event(rules, obj, item) for item in items]
     except InvalidPayload:
         raise
     except RecursionError:
@@ -69,6 +74,7 @@ class _Rules(NamedTuple):
     received_at: datetime
     occurred_at: OccurredAt
     ids: IdRules
+    events: int  # how many this payload carries
 
 
 def _event(rules: _Rules, obj: dict[str, Any], item: Item) -> Event:
@@ -81,15 +87,20 @@ def _event(rules: _Rules, obj: dict[str, Any], item: Item) -> Event:
     when = rules.occurred_at(item.payload)
     # Multi-event payloads (RTC) get ids from the whole message plus the position; others from the payload.
     ident = event_id(source, obj, received_at=received_at, when=when, index=item.index, rules=rules.ids)
+    raw = own_raw(obj, item.index, rules.events)
     # Everything here is already validated: skip Event's validation on this hot path.
-    return Event.model_construct(
+    event = Event.model_construct(
         type=item.type,
         id=ident,
         source=source,
         occurred_at=when,
         received_at=received_at,
         data=data,
-        raw=obj,
+        raw=raw,
         transport=transport,
         index=item.index,
     )
+    # ``data`` can be derived again from ``raw``: a task message may leave it out (``worker.taskmessage``).
+    if derivable(raw, item.payload):
+        event.mark_data_from_raw()
+    return event

@@ -16,8 +16,9 @@ import redis
 import structlog
 
 from worker.deadletter import DeadLetterStore
-from worker.errors import BrokerUnavailable, InvalidPayload
+from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
 from worker.events import Event, Transport
+from worker.events.fanout import DEFAULT_MAX_EVENTS
 from worker.mns import metrics
 from worker.mns.decode import decode_body
 from worker.providers import normalize
@@ -49,12 +50,18 @@ class BatchHandler:
     """Turns SDK messages into published events; owns no connection of its own."""
 
     def __init__(
-        self, queue_name: str, publisher: Publisher, dead_letters: DeadLetterStore, max_dequeue_count: int
+        self,
+        queue_name: str,
+        publisher: Publisher,
+        dead_letters: DeadLetterStore,
+        max_dequeue_count: int,
+        max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         self.queue_name = queue_name
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.max_dequeue_count = max_dequeue_count
+        self.max_events = max_events
 
     def handle(self, messages: Sequence[Any]) -> BatchOutcome:
         """Publish what is valid, dead-letter what is not. Raises ``BrokerUnavailable`` before anything from
@@ -82,7 +89,10 @@ class BatchHandler:
                 continue
             try:
                 events = normalize(SOURCE, decode_body(message.message_body), transport=transport,
-                                   received_at=received_at)  # fmt: skip
+                                   received_at=received_at, max_events=self.max_events)  # fmt: skip
+            except TooManyEvents as exc:
+                rejected.append(_Rejected(message, transport, "too-many-events", str(exc)))
+                continue
             except InvalidPayload as exc:
                 rejected.append(_Rejected(message, transport, "invalid-payload", str(exc)))
                 continue

@@ -23,9 +23,11 @@ from worker.backoff import backoff_delay
 from worker.deadletter import DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.mns import metrics
-from worker.mns.batch import BatchHandler, BatchOutcome
+from worker.mns.backpressure import Backpressure, backpressure_for
+from worker.mns.batch import BatchHandler
 from worker.mns.client import interrupt, open_queue
 from worker.mns.health import PollHealth
+from worker.mns.progress import Progress
 from worker.publish import Publisher
 from worker.settings import Settings
 
@@ -40,37 +42,6 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 # A long poll answering "empty" much faster than asked means MNS is shedding load: pause instead of spinning.
 EARLY_EMPTY_PAUSE_SECONDS = 1.0
-# Each poller sums its batches into one "mns.progress" line this often (and when it stops). A line per
-# batch ("mns.batch", at debug level) would be hundreds a second under load, and cost 4% of the CPU.
-PROGRESS_INTERVAL_SECONDS = 10.0
-
-
-class _Progress:
-    """Counts since the last "mns.progress" line."""
-
-    FIELDS = ("batches", "received", "published", "duplicates", "dead_lettered", "deleted")
-
-    def __init__(self) -> None:
-        self.counts = dict.fromkeys(self.FIELDS, 0)
-        self.since = time.monotonic()
-
-    def add(self, received: int, outcome: BatchOutcome) -> None:
-        counts = self.counts
-        counts["batches"] += 1
-        counts["received"] += received
-        counts["published"] += outcome.published
-        counts["duplicates"] += outcome.duplicates
-        counts["dead_lettered"] += outcome.dead_lettered
-        counts["deleted"] += len(outcome.handles_to_delete)
-
-    def report(self, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.since < PROGRESS_INTERVAL_SECONDS:
-            return
-        if self.counts["batches"]:
-            log.info("mns.progress", **self.counts, interval_s=round(now - self.since, 1))
-        self.counts = dict.fromkeys(self.FIELDS, 0)
-        self.since = now
 
 
 class Poller(threading.Thread):
@@ -85,6 +56,7 @@ class Poller(threading.Thread):
         stopping: threading.Event,
         health: PollHealth,
         on_fatal: Any,
+        backpressure: Backpressure,
     ) -> None:
         super().__init__(name=f"poller-{queue_name}-{index}", daemon=True)
         self.settings = settings
@@ -92,11 +64,12 @@ class Poller(threading.Thread):
         self.stopping = stopping
         self.health = health
         self.on_fatal = on_fatal
+        self.backpressure = backpressure
         self.receiving = False
         self.queue: Any = None
         self._failures = 0
         self._rng = random.Random()  # noqa: S311 - jitter only
-        self._progress = _Progress()
+        self._progress = Progress()
 
     def run(self) -> None:
         structlog.contextvars.bind_contextvars(queue=self.queue_name, poller=self.name)
@@ -107,6 +80,7 @@ class Poller(threading.Thread):
                 Publisher(self.settings),
                 DeadLetterStore.for_settings(self.settings),
                 self.settings.mns_max_dequeue_count,
+                self.settings.max_events_per_request,
             )
         except ConfigurationError as exc:
             self.on_fatal(exc)
@@ -116,8 +90,6 @@ class Poller(threading.Thread):
                 self._poll_once(handler)
                 self._failures = 0
             except MNSServerException as exc:
-                if exc.type == "MessageNotExist":
-                    continue  # handled in _receive; never reaches here, kept for safety
                 if exc.type in FATAL_CODES:
                     self.on_fatal(
                         ConfigurationError(f"MNS queue {self.queue_name!r}: {exc.type}: {exc.message}")
@@ -141,12 +113,18 @@ class Poller(threading.Thread):
         log.info("mns.poller.stopped")
 
     def _poll_once(self, handler: BatchHandler) -> None:
+        if not self.backpressure.allow():
+            # Paused on purpose, not stuck: the liveness probe must not restart us for it.
+            self.health.record_poll()
+            self.stopping.wait(self.backpressure.check_seconds)
+            return
         messages = self._receive()
         if not messages:
             return
         started = time.perf_counter()
         metrics.RECEIVED.labels(self.queue_name).inc(len(messages))
         outcome = handler.handle(messages)
+        self.backpressure.published(outcome.published)
         self._delete_messages(outcome.handles_to_delete)
         elapsed = time.perf_counter() - started
         metrics.BATCH_SECONDS.labels(self.queue_name).observe(elapsed)
@@ -238,6 +216,7 @@ class Consumer:
         )
         self.fatal: ConfigurationError | None = None
         self.pollers: list[Poller] = []
+        self.backpressure = backpressure_for(settings)
 
     def check_queues(self) -> None:
         """Fail fast on a wrong queue name, endpoint or key instead of backing off forever."""
@@ -268,6 +247,7 @@ class Consumer:
                     stopping=self.stopping,
                     health=self.health,
                     on_fatal=self._on_fatal,
+                    backpressure=self.backpressure,
                 )
                 self.pollers.append(poller)
                 poller.start()

@@ -26,3 +26,10 @@ LAST_POLL = Gauge(
     "Unix time of the last successful poll",
     ["queue"],
 )
+BACKLOG = Gauge(
+    "ims_worker_mns_backlog",
+    "Task messages waiting in a target Celery queue, as last read by the backpressure check",
+    ["queue"],
+)
+PAUSED = Gauge("ims_worker_mns_paused", "1 while the pollers stop receiving (backlog or Redis memory)")
+PAUSES = Counter("ims_worker_mns_pauses_total", "Times the pollers stopped receiving", ["reason"])

@@ -8,6 +8,7 @@ from typing import Any
 
 from worker.errors import InvalidPayload
 from worker.events.envelope import Event, Transport
+from worker.events.fanout import DEFAULT_MAX_EVENTS
 from worker.events.normalize import normalize_with
 from worker.events.parse import load_object
 from worker.providers.registry import _PROVIDERS, providers
@@ -20,6 +21,7 @@ def normalize(
     transport: Transport | None = None,
     received_at: datetime | None = None,
     parsed: bool = False,
+    max_events: int | None = DEFAULT_MAX_EVENTS,
 ) -> list[Event]:
     """The events in ``raw`` (JSON text or a decoded mapping) as sent by ``source``.
 
@@ -27,7 +29,8 @@ def normalize(
     of ``Contents``. An unrecognised type gives an ``unknown.<source>`` event. ``received_at`` defaults to
     now (UTC); pass the original one when replaying, it is part of some ids. ``parsed=True``: ``raw`` is a
     dict the caller has just decoded from JSON and hands over (it is used as is, not parsed again).
-    Raises ``InvalidPayload`` (and nothing else) with the reason.
+    More than ``max_events`` events raise ``TooManyEvents``. Raises ``InvalidPayload`` (and nothing else) with
+    the reason.
     """
     spec = _PROVIDERS.get(source)
     if spec is None:
@@ -41,6 +44,7 @@ def normalize(
         transport=transport,
         received_at=received_at,
         parsed=parsed,
+        max_events=max_events,
     )
 
 

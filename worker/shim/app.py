@@ -20,7 +20,7 @@ import orjson
 import pydantic
 import structlog
 
-from worker.errors import BrokerUnavailable, InvalidPayload
+from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
 from worker.events import Event, Transport
 from worker.providers import normalize
 from worker.settings import Settings
@@ -38,6 +38,7 @@ from worker.shim.errors import (
     ShimError,
 )
 from worker.shim.intake import Intake
+from worker.shim.memguard import memory_guard_for
 from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.shim.metrics import ShimMetrics
 from worker.shim.openapi import build_openapi
@@ -72,8 +73,10 @@ class ShimApp:
         self._owns_publisher = publisher is None
         self.publisher: Publisher = publisher if publisher is not None else _default_publisher(settings)
         self._limit = settings.shim_max_body_bytes
+        self._max_events = settings.max_events_per_request
         self._read_timeout = settings.shim_read_timeout_seconds
         self._batcher = PublishBatcher(self.publisher, timeout=settings.shim_publish_timeout_seconds)
+        self._memory_guard = memory_guard_for(settings) if self._owns_publisher else None
         self.access_log = AccessLog(settings)
         self._openapi = orjson.dumps(build_openapi([p.spec for p in self.providers.values()]))
         self._intake = Intake(settings, self.arming, self.metrics)
@@ -103,6 +106,8 @@ class ShimApp:
                 if self._owns_publisher:
                     await self.publisher.aclose()
                 self._intake.close()
+                if self._memory_guard is not None:
+                    await self._memory_guard.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -176,14 +181,19 @@ class ShimApp:
             if provider.tencent_answer:
                 # Tencent's per-delivery signature is never stored with the event (handlers log raw payloads).
                 payload.pop("sign", None)
+            transport = Transport(kind="http", request_id=request_id)
             events = normalize(
-                provider.source, payload, transport=Transport(kind="http", request_id=request_id), parsed=True
+                provider.source, payload, transport=transport, parsed=True, max_events=self._max_events
             )
+        except TooManyEvents:
+            raise  # the fan-out bound: 413, nothing enqueued or kept
         except (BadRequest, InvalidPayload) as exc:
             if not self._intake.keeps(exc, authenticated=authenticated):
                 raise
             return await self._intake.dead_letter(provider, raw, exc, trace)
         trace.event_ids = [event.id for event in events]
+        if self._memory_guard is not None:
+            await self._memory_guard.check()
         results = await self._publish(provider, events)
         trace.duplicates = sum(1 for result in results if not result.enqueued)
         if provider.tencent_answer:
@@ -238,6 +248,9 @@ class ShimApp:
             if isinstance(exc, AuthFailure) and trace.provider is not None:
                 self.metrics.auth_failure(trace.provider, exc.code)
             return Answer(exc.status, error_body(exc.code, exc.detail, request_id), headers=exc.headers)
+        if isinstance(exc, TooManyEvents):  # the fan-out bound: nothing was enqueued
+            trace.error = "too_many_events"
+            return Answer(413, error_body("too_many_events", str(exc), request_id))
         if isinstance(exc, InvalidPayload):
             trace.error = "invalid_event"
             return Answer(400, error_body("invalid_event", str(exc), request_id))

@@ -33,7 +33,7 @@ class Intake:
         self.arming = arming
         self.metrics = metrics
         self._hops = settings.shim_trusted_proxy_hops
-        self._rejects = RejectStore(settings.effective_redis_url)
+        self._rejects = RejectStore(settings)
 
     def announce(self) -> None:
         for line in self.arming.weak:

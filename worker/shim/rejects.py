@@ -15,6 +15,7 @@ from worker.deadletter import DeadLetterStore
 from worker.errors import BrokerUnavailable
 from worker.events import Transport
 from worker.redisconn import REDIS_ERRORS
+from worker.settings import Settings
 
 REASON = "invalid_request"
 
@@ -22,13 +23,13 @@ REASON = "invalid_request"
 class RejectStore:
     """Writes dead letters for the shim; the Redis client is made on first use and closed with the app."""
 
-    def __init__(self, redis_url: str) -> None:
-        self._url = redis_url
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._store: DeadLetterStore | None = None
 
     def _add(self, raw: bytes, source: str, error: str, request_id: str) -> bool:
         if self._store is None:
-            self._store = DeadLetterStore(self._url)
+            self._store = DeadLetterStore.for_settings(self._settings)  # TLS, ACL and Sentinel aware
         once = hashlib.sha256(source.encode() + b"\0" + raw).hexdigest()
         entry = self._store.add(
             raw=raw,

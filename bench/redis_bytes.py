@@ -1,0 +1,216 @@
+"""Redis bytes per event and per body byte: today's task-message encoding against the previous one, same run.
+
+Each case is a request body as a provider sends it. It is normalized and published through the real publish
+script onto a private redis-server (no persistence) ``COPIES`` times under distinct event ids, and the growth
+of ``INFO memory``'s ``used_memory`` is divided by the copies: what one request costs in Redis (queue entry,
+outbox copy, dedupe marker, outbox deadline). The baseline is the previous encoding, rebuilt here: the event
+with both ``data`` and ``raw`` (for RTC the whole message in every event), base64 in the body, every
+protocol-2 header. Worst cases: the most events one request may carry with the smallest items, the largest
+header the fan-out rule lets through, a body made of JSON escapes, and the smallest body.
+
+    .venv/bin/python -m bench.redis_bytes [--copies 200] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from worker.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
+from worker.demo import load_samples
+from worker.embedded import free_port, redis_server_binary
+from worker.errors import TooManyEvents
+from worker.events import Event
+from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout
+from worker.providers import normalize, queue_for
+from worker.publish import _PUBLISH_SCRIPT, Publisher
+from worker.settings import Settings
+from worker.taskmessage import new_task_id, task_argsrepr
+
+_dumps = json.encoder.encode_basestring
+
+
+def legacy_message(event: Event, whole: dict[str, Any], queue: str) -> bytes:
+    """The message as the previous release built it (taskmessage at 3723a07)."""
+    full = event.model_copy(update={"raw": whole})
+    body = b"[[" + full.__pydantic_serializer__.to_json(full) + b"], {}, "
+    body += b'{"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+    tid = new_task_id()
+    return (
+        f'{{"body": "{base64.b64encode(body).decode()}", "content-encoding": "utf-8", '
+        f'"content-type": "application/json", "headers": {{"lang": "py", "task": {_dumps(event.type)}, '
+        f'"id": "{tid}", "shadow": null, "eta": null, "expires": null, "group": null, "group_index": null, '
+        f'"retries": 0, "timelimit": [null, null], "root_id": "{tid}", "parent_id": null, '
+        f'"argsrepr": {_dumps(task_argsrepr(event))}, "kwargsrepr": "{{}}", "origin": "gen1234@benchhost", '
+        f'"ignore_result": false, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {{}}}}, '
+        f'"properties": {{"correlation_id": "{tid}", "reply_to": "", "delivery_mode": 2, '
+        f'"delivery_info": {{"exchange": "", "routing_key": {_dumps(queue)}}}, "priority": 0, '
+        f'"body_encoding": "base64", "delivery_tag": "{new_task_id()}"}}}}'
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: str
+    body: bytes
+
+
+def sample_cases() -> list[Case]:
+    return [Case(s.name, s.source, s.body.encode()) for s in load_samples()]
+
+
+def _rtc(items: int, header: dict[str, Any], item: dict[str, Any]) -> bytes:
+    return json.dumps({"MsgId": "m", **header, "Contents": [item] * items}, separators=(",", ":")).encode()
+
+
+def worst_cases() -> list[Case]:
+    tiny = {"Event": "ChannelEvent", "ChannelEvent": {"EventTag": "", "Timestamp": 0}}
+    fanout = _rtc(DEFAULT_MAX_EVENTS, {}, tiny)
+    # The largest header the fan-out rule accepts with 100 of the smallest items.
+    pad = 0
+    while True:
+        try:
+            check_fanout("rtc", json.loads(_rtc(DEFAULT_MAX_EVENTS, {"P": "x" * (pad + 1)}, tiny)), 100, 100)
+        except TooManyEvents:
+            break
+        pad += 1
+    padded = _rtc(DEFAULT_MAX_EVENTS, {"P": "x" * pad}, tiny)
+    base = json.loads(next(s.body for s in load_samples() if s.name == "ims/ProduceMediaComplete.json"))
+    escapes = {**base, "S": '"' * 20_000}  # each becomes \" on the wire, and \\\" inside the task body
+    return [
+        Case("worst: RTC, 100 smallest items", "rtc", fanout),
+        Case("worst: RTC, 100 items, largest header", "rtc", padded),
+        Case("worst: IMS, 40 KB of JSON escapes", "ims", json.dumps(escapes).encode()),
+        Case(
+            "worst: smallest body (live-record)",
+            "live.record",
+            b'{"domain":"d","app":"a","stream":"s","event":"x"}',
+        ),
+    ]
+
+
+def padded_cases() -> list[Case]:
+    """One IMS event at growing sizes: the slope is what each further body byte costs."""
+    base = json.loads(next(s.body for s in load_samples() if s.name == "ims/ProduceMediaComplete.json"))
+    return [
+        Case(f"slope: IMS + {n} B field", "ims", json.dumps({**base, "Extra": "y" * n}).encode())
+        for n in (0, 4096, 16384)
+    ]
+
+
+class Measure:
+    def __init__(self, url: str, copies: int) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.settings = Settings(broker_url=url)
+        self.publisher = Publisher(self.settings)
+        self.script = self.client.register_script(_PUBLISH_SCRIPT)
+        self.copies = copies
+
+    def _used(self) -> int:
+        return int(self.client.info("memory")["used_memory"])
+
+    def _per_request(self, publish: Callable[[int], None]) -> float:
+        self.client.flushall()
+        time.sleep(0.05)
+        before = self._used()
+        for k in range(self.copies):
+            publish(k)
+        return (self._used() - before) / self.copies
+
+    def ours(self, case: Case) -> tuple[int, float]:
+        events = normalize(case.source, case.body)
+
+        def publish(k: int) -> None:
+            self.publisher.publish([e.model_copy(update={"id": f"{e.id}:{k}"}) for e in events])
+
+        return len(events), self._per_request(publish)
+
+    def legacy(self, case: Case) -> float:
+        whole = json.loads(case.body)
+        events = normalize(case.source, case.body, max_events=None)
+        deadline = int((time.time() + 3600) * 1000)
+
+        def publish(k: int) -> None:
+            keys: list[str] = []
+            args: list[Any] = ["0", deadline]
+            for e in events:
+                queue = queue_for(self.settings, e.source)
+                keys += (dedupe_key(f"{e.id}:{k}"), queue)
+                args += (new_task_id(), 86400, legacy_message(e, whole, queue))
+            self.script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=args)
+
+        return self._per_request(publish)
+
+
+def run(copies: int) -> list[dict[str, Any]]:
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        measure = Measure(f"redis://127.0.0.1:{port}/0", copies)
+        rows = []
+        measure.ours(sample_cases()[0])  # warm-up: the first writes also grow Redis's own tables
+        for case in [*sample_cases(), *padded_cases(), *worst_cases()]:
+            count, ours = measure.ours(case)
+            legacy = measure.legacy(case)
+            rows.append(
+                {
+                    "case": case.name,
+                    "body": len(case.body),
+                    "events": count,
+                    "ours": round(ours),
+                    "legacy": round(legacy),
+                    "ours_x": round(ours / len(case.body), 2),
+                    "legacy_x": round(legacy / len(case.body), 2),
+                }
+            )
+        measure.publisher.close()
+        return rows
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def report(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| case | body B | events | Redis B/request (now) | x body | B/event | previous B/request | x body |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['body']} | {r['events']} | {r['ours']} | {r['ours_x']} | "
+            f"{r['ours'] // r['events']} | {r['legacy']} | {r['legacy_x']} |"
+        )
+    slope = [r for r in rows if r["case"].startswith("slope")]
+    ours = (slope[-1]["ours"] - slope[0]["ours"]) / (slope[-1]["body"] - slope[0]["body"])
+    old = (slope[-1]["legacy"] - slope[0]["legacy"]) / (slope[-1]["body"] - slope[0]["body"])
+    lines.append(f"\nPer further body byte: now {ours:.2f} B, previously {old:.2f} B.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=200)
+    parser.add_argument("--json")
+    options = parser.parse_args()
+    rows = run(options.copies)
+    print(report(rows))
+    if options.json:
+        with open(options.json, "w") as out:
+            json.dump(rows, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()

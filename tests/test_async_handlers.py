@@ -1,0 +1,104 @@
+"""``async def`` handlers in a real Celery worker: awaited, with retries, dead letters and done markers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.celery_worker import running_worker, wait_until
+from tests.conftest import SAMPLES_DIR
+from worker.asyncrun import HandlerTimeout, call_handler, close_loop, event_loop
+from worker.deadletter import DeadLetterStore
+from worker.dedupe import done_key
+from worker.events import Event
+from worker.providers import normalize
+from worker.publish import Publisher
+from worker.settings import Settings
+
+ASYNC = "tests.plugins.asyncplugin:async_ims"
+
+pytestmark = pytest.mark.integration
+
+
+def ims(name: str) -> Event:
+    (event,) = normalize("ims", (SAMPLES_DIR / "ims" / f"{name}.json").read_bytes())
+    return event
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield r
+    r.close()
+
+
+def test_async_handlers_retry_dead_letter_time_out_and_reuse_one_loop(
+    redis_url: str, client: redis.Redis
+) -> None:
+    names = ("ProduceMediaComplete", "SnapshotComplete", "TranscodeComplete", "FileUploadComplete")
+    flaky, doomed, hung, plain = (ims(n) for n in names)
+    client.set(f"async:fail:{flaky.id}", 1)
+    client.set(f"async:permanent:{doomed.id}", 1)
+    client.set(f"async:hang:{hung.id}", 1)
+    env = {
+        "IMS_WORKER_BROKER_URL": redis_url,
+        "IMS_WORKER_HANDLER_MODULES": "tests.plugins.asyncplugin",
+        "IMS_WORKER_TASK_MAX_ATTEMPTS": "2",
+        "IMS_WORKER_RETRY_BACKOFF_SECONDS": "0.05",
+        "IMS_WORKER_RETRY_BACKOFF_MAX_SECONDS": "0.2",
+        "IMS_WORKER_TASK_SOFT_TIME_LIMIT": "1",
+        "IMS_WORKER_TASK_TIME_LIMIT": "5",
+    }
+    store = DeadLetterStore(redis_url)
+    with running_worker(env) as worker:
+        publisher = Publisher(Settings(broker_url=redis_url))
+        publisher.publish([flaky, doomed, hung, plain])
+        publisher.close()
+        wait_until(lambda: client.exists(done_key(flaky.id, ASYNC)) and store.count() == 2, timeout=30)
+        output = worker.output()
+    store.close()
+    # Retry asked once, then success: two awaited runs, recorded done once.
+    assert client.get(f"async:runs:{flaky.id}") == "2"
+    assert client.exists(done_key(plain.id, ASYNC)) and client.get(f"async:runs:{plain.id}") == "1"
+    letters = {e.event_id: e for e in DeadLetterStore(redis_url).list()}
+    assert letters[doomed.id].reason == "permanent failure" and letters[doomed.id].attempts == 1
+    assert "async handler says never" in (letters[doomed.id].error or "")
+    # A hung await is cut at the soft time limit, each attempt, until the attempts are spent.
+    assert letters[hung.id].reason == "retries exhausted" and letters[hung.id].attempts == 2
+    assert "HandlerTimeout" in (letters[hung.id].error or "")
+    assert not client.exists(done_key(doomed.id, ASYNC)) and not client.exists(done_key(hung.id, ASYNC))
+    # One worker process (concurrency 1), one loop reused by every run.
+    loops = set(client.lrange("async:loops", 0, -1))
+    assert len(loops) == 1, loops
+    assert "was never awaited" not in output
+
+
+def test_call_handler_awaits_any_awaitable_and_bounds_it() -> None:
+    seen: list[str] = []
+
+    async def ok(event: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(event)
+
+    class Custom:  # an awaitable that is not a coroutine
+        def __await__(self) -> Generator[Any, None, None]:
+            yield from asyncio.sleep(0).__await__()
+            seen.append("custom")
+
+    assert call_handler(ok, "e1") is None and seen == ["e1"]
+    call_handler(lambda _: Custom(), "e2")
+    assert seen == ["e1", "custom"]
+    loop = event_loop()
+    assert event_loop() is loop
+
+    async def hang(event: str) -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(HandlerTimeout, match=r"within 0\.0475s"):
+        call_handler(hang, "e3", timeout=0.05)
+    assert event_loop() is loop and not loop.is_closed()
+    close_loop()

@@ -1,0 +1,132 @@
+"""``ims-worker check``: everything a start would need, checked without starting anything.
+
+Settings (all problems at once), every handler module and entry point, the broker, Redis and (when an endpoint
+is configured) each MNS queue; prints each subscription. Exit 0 only when all passed, 1 on any problem
+(2 for invalid settings, like every command).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from worker.cli.handlers import format_subscription, subscription_rows
+from worker.cli.preflight import load_handlers
+from worker.errors import ConfigurationError
+from worker.redisconn import redact_text, redact_url, sync_client
+from worker.registry import REGISTRY
+from worker.settings import Settings, load_settings
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def _ping_redis(url: str, settings: Settings) -> str:
+    client = sync_client(url, settings)  # TLS and Sentinel settings apply, as in the worker
+    try:
+        client.ping()
+        return "answers PING"
+    finally:
+        client.close()
+
+
+def _connect_broker(url: str) -> str:
+    from kombu import Connection  # type: ignore[attr-defined]  # noqa: PLC0415 - non-Redis broker only
+
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:  # type: ignore[no-untyped-call]
+        connection.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT_SECONDS)
+    return "connected"
+
+
+def _mns_queue(settings: Settings, name: str) -> str:
+    from worker.inject import close_queue  # noqa: PLC0415 - the SDK only when MNS is configured
+    from worker.mns.client import open_queue  # noqa: PLC0415
+
+    queue = open_queue(settings, name)
+    try:
+        attributes = queue.get_attributes()
+        return f"exists ({attributes.active_messages} messages waiting)"
+    finally:
+        close_queue(queue)
+
+
+class Checklist:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def run(self, what: str, check: Callable[[], str]) -> None:
+        try:
+            detail = check()
+        except Exception as exc:  # noqa: BLE001 - any failure of a check is reported, not raised
+            self.failed += 1
+            message = str(exc) or type(exc).__name__
+            if isinstance(getattr(exc, "message", None), str):  # the MNS SDK's errors: code and message
+                message = f"{getattr(exc, 'type', type(exc).__name__)}: {getattr(exc, 'message', '')}"
+            print(f"FAIL  {what}: {redact_text(str(message))}", flush=True)
+        else:
+            print(f"ok    {what}: {detail}", flush=True)
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings()  # invalid settings: exit 2 with every problem listed (worker.cli.main)
+    print("ok    settings", flush=True)
+    checks = Checklist()
+
+    def handlers() -> str:
+        modules = load_handlers(settings)
+        return f"{len(modules)} modules, {len(REGISTRY.subscriptions)} subscriptions"
+
+    checks.run("handlers", handlers)
+    for row in subscription_rows(REGISTRY.subscriptions):
+        print("        " + format_subscription(row))
+    broker = redact_url(settings.broker_url)
+    if settings.broker_is_redis:
+        checks.run(f"broker {broker}", lambda: _ping_redis(settings.broker_url, settings))
+    else:
+        checks.run(f"broker {broker}", lambda: _connect_broker(settings.broker_url))
+    if settings.effective_redis_url != settings.broker_url or not settings.broker_is_redis:
+        url = settings.effective_redis_url
+        checks.run(f"redis {redact_url(url)}", lambda: _ping_redis(url, settings))
+    _check_shim(settings, checks)
+    if settings.mns_endpoint:
+        if not settings.mns_queues:
+            checks.run("mns", _no_queues)
+        for name in settings.mns_queues:
+            checks.run(f"mns queue {name} at {settings.mns_endpoint}", lambda n=name: _mns_queue(settings, n))  # type: ignore[misc]
+    else:
+        print("skip  mns: IMS_WORKER_MNS_ENDPOINT is not set", flush=True)
+    print("all checks passed" if not checks.failed else f"{checks.failed} check(s) failed", flush=True)
+    return 1 if checks.failed else 0
+
+
+def _check_shim(settings: Settings, checks: Checklist) -> None:
+    from worker.shim.arming import NothingArmed  # noqa: PLC0415 - the shim's rules, only here
+    from worker.shim.arming import check as check_arming  # noqa: PLC0415
+
+    try:
+        arming = check_arming(settings)
+    except NothingArmed as exc:
+        print(f"skip  shim: {exc}", flush=True)
+        return
+    except ConfigurationError as exc:
+        message = str(exc)
+        checks.run("shim keys", lambda: _raise(message))
+        return
+    served = [*arming.armed, *(f"{name} (unsigned)" for name in arming.unsigned)]
+    checks.run("shim keys", lambda: "endpoints served: " + ", ".join(served))
+
+
+def _raise(message: str) -> str:
+    raise ConfigurationError(message)
+
+
+def _no_queues() -> str:
+    raise ConfigurationError("IMS_WORKER_MNS_ENDPOINT is set but IMS_WORKER_MNS_QUEUES is empty")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="validate settings, load every handler, reach broker, Redis and MNS; exit non-zero on a problem",
+    )
+    parser.set_defaults(func=_check)

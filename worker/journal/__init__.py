@@ -1,0 +1,1 @@
+"""The event journal: every event's history, written by the pipeline's own Redis scripts (see ``lua``)."""

@@ -1,0 +1,126 @@
+"""The journal's settings as the Lua fragment reads them, and the Python side of its entries."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from worker.events import Event
+from worker.providers import business_keys
+from worker.settings import Settings
+
+PREFIX = "ims-worker:j:"
+INDEX_KEY = f"{PREFIX}idx"
+FAILED_KEY = f"{PREFIX}failed"
+STATS_KEY = "ims-worker:stats"
+
+
+def entries_key(event_id: str) -> str:
+    return f"{PREFIX}e:{event_id}"
+
+
+def payload_key(event_id: str) -> str:
+    return f"{PREFIX}p:{event_id}"
+
+
+def value_key(value: str) -> str:
+    return f"{PREFIX}v:{value}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _oneline(text: str) -> str:
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    enabled: bool
+    retention_seconds: int
+    max_events: int
+    max_entries_per_event: int
+    max_events_per_key: int
+    payload_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JournalConfig:
+        return cls(
+            enabled=settings.journal_enabled,
+            retention_seconds=settings.journal_retention_seconds,
+            max_events=settings.journal_max_events,
+            max_entries_per_event=settings.journal_max_entries_per_event,
+            max_events_per_key=settings.journal_max_events_per_key,
+            payload_seconds=min(settings.journal_payload_seconds, settings.journal_retention_seconds),
+        )
+
+    def tail(self, now: int | None = None) -> str:
+        """The last argument of every journaling script: "" turns the journal off."""
+        if not self.enabled:
+            return ""
+        return (
+            f"{self.retention_seconds}|{self.max_entries_per_event}|{self.max_events}|"
+            f"{self.max_events_per_key}|{self.payload_seconds}|{now_ms() if now is None else now}"
+        )
+
+
+OFF = JournalConfig(False, 1, 1, 1, 1, 0)
+
+
+def entry(kind: str, now: int, **fields: Any) -> str:
+    """One journal entry as the scripts store it: compact JSON with ``t`` (unix ms) and ``e`` (the step)."""
+    return orjson.dumps({"t": now, "e": kind, **{k: v for k, v in fields.items() if v is not None}}).decode()
+
+
+_str = json.encoder.encode_basestring  # C-accelerated JSON string escaping: this runs per received event
+
+
+def received_blob(event: Event, now: int, kind: str = "received") -> str:
+    """What ``jpublish`` reads for one event: its id, then the received entry (built by hand: hot path)."""
+    t = event.transport
+    parts = [
+        f'{{"t":{now},"e":"{kind}","src":{_str(event.source)},"type":{_str(event.type)},"via":"{t.kind}"'
+    ]
+    if t.queue is not None:
+        parts.append(f',"q":{_str(t.queue)}')
+    if t.message_id is not None:
+        parts.append(f',"mid":{_str(t.message_id)}')
+    if t.dequeue_count is not None:
+        parts.append(f',"dq":{int(t.dequeue_count)}')
+    if t.request_id is not None:
+        parts.append(f',"req":{_str(t.request_id)}')
+    return f"{event.id}\n{''.join(parts)}}}"
+
+
+def _plain(value: str) -> str:
+    # IMS AI audit callbacks name their media as '{"media": "<id>", "type": "Media"}': index the id.
+    if value.startswith("{"):
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(inner, dict) and isinstance(inner.get("media"), str):
+            return str(inner["media"])
+    return _oneline(value)
+
+
+def index_blob(event: Event) -> str:
+    """What ``jindex`` reads: one ``Name=value`` line per business key (``worker.providers``)."""
+    return "\n".join(f"{name}={_plain(value)}" for name, value in business_keys(event).items())
+
+
+def payload_json(event: Event) -> str:
+    return event.__pydantic_serializer__.to_json(event).decode()
+
+
+def error_entry(now: int, handler: str, error: str) -> str:
+    return entry("failed", now, h=handler, err=_oneline(error)[:500])
+
+
+def stats_blob(fields: dict[str, float]) -> str:
+    return "\n".join(f"{_oneline(k).replace(chr(9), ' ')}\t{v}" for k, v in fields.items())

@@ -1,0 +1,150 @@
+"""Replay: run chosen handlers again for past events, from the task message the journal kept.
+
+Each replayed event gets a new task message (a new task id) and a *replay record* under that task id naming
+the handlers to run (``worker.dedupe.replay_key``). The ledger's begin script honours it: the named handlers
+run even though their done markers say they succeeded, once per replay task (a Celery retry of the replay
+keeps its task id, so a handler that succeeded in it is not run twice); every other handler is skipped.
+The record, the enqueue and the "replayed" journal entry are one script. Replays bypass the dedupe marker and
+the outbox: a replay lost with Redis is seen in the journal (no "attempt" after "replayed") and run again.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from worker.dedupe import replay_key
+from worker.events import Event
+from worker.journal.config import JournalConfig, entry, now_ms
+from worker.journal.lua import JOURNAL_LUA
+from worker.journal.reader import EventHistory, JournalReader
+from worker.registry import REGISTRY
+from worker.settings import Settings
+from worker.taskmessage import TaskMessageBuilder, new_task_id
+
+# KEYS: queue, replay record. ARGV: message, handler names (a line each), ttl, event id, entry, journal.
+_REPLAY = (
+    JOURNAL_LUA
+    + """
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('LPUSH', KEYS[1], ARGV[1])
+if J then jadd(ARGV[4], ARGV[5]) end
+return 1
+"""
+)
+
+
+def event_from_payload(payload: bytes) -> Event:
+    """The event as the worker stored it at its first attempt (JSON)."""
+    return Event.model_validate_json(payload)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    event_id: str
+    event_type: str | None
+    source: str | None
+    handlers: tuple[str, ...]
+    reason: str | None = None  # why it cannot be replayed; None: replayable
+    event: Event | None = None
+
+    @property
+    def replayable(self) -> bool:
+        return self.reason is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": self.event_type,
+            "source": self.source,
+            "handlers": list(self.handlers),
+            "replayable": self.replayable,
+            "reason": self.reason,
+        }
+
+
+def plan(
+    reader: JournalReader, histories: Sequence[EventHistory], handlers: Sequence[str], settings: Settings
+) -> list[Candidate]:
+    """What a replay would do for each event: the handlers it would run, or why it cannot."""
+    chosen = set(handlers)
+    found: list[Candidate] = []
+    for history in histories:
+        payload = reader.payload(history.event_id)
+        subscribed = [s.name for s in REGISTRY.handlers_for(history.type or "")]
+        names = tuple(n for n in subscribed if not chosen or n in chosen)
+        base = functools.partial(Candidate, history.event_id, history.type, history.source, names)
+        if payload is None:
+            kept = settings.journal_payload_seconds
+            why = f"payload aged out (kept {kept} s, IMS_WORKER_JOURNAL_PAYLOAD_SECONDS) or was never stored"
+            found.append(base(reason=why))
+            continue
+        try:
+            event = event_from_payload(payload)
+        except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
+            found.append(base(reason=f"stored payload unreadable: {exc}"[:200]))
+            continue
+        if not names:
+            why = (
+                "no chosen handler subscribes to this type"
+                if chosen
+                else "no handler subscribes to this type"
+            )
+            found.append(base(reason=why))
+            continue
+        found.append(base(event=event))
+    return found
+
+
+class Replayer:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        from worker.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
+
+        self._queue_for = queue_for
+        self._settings = settings
+        self._journal = JournalConfig.from_settings(settings)
+        self._builder = TaskMessageBuilder()
+        self._script = client.register_script(_REPLAY)
+
+    def replay(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        rate: float,
+        replay_id: str,
+        progress: Callable[[Candidate, str], None] | None = None,
+    ) -> int:
+        """Enqueue each replayable candidate at most ``rate`` per second; returns how many were enqueued."""
+        interval = 1.0 / rate
+        sent = 0
+        started = time.monotonic()
+        for candidate in candidates:
+            if candidate.event is None:
+                continue
+            delay = started + sent * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            event = candidate.event
+            task_id = new_task_id()
+            message = self._builder.build(
+                event, self._queue_for(self._settings, event.type, event.source), task_id
+            )
+            note = entry(
+                "replayed", now_ms(), replay=replay_id, task=task_id, handlers=list(candidate.handlers)
+            )
+            keys = [message.queue, replay_key(task_id)]
+            ttl = self._settings.journal_retention_seconds
+            args: list[bytes | str | int] = [
+                message.payload, "\n".join(candidate.handlers), ttl, event.id, note, self._journal.tail()
+            ]  # fmt: skip
+            self._script(keys=keys, args=args)
+            sent += 1
+            if progress is not None:
+                progress(candidate, task_id)
+        return sent

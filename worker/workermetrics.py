@@ -1,0 +1,152 @@
+"""The worker's /metrics: queue backlog, dead letters, in-flight, and the fleet-wide counters of the ledger.
+
+Served by each worker's main process (``IMS_WORKER_WORKER_METRICS_PORT``, default 9102) and read from Redis
+at scrape time. Handler outcomes are counted by the ledger's scripts in ``ims-worker:stats`` (see
+``worker.journal.stats``): the numbers are the whole fleet's, so every worker answers the same values and a
+dashboard aggregates them with ``max`` (not ``sum``) across workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+import structlog
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from worker.deadletter import STREAM_KEY
+from worker.dedupe import OUTBOX_KEY
+from worker.journal.config import INDEX_KEY, STATS_KEY
+from worker.journal.stats import LAG_BUCKETS
+from worker.redisconn import REDIS_ERRORS, store_client, sync_client
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_COUNTERS = {
+    "handled": ("ims_worker_events_handled", "Events whose handlers all succeeded, by source and type"),
+    "failed": ("ims_worker_task_failures", "Task attempts in which a handler failed, by source and type"),
+    "retried": ("ims_worker_task_retries", "Retries scheduled, by source and type"),
+    "deadlettered": (
+        "ims_worker_dead_lettered",
+        "Entries added to the dead-letter store, by source and type",
+    ),
+}
+_LAGS = {
+    "receipt_lag": ("ims_worker_receipt_to_handled_seconds", "From receipt (consumer or shim) to handled"),
+    "event_lag": ("ims_worker_event_to_handled_seconds", "From the provider's event time to handled"),
+}
+
+
+class RedisCollector(Collector):
+    def __init__(self, client: redis.Redis, queues: list[str], broker: redis.Redis | None = None) -> None:
+        self._client = client  # the store: dead letters, outbox, journal, counters
+        self._broker = broker or client  # the queues
+        self._queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("ims_worker_redis_up", "1 if the worker's metrics could read Redis")
+        try:
+            with self._broker.pipeline(transaction=False) as pipe:
+                for queue in self._queues:
+                    pipe.llen(queue)
+                pipe.hlen("unacked")
+                queued = pipe.execute()
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.xlen(STREAM_KEY)
+                pipe.hlen(OUTBOX_KEY)
+                pipe.zcard(INDEX_KEY)
+                pipe.hgetall(STATS_KEY)
+                replies = queued + pipe.execute()
+        except REDIS_ERRORS:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        backlog = GaugeMetricFamily(
+            "ims_worker_queue_backlog", "Task messages waiting in a queue", labels=["queue"]
+        )
+        for queue, length in zip(self._queues, replies, strict=False):
+            backlog.add_metric([queue], float(length))
+        yield backlog
+        unacked, deadletters, in_flight, journaled = replies[len(self._queues) : len(self._queues) + 4]
+        yield _gauge(
+            "ims_worker_queue_unacked", "Task messages delivered to a worker, not yet acknowledged", unacked
+        )
+        yield _gauge("ims_worker_deadletters", "Entries in the dead-letter store", deadletters)
+        yield _gauge(
+            "ims_worker_outbox_in_flight", "Published task messages whose task has not finished", in_flight
+        )
+        yield _gauge("ims_worker_journal_events", "Events in the journal's index", journaled)
+        yield from _stats(cast(dict[bytes, bytes], replies[-1]))
+
+
+def _gauge(name: str, documentation: str, value: Any) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], float(value))
+    return family
+
+
+def _stats(raw: dict[bytes, bytes]) -> Iterator[Metric]:
+    fields = {k.decode(): float(v) for k, v in raw.items()}
+    counters = {
+        kind: CounterMetricFamily(name, doc, labels=["source", "type"])
+        for kind, (name, doc) in _COUNTERS.items()
+    }
+    lags: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in _LAGS}
+    for field, value in fields.items():
+        kind, _, rest = field.partition("|")
+        if kind in counters:
+            source, _, event_type = rest.partition("|")
+            counters[kind].add_metric([source, event_type], value)
+        elif kind.endswith("_bucket") and kind[: -len("_bucket")] in lags:
+            source, _, bound = rest.partition("|")
+            lags[kind[: -len("_bucket")]].setdefault(source, {})[bound] = value
+    yield from counters.values()
+    for kind, (name, doc) in _LAGS.items():
+        family = HistogramMetricFamily(name, doc, labels=["source"])
+        for source, buckets in sorted(lags[kind].items()):
+            cumulative, rows = 0.0, []
+            for bound in [*map(repr, LAG_BUCKETS), "+Inf"]:
+                cumulative += buckets.get(bound, 0.0)
+                rows.append((bound, cumulative))
+            total = fields.get(f"{kind}_sum|{source}", 0.0)
+            family.add_metric([source], rows, sum_value=total)
+        yield family
+
+
+_started: bool = False
+
+
+def serve(settings: Settings) -> int | None:
+    """Start the endpoint once per process; returns its port (None when disabled or already started)."""
+    global _started  # noqa: PLW0603 - one endpoint per worker main process
+    if _started or not settings.worker_metrics_port or not settings.broker_is_redis:
+        return None
+    from worker.celeryconfig import all_queues  # noqa: PLC0415 - keeps kombu out of the import path
+
+    registry = CollectorRegistry(auto_describe=False)
+    store = store_client(settings)
+    same = settings.broker_url == settings.effective_redis_url
+    broker = None if same else sync_client(settings.broker_url, settings)
+    registry.register(RedisCollector(store, all_queues(settings), broker))
+    try:
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)
+    except (
+        OSError
+    ) as exc:  # a second worker on the same host: one endpoint is enough (the numbers are global)
+        log.warning("worker metrics port unavailable", port=settings.worker_metrics_port, error=str(exc))
+        return None
+    _started = True
+    log.info("worker metrics served", host=settings.worker_metrics_host, port=settings.worker_metrics_port)
+    return settings.worker_metrics_port
+
+
+def on_worker_ready(sender: Any = None, **_: Any) -> None:
+    settings = getattr(getattr(sender, "app", None), "settings", None)
+    if isinstance(settings, Settings):
+        serve(settings)
