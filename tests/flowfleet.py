@@ -126,5 +126,5 @@ def kill_a_key_holder(
         wait_until(lambda: len(runs(client, "keyed")) >= len(expected), timeout=300, interval=0.2)
         key_runs = runs(client, "keyed")
         recovered = next((r.end - killed_at for r in key_runs if r.event_id == hung.id), float("nan"))
-    assert sorted(r.event_id for r in key_runs) == sorted(expected)
+    assert sorted(r.event_id for r in key_runs) == sorted(expected), (key_runs, expected)
     return KillResult(resumed_after=resumed, recovered_after=recovered, key_runs=key_runs)

@@ -27,7 +27,8 @@ from worker.providers import load as load_providers
 from worker.redisconn import store_client
 from worker.registry import discover
 from worker.settings import Settings, load_settings
-from worker.tasks import run_event, runtime
+from worker.taskruntime import runtime
+from worker.tasks import run_event
 
 log = structlog.get_logger(__name__)
 
