@@ -109,9 +109,10 @@ def kill_a_key_holder(
     worker); K's other events wait in the survivor and must resume once the dead holder's lease lapses.
     With ``await_the_dead``, also wait until the dead worker's own event came back and was handled.
 
-    The dead worker's message can come back twice at about the same time (kombu's restore and the outbox
-    re-enqueue, same task id): the ledger lets a task id take over its own claim, so only the key lock's
-    per-run token keeps the two copies from running the handler at once. "Exactly once" here checks that."""
+    The dead worker's message was seen to come back twice at about the same time (same task id, run 4 ms apart
+    in two children; presumably kombu's restore and the outbox re-enqueue): the ledger lets a task id take
+    over its own claim, so only the key lock's per-run token keeps the two copies from running the handler at
+    once. "Exactly once" here checks that."""
     with two_workers(env, concurrency=2) as workers:
         hung = upload_event("FileUploadComplete", "media-k", 0, user_data="hang")
         publish(redis_url, [hung])
