@@ -123,5 +123,6 @@ def running_redis(workdir: Path, *, appendonly: bool = True) -> Iterator[RedisSe
 
 
 def is_queue(client: redis.Redis, key: bytes) -> bool:
-    """A Celery queue (a list named after it), not one of the service's own ``ims-worker:`` lists (journal...)."""
+    """A Celery queue (a list named after it), not one of the service's own ``ims-worker:`` lists
+    (journal...)."""
     return not key.startswith(b"ims-worker:") and client.type(key) == b"list"
