@@ -96,7 +96,7 @@ def test_the_lines_the_summary_counts_are_still_logged_under_those_names() -> No
     """If a log line is renamed, the view stops counting it: this lists where each name must appear."""
     sources = {
         "shim.request": "worker/shim/accesslog.py",
-        "mns.progress": "worker/mns/consumer.py",
+        "mns.progress": "worker/mns/progress.py",
         "event handled": "worker/tasks.py",
         "retrying event": "worker/tasks.py",
         "event dead-lettered": "worker/tasks.py",
