@@ -87,7 +87,11 @@ def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     assert outbox.sweep() == 0  # its own delivery is held: kombu restores it if that worker dies
     client.delete("unacked")
     client.set(held_key(task_id), "another-delivery", px=5000)
-    assert outbox.sweep() == 0  # a live worker holds the task under another delivery (a retry)
+    client.hset("unacked", "another-delivery", "a retry of the task")
+    assert outbox.sweep() == 0  # kombu holds the task under another delivery (a retry)
+    client.delete("unacked")
+    assert outbox.sweep() == 1  # that delivery was acked or restored: the key alone does not hold it
+    client.rpop("ims")
     client.delete(held_key(task_id))
     assert outbox.sweep() == 1  # held by nobody, queued nowhere: lost
     assert client.lrange("ims", 0, -1) == [message]

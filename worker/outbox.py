@@ -14,8 +14,9 @@ re-enqueued copy is harmless: handlers that already succeeded for the event are 
 queued (``bench/outbox_bench.py``). A copy's deadline is its enqueue time plus the lease, so the overdue
 copies are the oldest messages, and the oldest queued messages sit at the tail BRPOP takes from:
 
-* held: a live worker holds its task (``worker.lease`` renews ``held_key``), or kombu's ``unacked`` hash has
-  the copy's own delivery (kombu restores that one itself if its worker dies);
+* held: kombu's ``unacked`` hash has the task's current delivery (``held_key`` names it, renewed by the
+  holder's heartbeat, ``worker.lease``; a retry is a new delivery) or the copy's own: kombu restores those
+  itself if their worker dies, so the outbox must not copy them meanwhile;
 * queued: its task id is among the ``WINDOW`` messages at the tail, or the copy is younger (by more than the
   clock margin) than the oldest message in that window: then it is still waiting behind them;
 * otherwise it was taken and lost: it goes back at the tail (it is the oldest) with a fresh deadline.
@@ -88,7 +89,8 @@ for i = 1, #rows, 2 do
     redis.call('ZREM', KEYS[2], id)
   else
     kept = kept + 1
-    if redis.call('EXISTS', ARGV[7] .. id) == 0 then
+    local current = redis.call('GET', ARGV[7] .. id)
+    if not (current and redis.call('HEXISTS', KEYS[3], current) == 1) then
       local cut = string.find(entry, '\\n', 1, true)
       local queue = string.sub(entry, 1, cut - 1)
       local w = tail(queue)
