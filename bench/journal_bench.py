@@ -241,3 +241,51 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
 
 
 BENCHMARK = Benchmark("journal", "Journal cost (consumer, shim, Redis bytes)", run, rows)
+
+
+def _main(timings: bool = True) -> None:
+    """``python -m bench.journal_bench [--bytes]``: Redis bytes per event and (unless ``--bytes``) the
+    publish path's cost per event, without consumer or shim processes (timings: under the heavy lock)."""
+    import tempfile  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from worker.delivery.publish import _Batch  # noqa: PLC0415
+    from worker.delivery.taskmessage import TaskMessageBuilder  # noqa: PLC0415
+
+    with Stack(Path(tempfile.mkdtemp(prefix="journal-bench-"))) as stack:
+        redis_url = stack.redis()
+        for key, value in _bytes(redis_url, 2900).items():
+            print(f"{key}: {value:,.0f}")
+        if not timings:
+            return
+        events = _events(8000)
+        client = redis.Redis.from_url(redis_url)
+        for journal in (False, True, False, True):
+            client.flushall()
+            settings = load_settings(broker_url=redis_url, journal_enabled=journal)
+            publisher, builder = Publisher(settings), TaskMessageBuilder()
+            started = time.perf_counter()
+            for i in range(0, len(events), 16):
+                _Batch(settings, builder, events[i : i + 16], False)
+            build = time.perf_counter() - started
+            before = client.info("cpu")
+            started = time.perf_counter()
+            for i in range(0, len(events), 16):
+                publisher.publish(events[i : i + 16])
+            wall = time.perf_counter() - started
+            after = client.info("cpu")
+            cpu = sum(after[k] - before[k] for k in ("used_cpu_user", "used_cpu_sys"))
+            per = 1e6 / len(events)
+            print(
+                f"journal={'on ' if journal else 'off'}  build {build * per:5.1f} us/event  "
+                f"publish {wall * per:5.1f} us/event  redis-server CPU {cpu * per:5.1f} us/event"
+            )
+            publisher.close()
+        client.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(timings="--bytes" not in sys.argv[1:])
