@@ -110,9 +110,7 @@ def _variant(stack: Stack, config: BenchConfig, redis_url: str, variant: str, co
 
 
 def drain(service: Service, client: redis.Redis, count: int, config: BenchConfig) -> dict[str, float]:
-        wait_handled(
-            client, count, config.drain_timeout_s, service, lambda: cpu.append(service.cpu_seconds())
-        )
+    """Wait until the started worker handled ``count`` tasks; its throughput between the first and last one."""
     cpu: list[float] = []
     try:
         wait_handled(
