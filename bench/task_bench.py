@@ -110,7 +110,7 @@ def _variant(stack: Stack, config: BenchConfig, redis_url: str, variant: str, co
 
 
 def drain(service: Service, client: redis.Redis, count: int, config: BenchConfig) -> dict[str, float]:
-    """Wait until the started worker handled ``count`` tasks; its throughput between the first and last one."""
+    """Wait until the started worker handled ``count`` tasks: its throughput between the first and last."""
     cpu: list[float] = []
     try:
         wait_handled(
