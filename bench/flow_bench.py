@@ -22,10 +22,9 @@ from typing import Any
 import redis
 
 from bench.config import BenchConfig
-from bench.probe import FIRST_KEY, LAST_KEY
 from bench.procs import REPO_ROOT, Stack, tool
 from bench.stats import Benchmark, Metrics, Row, check, fmt
-from bench.task_bench import events, preload_ours, wait_handled
+from bench.task_bench import drain, events, preload_ours
 
 VARIANTS = ("before", "none", "key", "rate", "concurrency")
 
@@ -75,17 +74,7 @@ def _variant(
         tool("celery"), "-A", "worker.app", "worker", "-P", config.pool, "-c", str(config.concurrency),
         "-Q", "ims", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
-    service = stack.start(f"worker-flow-{variant}", args, env=env)
-    cpu: list[float] = []
-    try:
-        wait_handled(
-            client, len(batch), config.drain_timeout_s, service, lambda: cpu.append(service.cpu_seconds())
-        )
-    finally:
-        service.stop()
-    first, last = float(client.get(FIRST_KEY) or 0), float(client.get(LAST_KEY) or 0)
-    client.close()
-    return {"tasks": len(batch) - 1, "seconds": max(last - first, 1e-6), "cpu": cpu[1] - cpu[0]}
+    return drain(stack.start(f"worker-flow-{variant}", args, env=env), client, len(batch), config)
 
 
 def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:

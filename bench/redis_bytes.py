@@ -110,8 +110,10 @@ def padded_cases() -> list[Case]:
 class Measure:
     def __init__(self, url: str, copies: int) -> None:
         self.client = redis.Redis.from_url(url)
-        self.settings = Settings(broker_url=url)
+        # The encoding compared without the event journal (its own writes), then the default with it.
+        self.settings = Settings(broker_url=url, journal_enabled=False)
         self.publisher = Publisher(self.settings)
+        self.journaling = Publisher(Settings(broker_url=url))
         self.script = self.client.register_script(_PUBLISH_SCRIPT)
         self.copies = copies
 
@@ -126,11 +128,12 @@ class Measure:
             publish(k)
         return (self._used() - before) / self.copies
 
-    def ours(self, case: Case) -> tuple[int, float]:
+    def ours(self, case: Case, *, journal: bool = False) -> tuple[int, float]:
         events = normalize(case.source, case.body)
+        publisher = self.journaling if journal else self.publisher
 
         def publish(k: int) -> None:
-            self.publisher.publish([e.model_copy(update={"id": f"{e.id}:{k}"}) for e in events])
+            publisher.publish([e.model_copy(update={"id": f"{e.id}:{k}"}) for e in events])
 
         return len(events), self._per_request(publish)
 
@@ -146,7 +149,7 @@ class Measure:
                 queue = queue_for(self.settings, e.source)
                 keys += (dedupe_key(f"{e.id}:{k}"), queue)
                 args += (new_task_id(), 86400, legacy_message(e, whole, queue))
-            self.script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=args)
+            self.script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=[*args, ""])  # "": no journal
 
         return self._per_request(publish)
 
@@ -164,6 +167,7 @@ def run(copies: int) -> list[dict[str, Any]]:
         measure.ours(sample_cases()[0])  # warm-up: the first writes also grow Redis's own tables
         for case in [*sample_cases(), *padded_cases(), *worst_cases()]:
             count, ours = measure.ours(case)
+            _, journaled = measure.ours(case, journal=True)
             legacy = measure.legacy(case)
             rows.append(
                 {
@@ -171,12 +175,14 @@ def run(copies: int) -> list[dict[str, Any]]:
                     "body": len(case.body),
                     "events": count,
                     "ours": round(ours),
+                    "journal": round(journaled),
                     "legacy": round(legacy),
                     "ours_x": round(ours / len(case.body), 2),
                     "legacy_x": round(legacy / len(case.body), 2),
                 }
             )
         measure.publisher.close()
+        measure.journaling.close()
         return rows
     finally:
         server.terminate()
@@ -185,13 +191,15 @@ def run(copies: int) -> list[dict[str, Any]]:
 
 def report(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| case | body B | events | Redis B/request (now) | x body | B/event | previous B/request | x body |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | body B | events | Redis B/request (now) | x body | B/event | with journal | x body "
+        "| previous B/request | x body |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['case']} | {r['body']} | {r['events']} | {r['ours']} | {r['ours_x']} | "
-            f"{r['ours'] // r['events']} | {r['legacy']} | {r['legacy_x']} |"
+            f"{r['ours'] // r['events']} | {r['journal']} | {r['journal'] / r['body']:.2f} | {r['legacy']} | "
+            f"{r['legacy_x']} |"
         )
     slope = [r for r in rows if r["case"].startswith("slope")]
     ours = (slope[-1]["ours"] - slope[0]["ours"]) / (slope[-1]["body"] - slope[0]["body"])

@@ -106,17 +106,21 @@ def _variant(stack: Stack, config: BenchConfig, redis_url: str, variant: str, co
         "--without-mingle",
         "--without-gossip",
     ]
-    service = stack.start(f"worker-{variant}", args, env=env)
+    return drain(stack.start(f"worker-{variant}", args, env=env), client, len(batch), config)
+
+
+def drain(service: Service, client: redis.Redis, count: int, config: BenchConfig) -> dict[str, float]:
+    """Wait until the started worker handled ``count`` tasks: its throughput between the first and last."""
     cpu: list[float] = []
     try:
         wait_handled(
-            client, len(batch), config.drain_timeout_s, service, lambda: cpu.append(service.cpu_seconds())
+            client, count, config.drain_timeout_s, service, lambda: cpu.append(service.cpu_seconds())
         )
     finally:
         service.stop()
     first, last = float(client.get(FIRST_KEY) or 0), float(client.get(LAST_KEY) or 0)
     client.close()
-    return {"tasks": len(batch) - 1, "seconds": max(last - first, 1e-6), "cpu": cpu[1] - cpu[0]}
+    return {"tasks": count - 1, "seconds": max(last - first, 1e-6), "cpu": cpu[1] - cpu[0]}
 
 
 # Bare, ours, ours, bare: each variant gets half its tasks early and half late in the run, so a drift in how

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from worker.devtools.embedded import free_port, redis_server_binary
 
 __all__ = [
@@ -118,3 +120,9 @@ def running_redis(workdir: Path, *, appendonly: bool = True) -> Iterator[RedisSe
         yield server
     finally:
         server.stop()
+
+
+def is_queue(client: redis.Redis, key: bytes) -> bool:
+    """A Celery queue (a list named after it), not one of the service's own ``ims-worker:`` lists
+    (journal...)."""
+    return not key.startswith(b"ims-worker:") and client.type(key) == b"list"

@@ -106,10 +106,14 @@ def test_redis_outage_deletes_nothing_and_loses_nothing(
     mns: InProcessEmulator, redis_server: RedisServer, redis_url: str
 ) -> None:
     work = _load(mns, 600)
+    # The consumer drains 600 messages in well under a second on an idle machine: slow MNS down so that the
+    # outage starts while most of the queue is still there (the check below needs messages left to keep).
+    mns.set_faults(latency_ms=40)
     env = consumer_env(mns, redis_url, QUEUE)
     with running_consumer(env) as consumer:
         wait_until(lambda: mns.stats(QUEUE).deleted >= 50, timeout=30)
         redis_server.stop()
+        mns.clear_faults()
         time.sleep(0.5)  # batches in flight when Redis stopped may still finish their delete
         deleted_during_outage = mns.stats(QUEUE).deleted
         time.sleep(3)

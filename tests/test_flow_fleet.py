@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -28,6 +29,7 @@ from tests.flowfleet import (
 from tests.flowutil import upload_event
 from tests.servers import RedisServer, running_redis
 from worker.delivery.deadletter import DeadLetterStore
+from worker.devtools.embedded import free_port
 from worker.execution.flow.metrics import deferral_counts
 
 pytestmark = pytest.mark.integration
@@ -43,9 +45,16 @@ def fleet_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServe
         yield server
 
 
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def fleet(fleet_redis: RedisServer) -> Iterator[tuple[CeleryWorker, CeleryWorker]]:
-    env = fleet_env(fleet_redis.url, IMS_WORKER_FLOW_BUSY_RETRY_SECONDS="0.1")
+    env = fleet_env(
+        fleet_redis.url,
+        IMS_WORKER_FLOW_BUSY_RETRY_SECONDS="0.1",
+        IMS_WORKER_WORKER_METRICS_PORT=str(METRICS_PORT),  # one of the two serves it (fleet-wide numbers)
+    )
     with two_workers(env) as workers:
         yield workers
 
@@ -79,6 +88,10 @@ def test_one_run_at_a_time_per_key_across_the_fleet(
     assert counts.get(("tests.plugins.flow:keyed", "key busy"), 0) > 0, counts
     # what Flower shows for a deferral (its task-retried event carries the same exception text)
     assert any("Deferred('key busy: tests.plugins.flow:keyed')" in w.output() for w in fleet)
+    # and what Prometheus scrapes from the worker's /metrics
+    scraped = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+    line = 'ims_worker_flow_deferrals_total{handler="tests.plugins.flow:keyed",reason="key busy"}'
+    assert f"{line} {float(counts[('tests.plugins.flow:keyed', 'key busy')])}" in scraped
     no_dead_letters(fleet_redis.url)
 
 

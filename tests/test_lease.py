@@ -48,7 +48,7 @@ def test_beat_rescores_what_the_channel_holds_and_nothing_else(redis_url: str) -
         assert keeper.beat() == 1
         assert (client.zscore("unacked_index", tag) or 0) >= before
         assert client.get(held_key(message.headers["id"])) == tag.encode()
-        assert 55_000 < client.pttl(held_key(message.headers["id"])) <= 60_000
+        assert 295_000 < client.pttl(held_key(message.headers["id"])) <= 300_000  # outlives kombu's restore
         channel.basic_ack(tag)
         assert keeper.beat() == 0
         assert client.zscore("unacked_index", tag) is None

@@ -28,10 +28,11 @@ def test_clean_json_logs_have_no_findings(tmp_path: Path) -> None:
         write(tmp_path, "worker-1.log", [GOOD, "", *BILLIARD_BLOCK, GOOD]),
         write(tmp_path, "run-1.log", [f"shim     | {GOOD}"]),
         write(tmp_path, "redis.log", ["1:M 26 Nov 2026 13:58:08.054 * Ready to accept connections tcp"]),
+        write(tmp_path, "mns-emulator.log", ["mns-emulator ready endpoint=http://h:1 access_key_id=demo-id"]),
     ]
     stats, findings = scan(files, {"key #0": "a-configured-key"})
     assert findings == []
-    assert stats.lines == 10 and stats.uncaught == []
+    assert stats.lines == 11 and stats.uncaught == []
 
 
 def test_non_json_lines_credentials_and_secrets_are_found(tmp_path: Path) -> None:

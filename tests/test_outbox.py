@@ -74,7 +74,7 @@ def only_task_id(client: redis.Redis) -> str:
 def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     publish(redis_url, [sample("FileUploadComplete")])
     client = redis.Redis.from_url(redis_url)
-    outbox = Outbox(client, deadline_seconds=3600)
+    outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0)
     task_id = only_task_id(client)
     client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
     assert outbox.sweep() == 0  # due, but still waiting in its queue: a backlog, not a loss
@@ -87,7 +87,11 @@ def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     assert outbox.sweep() == 0  # its own delivery is held: kombu restores it if that worker dies
     client.delete("unacked")
     client.set(held_key(task_id), "another-delivery", px=5000)
-    assert outbox.sweep() == 0  # a live worker holds the task under another delivery (a retry)
+    client.hset("unacked", "another-delivery", "a retry of the task")
+    assert outbox.sweep() == 0  # kombu holds the task under another delivery (a retry)
+    client.delete("unacked")
+    assert outbox.sweep() == 1  # that delivery was acked or restored: the key alone does not hold it
+    client.rpop("ims")
     client.delete(held_key(task_id))
     assert outbox.sweep() == 1  # held by nobody, queued nowhere: lost
     assert client.lrange("ims", 0, -1) == [message]
@@ -96,6 +100,21 @@ def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     client.zadd(OUTBOX_DUE_KEY, {task_id: time.time() * 1000 + 60_000})
     client.delete("ims")
     assert outbox.sweep() == 0  # not due yet
+    client.close()
+
+
+def test_a_copy_found_nowhere_is_re_enqueued_only_if_still_nowhere_after_the_grace(redis_url: str) -> None:
+    """A delivery taken since its holder's last heartbeat is not recorded yet: one look is not enough."""
+    publish(redis_url, [sample("FileUploadComplete")])
+    client = redis.Redis.from_url(redis_url)
+    outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0.5)
+    task_id = only_task_id(client)
+    client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
+    message = client.rpop("ims")
+    assert outbox.sweep() == 0  # nowhere, for the first time
+    time.sleep(0.6)
+    assert outbox.sweep() == 1  # still nowhere after the grace
+    assert client.lrange("ims", 0, -1) == [message]
     client.close()
 
 
@@ -108,7 +127,7 @@ def test_sweep_decides_with_a_deep_backlog_from_the_tail_alone(redis_url: str) -
     ]
     publish(redis_url, events)
     client = redis.Redis.from_url(redis_url)
-    outbox = Outbox(client, deadline_seconds=3600, window=8)
+    outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0, window=8)
     ids = [json.loads(m)["headers"]["id"] for m in client.lrange("ims", 0, -1)][::-1]  # oldest first
     for age, task_id in enumerate(ids):  # enqueue order, 10 s apart (the clock margin is 5 s)
         client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * age})
@@ -137,7 +156,7 @@ def test_sweep_pages_through_many_overdue_copies_in_bounded_calls(redis_url: str
     for position, task_id in enumerate(ids):  # five publish batches of 50, 10 s apart, one deadline each
         client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * (position // 50)})
     lost = [str(client.rpop("ims")) for _ in range(50)]  # the whole oldest batch
-    outbox = Outbox(client, deadline_seconds=3600, window=16)
+    outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0, window=16)
     assert outbox.sweep() == 50
     # 50 lost leave the overdue range, 50 + 100 + 50 queued ones stay and are skipped by the cursor.
     assert outbox.calls == 3

@@ -96,7 +96,7 @@ def test_the_lines_the_summary_counts_are_still_logged_under_those_names() -> No
     """If a log line is renamed, the view stops counting it: this lists where each name must appear."""
     sources = {
         "shim.request": "worker/shim/accesslog.py",
-        "mns.progress": "worker/mns/consumer.py",
+        "mns.progress": "worker/mns/progress.py",
         "task.handled": "worker/execution/tasks.py",
         "task.retrying": "worker/execution/tasks.py",
         "task.dead_lettered": "worker/execution/tasks.py",
@@ -118,7 +118,7 @@ def test_status_line_and_render_rules() -> None:
     dead = '{"event": "task.dead_lettered", "level": "error", "source": "rtc", '
     dead += '"timestamp": "2026-01-01T10:00:01Z"}'
     line = view.render("worker", dead)
-    assert line is not None and line.startswith("worker   | 10:00:01 [error    ] event dead-lettered")
+    assert line is not None and line.startswith("worker   | 10:00:01 [error    ] task.dead_lettered")
     assert view.render("shim", "INFO:     plain text") == "shim     | INFO:     plain text"
     progress = '{"event": "mns.progress", "level": "info", "received": 3, "published": 2, "duplicates": 1}'
     assert view.render("consumer", progress) is None

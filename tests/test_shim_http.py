@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, is_queue
 from tests.shim_server import serving
 from worker.delivery.deadletter import DeadLetterStore
 from worker.settings import Settings, load_settings
@@ -101,7 +101,7 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
 
 def queued(store: redis.Redis) -> int:
     """Task messages waiting in any queue (Celery's Redis transport keeps each queue as a list)."""
-    return sum(store.llen(key) for key in store.scan_iter() if store.type(key) == b"list")
+    return sum(store.llen(key) for key in store.scan_iter() if is_queue(store, key))
 
 
 def away_from_receipt_bucket_edge() -> None:

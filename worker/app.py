@@ -24,7 +24,8 @@ from worker.execution import metrics as workermetrics
 from worker.execution.celeryconfig import celery_config
 from worker.execution.lease import LeaseKeeper
 from worker.execution.registry import discover
-from worker.execution.tasks import run_event, runtime
+from worker.execution.taskruntime import runtime
+from worker.execution.tasks import run_event
 from worker.logging import configure_logging
 from worker.providers import load as load_providers
 from worker.redisconn import store_client

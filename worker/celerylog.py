@@ -38,7 +38,9 @@ log = structlog.get_logger(__name__)
 def celery_command(argv: list[str] | None = None) -> str | None:
     """``worker``, ``flower``, ``inspect``... when this process is the ``celery`` command line, else None."""
     args = sys.argv if argv is None else argv
-    if not args or Path(args[0]).name != "celery":
+    program = Path(args[0]) if args else Path()
+    # `celery ...`, or `python -m celery ...` (argv[0]: celery/__main__.py) as `ims-worker run` starts it
+    if program.name != "celery" and not (program.name == "__main__.py" and program.parent.name == "celery"):
         return None
     return next((arg for arg in args[1:] if arg in _COMMANDS), "celery")
 

@@ -14,16 +14,18 @@ re-enqueued copy is harmless: handlers that already succeeded for the event are 
 queued (``bench/outbox_bench.py``). A copy's deadline is its enqueue time plus the lease, so the overdue
 copies are the oldest messages, and the oldest queued messages sit at the tail BRPOP takes from:
 
-* held: a live worker holds its task (``worker.execution.lease`` renews ``held_key``), or kombu's ``unacked``
-hash has
-  the copy's own delivery (kombu restores that one itself if its worker dies);
+* held: kombu's ``unacked`` hash has the task's current delivery (``held_key`` names it, renewed by the
+  holder's heartbeat, ``worker.execution.lease``; a retry is a new delivery) or the copy's own: kombu
+  restores those
+  itself if their worker dies, so the outbox must not copy them meanwhile;
 * queued: its task id is among the ``WINDOW`` messages at the tail, or the copy is younger (by more than the
   clock margin) than the oldest message in that window: then it is still waiting behind them;
-* otherwise it was taken and lost: it goes back at the tail (it is the oldest) with a fresh deadline.
+* otherwise it was taken and lost, if it is still so after a grace of 1.5 heartbeats (a delivery taken since
+  its holder's last beat is not recorded yet): it goes back at the tail (it is the oldest).
 
-A queued copy keeps its deadline (it is what orders it against the window) and is looked at again by the next
-sweep; a held one gets a fresh deadline. A retry is a new message: the worker gives the copy a fresh deadline
-when it sends one (``Outbox.renew``).
+No sweep moves a deadline (it is what orders a copy against the window): copies stay overdue and are looked
+at again by the next sweep. A retry is a new message: the worker gives the copy a fresh deadline when it sends
+one (``Outbox.renew``).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ WINDOW = 64  # messages read from a queue's tail by one script call
 CLOCK_MARGIN_MS = 5000  # publishers' clocks may differ by this much without a queued copy looking lost
 UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> message, for messages a worker holds
 SWEEP_LOCK_KEY = "ims-worker:outbox:sweeping"
+SUSPECT_PREFIX = "ims-worker:outbox:suspect:"  # + task id: when a sweep first found the copy nowhere
 
 # KEYS: outbox, due, kombu's unacked hash.
-# ARGV: now (ms), limit, from (a deadline), skip, window, clock margin (ms), held-key prefix.
+# ARGV: now (ms), limit, from (a deadline), skip, window, clock margin (ms), held-key prefix, grace (ms),
+# suspect-key prefix.
 # Looks at the overdue copies from deadline `from` on, skipping the first `skip` at exactly `from` (the ones
 # an earlier call left in place). Returns {re-enqueued, looked at, last deadline looked at, copies left at
 # that deadline}. Every call reads at most `limit` copies and `window` messages per queue. No deadline is
@@ -89,7 +93,8 @@ for i = 1, #rows, 2 do
     redis.call('ZREM', KEYS[2], id)
   else
     kept = kept + 1
-    if redis.call('EXISTS', ARGV[7] .. id) == 0 then
+    local current = redis.call('GET', ARGV[7] .. id)
+    if not (current and redis.call('HEXISTS', KEYS[3], current) == 1) then
       local cut = string.find(entry, '\\n', 1, true)
       local queue = string.sub(entry, 1, cut - 1)
       local w = tail(queue)
@@ -98,8 +103,14 @@ for i = 1, #rows, 2 do
         local message = string.sub(entry, cut + 1)
         local tag = field(message, '"delivery_tag": "')
         if not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
-          redis.call('RPUSH', queue, message)
-          pushed = pushed + 1
+          -- Lost only if still so after the grace: a delivery taken since its holder's last beat is unknown.
+          local suspect = ARGV[9] .. id
+          redis.call('SET', suspect, now, 'NX', 'PX', 4 * tonumber(ARGV[8]) + 1000)
+          if now - tonumber(redis.call('GET', suspect)) >= tonumber(ARGV[8]) then
+            redis.call('RPUSH', queue, message)
+            redis.call('DEL', suspect)
+            pushed = pushed + 1
+          end
         end
       end
     end
@@ -123,9 +134,21 @@ def _now_ms() -> int:
 class Outbox:
     """The worker side: forget finished copies, renew a retried one, re-enqueue lost ones."""
 
-    def __init__(self, client: redis.Redis, deadline_seconds: int, *, window: int = WINDOW) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        deadline_seconds: int,
+        *,
+        window: int = WINDOW,
+        grace_seconds: float | None = None,
+    ) -> None:
         self._client = client
         self._deadline_ms = deadline_seconds * 1000
+        # A copy found nowhere is re-enqueued only if it is still nowhere this much later: a worker records
+        # the deliveries it holds at its heartbeat (Settings.lease_heartbeat_seconds: min(10 s, lease / 4)),
+        # so a message kombu just restored and another worker took is held under a tag not recorded yet.
+        heartbeat = min(10.0, deadline_seconds / 4)
+        self._grace_ms = int((1.5 * heartbeat if grace_seconds is None else grace_seconds) * 1000)
         self._window = window
         self._sweep = client.register_script(_SWEEP)
         self.calls = 0  # script calls made by the last sweep (the benchmark reads it)
@@ -146,7 +169,18 @@ class Outbox:
         now = _now_ms()
         keys = [OUTBOX_KEY, OUTBOX_DUE_KEY, UNACKED_KEY]
         start, skip = cursor
-        args: list[str | int] = [now, limit, start, skip, self._window, CLOCK_MARGIN_MS, held_key("")]
+        held, grace = held_key(""), self._grace_ms
+        args: list[str | int] = [
+            now,
+            limit,
+            start,
+            skip,
+            self._window,
+            CLOCK_MARGIN_MS,
+            held,
+            grace,
+            SUSPECT_PREFIX,
+        ]
         pushed, seen, last, kept = self._sweep(keys=keys, args=args)
         last_text = last.decode() if isinstance(last, bytes) else str(last)
         return SweepStep(int(pushed), int(seen), (last_text, int(kept)))

@@ -10,9 +10,11 @@ worker still holds: running tasks, prefetched ones and retries waiting for their
 on a live worker is therefore never restored; a dead worker's messages are restored one lease after its last
 beat (plus one restore interval).
 
-The same beat renews ``held_key(task id)`` for the outbox sweep (``worker.delivery.outbox``): a copy whose
-task is held
-by a live worker, under whatever delivery (a retry is a new message with a new delivery tag), is not lost.
+The same beat records ``held_key(task id)`` -> the delivery tag for the outbox sweep
+(``worker.delivery.outbox``): a
+copy whose task kombu holds under whatever delivery (a retry is a new message with a new delivery tag) is not
+lost. The key outlives the lease (``HELD_KEY_LEASES``), so that the tag is still known while kombu restores
+a dead worker's message; kombu's ``unacked`` hash, not the key, says whether it is held.
 
 Internals touched (tested with kombu 5.7.0 / Celery 5.6.3, see README): the set of held deliveries is read
 from the channel's ``QoS._delivered`` (kombu's virtual transport), and the index is re-scored with ``ZADD XX``
@@ -34,6 +36,9 @@ import structlog
 from worker.delivery.dedupe import PREFIX
 
 log = structlog.get_logger(__name__)
+
+
+HELD_KEY_LEASES = 5
 
 
 def held_key(task_id: str) -> str:
@@ -85,6 +90,7 @@ class LeaseKeeper(threading.Thread):
         self._channel = channel
         self._client = client
         self._lease_ms = int(lease_seconds * 1000)
+        self._held_ttl_ms = self._lease_ms * HELD_KEY_LEASES
         self.interval = interval
         self.stopping = threading.Event()
         self.beats = 0
@@ -114,7 +120,7 @@ class LeaseKeeper(threading.Thread):
             with self._client.pipeline(transaction=False) as pipe:
                 for d in deliveries:
                     if d.task_id:
-                        pipe.set(held_key(d.task_id), d.tag, px=self._lease_ms)
+                        pipe.set(held_key(d.task_id), d.tag, px=self._held_ttl_ms)
                 pipe.execute()
         self.beats += 1
         self._last_ok = time.monotonic()

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from worker.delivery.deadletter import STREAM_KEY
 from worker.delivery.dedupe import OUTBOX_KEY
+from worker.execution.flow.metrics import DeferralCollector
 from worker.journal.config import INDEX_KEY, STATS_KEY
 from worker.journal.stats import LAG_BUCKETS
 from worker.redisconn import REDIS_ERRORS, store_client, sync_client
@@ -134,6 +135,7 @@ def serve(settings: Settings) -> int | None:
     same = settings.broker_url == settings.effective_redis_url
     broker = None if same else sync_client(settings.broker_url, settings)
     registry.register(RedisCollector(store, all_queues(settings), broker))
+    registry.register(DeferralCollector(store))  # flow control's deferrals by handler and reason (fleet-wide)
     try:
         start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)
     except (

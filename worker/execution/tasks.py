@@ -13,10 +13,8 @@ Nothing escapes as an ordinary failure: Celery would acknowledge it and the even
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,21 +23,18 @@ from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
-from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import HandlerLedger, HandlerState
-from worker.delivery.outbox import Outbox
+from worker.delivery.dedupe import HandlerState
 from worker.delivery.taskmessage import task_argsrepr
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
 from worker.events import Event
 from worker.execution import policy
 from worker.execution.asyncrun import call_handler
-from worker.execution.flow.gate import FlowGate
-from worker.execution.registry import REGISTRY, discover
-from worker.journal.config import JournalConfig
+from worker.execution.flow.gate import Permit
+from worker.execution.registry import REGISTRY, Subscription, discover
+from worker.execution.taskruntime import Runtime, current_runtime, runtime
 from worker.journal.stats import attempt_stats, retried_stats
-from worker.journal.writer import JournalWriter
-from worker.redisconn import REDIS_ERRORS, redact_text, store_client
+from worker.redisconn import REDIS_ERRORS, redact_text
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -70,49 +65,6 @@ def summarize(exc: BaseException) -> str:
 backoff = policy.backoff
 
 
-@dataclass
-class Runtime:
-    """Per-process Redis resources (made after the prefork fork, never shared across processes)."""
-
-    pid: int
-    ledger: HandlerLedger
-    deadletters: DeadLetterStore
-    outbox: Outbox
-    journal: JournalWriter
-    flow: FlowGate
-
-
-_runtime: Runtime | None = None
-
-
-def runtime(settings: Settings) -> Runtime:
-    global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
-    if _runtime is None or _runtime.pid != os.getpid():
-        client = store_client(settings)
-        journal = JournalConfig.from_settings(settings)
-        ledger = HandlerLedger(
-            client,
-            claim_seconds=settings.handler_claim_seconds,
-            done_ttl_seconds=settings.handler_done_ttl_seconds,
-            outbox_deadline_seconds=settings.visibility_timeout,
-            journal=journal,
-        )
-        _runtime = Runtime(
-            pid=os.getpid(),
-            ledger=ledger,
-            deadletters=DeadLetterStore(client, journal=journal),
-            outbox=Outbox(client, settings.visibility_timeout),
-            journal=JournalWriter(client, journal),
-            flow=FlowGate(
-                client,
-                lease_seconds=settings.flow_lease_seconds,
-                busy_retry_seconds=settings.flow_busy_retry_seconds,
-                newest_ttl_seconds=settings.handler_done_ttl_seconds,
-            ),
-        )
-    return _runtime
-
-
 def _retry(
     task: Task, countdown: float, reason: str, event: Event | None = None, *, deferred: bool = False
 ) -> CeleryRetry:
@@ -122,12 +74,11 @@ def _retry(
     else:
         log.warning("task.retrying", countdown=round(countdown, 3), reason=reason)
     options = {"argsrepr": task_argsrepr(event)} if event is not None else {}
-    if event is not None and _runtime is not None:  # the failure path: one more write is affordable here
+    rt = current_runtime()
+    if event is not None and rt is not None:  # the failure path: one more write is affordable here
         with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what failed: the retry matters more
             kind, stats = ("deferred", None) if deferred else ("retried", retried_stats(event))
-            _runtime.journal.note(
-                event.id, kind, stats=stats, countdown=round(countdown, 3), why=reason[:200]
-            )
+            rt.journal.note(event.id, kind, stats=stats, countdown=round(countdown, 3), why=reason[:200])
     exc = Deferred(reason) if deferred else HandlerFailed(reason)
     try:
         return task.retry(countdown=countdown, exc=exc, throw=False, **options)
@@ -193,31 +144,15 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         elif state is HandlerState.BUSY:
             held.append(policy.Held(sub.name, policy.REASON_CLAIMED))
         else:
-            permit = rt.flow.enter(sub.name, sub.flow, event, request.id)  # key, rate, concurrency (or FREE)
-            if isinstance(permit, policy.Held):
-                held.append(permit)
-                continue
-            if isinstance(permit, policy.Failure):
-                failures.append(permit)
-                continue
-            if permit.stale:
-                log.info("flow.stale_skipped", handler=sub.name, occurred_at=str(event.occurred_at))
-                rt.ledger.mark_done(event.id, request.id, sub.name)
+            result = _run_one(rt, sub, event, request.id, settings)
+            if isinstance(result, policy.Held):
+                held.append(result)
+            elif isinstance(result, policy.Failure):
+                failures.append(result)
+            elif result == RAN:
+                ran += 1
+            else:
                 skipped += 1
-                continue
-            began = time.perf_counter()
-            try:
-                with permit:
-                    call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
-            except Exception as exc:  # the classifying boundary: every handler error is looked at below
-                failures.append(_failure(sub.name, exc))
-                log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
-                continue
-            rt.ledger.mark_done(event.id, request.id, sub.name, ms=(time.perf_counter() - began) * 1000)
-            ran += 1
-            log.debug(
-                "task.handler_succeeded", handler=sub.name, ms=round((time.perf_counter() - began) * 1000, 2)
-            )
 
     handled = not failures and not held
     release = [f.handler for f in failures] + [h.handler for h in held]
@@ -237,6 +172,35 @@ def _handle(task: Task, settings: Settings, event: Event) -> str:
         settings=settings,
     )
     return _execute(task, rt, event, outcome, attempts=attempts)
+
+
+RAN, SKIPPED_STALE = "ran", "skipped (stale)"
+
+
+def _run_one(
+    rt: Runtime, sub: Subscription, event: Event, task_id: str, settings: Settings
+) -> policy.Failure | policy.Held | str:
+    """Run one claimed handler through flow control (key, rate, concurrency; FREE without options):
+    ``RAN``, ``SKIPPED_STALE``, or why it did not run (held back, or failed)."""
+    permit = rt.flow.enter(sub.name, sub.flow, event, task_id)
+    if not isinstance(permit, Permit):
+        return permit
+    if permit.stale:
+        log.info("flow.stale_skipped", handler=sub.name, occurred_at=str(event.occurred_at))
+        rt.journal.note(event.id, "skipped-stale", handler=sub.name)
+        rt.ledger.mark_done(event.id, task_id, sub.name)
+        return SKIPPED_STALE
+    began = time.perf_counter()
+    try:
+        with permit:
+            call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
+    except Exception as exc:  # the classifying boundary: every handler error is looked at below
+        log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
+        return _failure(sub.name, exc)
+    ms = (time.perf_counter() - began) * 1000
+    rt.ledger.mark_done(event.id, task_id, sub.name, ms=ms)
+    log.debug("task.handler_succeeded", handler=sub.name, ms=round(ms, 2))
+    return RAN
 
 
 def _failure(name: str, exc: Exception) -> policy.Failure:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import uuid
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -91,7 +92,9 @@ class FlowGate:
             # Nothing to serialize on: run it unkeyed (the rate and concurrency still apply), and say so.
             log.warning("flow.key_missing", handler=handler, key=options.describe()["key"])
             self._client.hincrby(scripts.DEFERRALS_KEY, f"{handler}|{REASON_KEY_MISSING}", 1)
-        permit = Permit(gate=self, token=f"{task_id}|{handler}")
+        # A token per run, not per task: two deliveries of one task message running at once (a restore racing
+        # a live run) must exclude each other like any two runs; a dead run's hold lapses with its lease.
+        permit = Permit(gate=self, token=f"{task_id}|{handler}|{uuid.uuid4().hex[:12]}")
         if key is not None:
             part = _key_part(key)
             permit.lock, permit.newest = scripts.lock_key(handler, part), scripts.newest_key(handler, part)
@@ -115,6 +118,7 @@ class FlowGate:
             options.concurrency or 0,
             options.rate.interval_ms if options.rate else 0,
             handler,
+            f"{task_id}|{handler}",
         ]
         verdict, wait_ms = (v.decode() if isinstance(v, bytes) else str(v) for v in self._acquire(keys, args))
         if verdict == "ok":

@@ -43,8 +43,9 @@ def booked_key(handler: str) -> str:
 
 
 # KEYS: lock, newest, slots, rate, booked, deferrals.
-# ARGV: token, lease ms, keyed (0/1), occurred_at ms ('' = no stale check), concurrency (0 = none),
-#       rate interval ms (0 = none), handler name.
+# ARGV: token (this run's), lease ms, keyed (0/1), occurred_at ms ('' = no stale check),
+#       concurrency (0 = none), rate interval ms (0 = none), handler name,
+#       booking token (the same for every retry of one task).
 # Returns {verdict, wait ms}: ok | stale | key busy | concurrency limit | rate limited.
 # Order: the cheap, revocable checks first; the rate last, because a start it admits cannot be taken back.
 ACQUIRE = """
@@ -77,19 +78,19 @@ local interval = tonumber(ARGV[6])
 if interval > 0 then
   local tat = tonumber(redis.call('HGET', KEYS[4], 'tat') or '0')
   local tail = tonumber(redis.call('HGET', KEYS[4], 'tail') or '0')
-  local booked = redis.call('ZSCORE', KEYS[5], token)
+  local booked = redis.call('ZSCORE', KEYS[5], ARGV[8])
   if now < tat or ((not booked) and tail > now) then
     if booked then return defer('rate limited', math.ceil(math.max(tat, tonumber(booked)) - now)) end
     local slot = math.max(tat, tail + interval, now)
     redis.call('HSET', KEYS[4], 'tail', slot)
-    redis.call('ZADD', KEYS[5], slot, token)
+    redis.call('ZADD', KEYS[5], slot, ARGV[8])
     redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - 3600000)
     local keep = math.ceil(slot - now) + 3600000
     redis.call('PEXPIRE', KEYS[4], keep)
     redis.call('PEXPIRE', KEYS[5], keep)
     return defer('rate limited', math.ceil(slot - now))
   end
-  if booked then redis.call('ZREM', KEYS[5], token) end
+  if booked then redis.call('ZREM', KEYS[5], ARGV[8]) end
   redis.call('HSET', KEYS[4], 'tat', now + interval)
   redis.call('PEXPIRE', KEYS[4], math.ceil(math.max(tail - now, 0) + interval) + 3600000)
 end
