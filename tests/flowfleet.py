@@ -131,5 +131,10 @@ def kill_a_key_holder(
         wait_until(lambda: len(runs(client, "keyed")) >= len(expected), timeout=300, interval=0.2)
         key_runs = runs(client, "keyed")
         recovered = next((r.end - killed_at for r in key_runs if r.event_id == hung.id), float("nan"))
-    assert sorted(r.event_id for r in key_runs) == sorted(expected), (key_runs, expected)
+    ran = sorted(r.event_id for r in key_runs)
+    if not await_the_dead and ran.count(hung.id) == 1:
+        # Not awaited, but allowed: the dead worker's event returns with the delivery lease, together with any
+        # of K's events the dead worker had prefetched, so it may well have run by the time those have.
+        ran.remove(hung.id)
+    assert ran == sorted(expected), (key_runs, expected)
     return KillResult(resumed_after=resumed, recovered_after=recovered, key_runs=key_runs)
