@@ -128,8 +128,16 @@ def kill_a_key_holder(
         wait_until(lambda: len(runs(client, "keyed")) >= 5, timeout=120, interval=0.1)
         resumed = min(r.start for r in runs(client, "keyed")) - killed_at
         expected = [hung.id, *(e.id for e in others)] if await_the_dead else [e.id for e in others]
-        wait_until(lambda: len(runs(client, "keyed")) >= len(expected), timeout=300, interval=0.2)
+        # By id, not by count: the dead holder's own event may run (and count) before the last awaited one.
+        wait_until(
+            lambda: set(expected) <= {r.event_id for r in runs(client, "keyed")}, timeout=300, interval=0.2
+        )
         key_runs = runs(client, "keyed")
         recovered = next((r.end - killed_at for r in key_runs if r.event_id == hung.id), float("nan"))
-    assert sorted(r.event_id for r in key_runs) == sorted(expected), (key_runs, expected)
+    ran = sorted(r.event_id for r in key_runs)
+    if not await_the_dead and ran.count(hung.id) == 1:
+        # Not awaited, but allowed: the dead worker's event returns with the delivery lease, together with any
+        # of K's events the dead worker had prefetched, so it may well have run by the time those have.
+        ran.remove(hung.id)
+    assert ran == sorted(expected), (key_runs, expected)
     return KillResult(resumed_after=resumed, recovered_after=recovered, key_runs=key_runs)

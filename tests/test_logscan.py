@@ -51,3 +51,21 @@ def test_non_json_lines_credentials_and_secrets_are_found(tmp_path: Path) -> Non
         "an unredacted credential parameter in worker-1.log line 1",
         "key #0 appears in flower-1.log line 1",
     ]
+
+
+def test_only_the_emulators_ready_line_is_exempt_in_its_log(tmp_path: Path) -> None:
+    ready = "mns-emulator ready endpoint=http://127.0.0.1:4321 access_key_id=demo-id"
+    files = [
+        write(
+            tmp_path,
+            "mns-emulator.log",
+            [ready, GOOD, "emulator: plain text", '{"event": "x", "url": "http://h/?access_key_id=demo-id"}'],
+        )
+    ]
+    _, findings = scan(files, {"key #0": "a-configured-key"})
+    assert findings == [
+        "a line that is not JSON in mns-emulator.log line 3: emulator: plain text",
+        "an unredacted credential parameter in mns-emulator.log line 4",
+    ]
+    _, findings = scan([write(tmp_path, "shim-1.log", [ready])], {})
+    assert len(findings) == 2  # the exemption is the emulator's own, not any process's

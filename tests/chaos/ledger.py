@@ -6,7 +6,8 @@ store and the scenario's expectations (``Sent``). The verdict, per event id that
 * each ledger handler subscribed to its type succeeded exactly once, or the event is in the dead-letter store
   with that handler and the expected reason (poison events), and a handler that was expected to succeed has
   no dead letter;
-* every body that cannot be an event (garbage, failed validation) is in the dead-letter store with its reason;
+* every body that cannot be an event (garbage, failed validation; MNS bodies and authenticated webhooks) is in
+  the dead-letter store exactly once with its reason (a webhook try whose answer was lost: at most once);
 * nothing else: no ledger entry for an id that was never sent, no dead letter that was not expected.
 
 The one double run that at-least-once delivery cannot avoid is a handler that finished and then lost its
@@ -80,6 +81,16 @@ class Sent:
     types: dict[str, str] = field(default_factory=dict)  # every allowed id -> its event type
     poison: dict[str, str] = field(default_factory=dict)  # id -> poison kind
     dead_bodies: dict[str, str] = field(default_factory=dict)  # raw body -> expected dead-letter reason
+    # Bodies that may be dead-lettered (at most once), not required: a request kept whose answer was lost.
+    maybe_dead_bodies: dict[str, str] = field(default_factory=dict)
+
+    def expect_dead_body(self, body: str, reason: str) -> None:
+        self.dead_bodies[body] = reason
+        self.maybe_dead_bodies.pop(body, None)
+
+    def allow_dead_body(self, body: str, reason: str) -> None:
+        if body not in self.dead_bodies:
+            self.maybe_dead_bodies[body] = reason
 
     def expect(self, choices: dict[str, str], poison: str | None = None) -> None:
         """One sent event: the ids it may have (usually exactly one) -> its type."""
@@ -173,12 +184,12 @@ def check(runs: list[Run], dead: list[DeadLetter], sent: Sent, faults: Faults) -
     for entry in dead:
         if entry.event_id and entry.event_id in sent.types:
             dead_by_id[entry.event_id].append(entry)
-        elif entry.raw_text in sent.dead_bodies:
+        elif entry.raw_text in sent.dead_bodies or entry.raw_text in sent.maybe_dead_bodies:
             dead_bodies[entry.raw_text] += 1
-            if entry.reason != sent.dead_bodies[entry.raw_text]:
+            wanted = sent.dead_bodies.get(entry.raw_text) or sent.maybe_dead_bodies[entry.raw_text]
+            if entry.reason != wanted:
                 verdict.problems.append(
-                    f"dead letter {entry.id}: reason {entry.reason!r}, expected "
-                    f"{sent.dead_bodies[entry.raw_text]!r}"
+                    f"dead letter {entry.id}: reason {entry.reason!r}, expected {wanted!r}"
                 )
         else:
             verdict.problems.append(
@@ -203,6 +214,9 @@ def check(runs: list[Run], dead: list[DeadLetter], sent: Sent, faults: Faults) -
             verdict.problems.append(f"body dead-lettered {count} times: {body[:120]!r}")
         else:
             verdict.bodies_dead_lettered += 1
+    for body in sent.maybe_dead_bodies:
+        if dead_bodies.get(body, 0) > 1:
+            verdict.problems.append(f"body dead-lettered {dead_bodies[body]} times: {body[:120]!r}")
     return verdict
 
 

@@ -111,3 +111,13 @@ def test_bad_bodies_must_be_dead_lettered_once_with_their_reason() -> None:
     assert check([], [entry], expected, Faults()).ok
     assert not check([], [entry, entry], expected, Faults()).ok
     assert not check([], [dead(None, "dequeue-limit", raw=b"garbage")], expected, Faults()).ok
+
+
+def test_a_body_whose_answer_was_lost_may_be_dead_lettered_at_most_once() -> None:
+    expected = Sent()
+    expected.allow_dead_body("retried", "invalid_request")
+    assert check([], [], expected, Faults()).ok
+    entry = dead(None, "invalid_request", raw=b"retried")
+    assert check([], [entry], expected, Faults()).ok
+    assert not check([], [entry, entry], expected, Faults()).ok
+    assert not check([], [dead(None, "invalid-payload", raw=b"retried")], expected, Faults()).ok

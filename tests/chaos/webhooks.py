@@ -3,7 +3,9 @@
 A producer thread makes jobs at a steady rate for a bounded time; sender threads POST them. A job is retried
 (with a fresh signature, as providers re-sign each try) while the answer is a 5xx or no answer at all (shim
 killed, Redis down); any other answer is final and must be the expected one: 200 with the event ids for good
-events, the exact 4xx and error code for bad ones. Some jobs are POSTed several times, some of those at the
+events, the exact 4xx and error code for bad ones, and 200 with ``"dead_lettered": true`` for a request that
+passed its provider's check but cannot be parsed or validated (its body must then be in the dead-letter store
+exactly once, reason ``invalid_request``). Some jobs are POSTed several times, some of those at the
 same moment: the shim must answer the repeats as duplicates and enqueue the event once.
 
 What was accepted becomes the scenario's expectations (``Sent``); every signature value computed (good or
@@ -26,17 +28,20 @@ import httpx
 from tests.chaos.ledger import Sent
 from tests.chaos.payloads import id_choices, invalid_for, oversize, unique_payload
 from worker.shim import ENDPOINTS, sign_request
+from worker.shim.rejects import REASON as DEAD_LETTER_REASON
 
 SEQ_BASE = 1_000_000  # webhook payloads never share a sequence number with MNS bodies
 SOURCE_WEIGHTS = {"ims": 4, "live.record": 2, "live.caster": 2, "rtc": 1, "tencent": 2}
 RETRY_PAUSE = (0.1, 0.4)
 # Bad requests and the answer each must get (status, error code). Caster has no timestamp: "stale" is forged.
+# ``DEAD_LETTERED``: authenticated, then failed to parse or validate: answered 200 and kept as a dead letter.
+DEAD_LETTERED = (200, "dead_lettered")
 NEGATIVE = {
     "forged": (401, "bad_signature"),
     "stale": (401, "stale"),
     "missing": (401, "missing"),
-    "invalid": (400, "invalid_event"),
-    "malformed": (400, "invalid_json"),
+    "invalid": DEAD_LETTERED,
+    "malformed": DEAD_LETTERED,
     "oversize": (413, "payload_too_large"),
     "content-type": (415, "unsupported_media_type"),
 }
@@ -61,6 +66,7 @@ class Attempt:
     t1: float
     status: int | None
     answer: dict[str, Any] | None = None
+    body: bytes = b""  # as POSTed (Tencent's signature is inside the body, so each try's differs)
 
 
 @dataclass
@@ -250,12 +256,13 @@ class WebhookTraffic:
                 ENDPOINTS[job.source], content=signed.body, headers=signed.headers, params=signed.query
             )
         except httpx.HTTPError:
-            return Attempt(t0, time.time(), None)
+            return Attempt(t0, time.time(), None, body=signed.body)
         try:
             answer = response.json()
         except ValueError:
             answer = None
-        return Attempt(t0, time.time(), response.status_code, answer if isinstance(answer, dict) else None)
+        answer = answer if isinstance(answer, dict) else None
+        return Attempt(t0, time.time(), response.status_code, answer, signed.body)
 
     def _remember_signatures(
         self, source: str, headers: dict[str, str], query: dict[str, str], body: bytes
@@ -271,6 +278,15 @@ class WebhookTraffic:
         with self._stats_lock:
             self.stats.signatures.update(found)
 
+    def _expect_dead_letter(self, attempts: list[Attempt]) -> None:
+        """The answered body is kept exactly once; a try whose answer was lost may have been kept too (only
+        a different body, i.e. Tencent's re-signed one, can make a second entry)."""
+        with self.lock:
+            for lost in attempts[:-1]:
+                if lost.status is None or lost.status == 503:
+                    self.sent.allow_dead_body(lost.body.decode(), DEAD_LETTER_REASON)
+            self.sent.expect_dead_body(attempts[-1].body.decode(), DEAD_LETTER_REASON)
+
     # --- settling ------------------------------------------------------------------------------------------
     def _settle(self, job: Job, attempts: list[Attempt]) -> None:
         final = attempts[-1]
@@ -283,9 +299,16 @@ class WebhookTraffic:
             expected = NEGATIVE[job.kind]
             if job.source == "live.caster" and job.kind == "forged":
                 expected = (401, "bad_token")  # the caster's credential is a token, not a signature
-            got = (final.status, (final.answer or {}).get("error"))
+            if job.source == "tencent" and job.kind == "malformed":
+                # Tencent signs inside the JSON body: a body that is no JSON cannot be authenticated.
+                expected = (400, "invalid_json")
+            answer = final.answer or {}
+            code = "dead_lettered" if answer.get("dead_lettered") is True else answer.get("error")
+            got = (final.status, code)
             if got != expected:
                 self._problem(f"{label}: answered {got}, expected {expected}")
+            elif expected == DEAD_LETTERED:
+                self._expect_dead_letter(attempts)
             return
         if final.status != 200:
             self._problem(f"{label}: answered {final.status} {final.answer}")
