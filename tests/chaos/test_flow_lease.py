@@ -30,6 +30,8 @@ def test_a_killed_key_holder_frees_its_key_within_the_lease_at_defaults(tmp_path
         result = kill_a_key_holder(server.url, env, client, await_the_dead=False)
         client.close()
     print(f"\nflow lease: key resumed {result.resumed_after:.1f}s after the kill", flush=True)
-    bound = defaults.flow_lease_seconds + 1.5 * defaults.flow_busy_retry_seconds + 2.0
+    # The lease (renewed up to a third of it before the kill), the longest busy-retry countdown, and slack for
+    # Celery's ETA timer and prefetch on a loaded 2-core CI machine: 29 s was measured against 41.5 s here.
+    bound = defaults.flow_lease_seconds + 1.5 * defaults.flow_busy_retry_seconds + 10.0
     assert 0 < result.resumed_after < min(bound, RECOVERY_BOUND), result.resumed_after
     assert overlaps_per_key(result.key_runs) == []
