@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.celerylog import celery_command, check_flower_auth
+from worker.celerylog import celery_command, check_flower_auth, flower_address
 
 
 @pytest.mark.parametrize(
@@ -30,10 +30,37 @@ def test_celery_command(argv: list[str], command: str | None) -> None:
 )
 def test_flower_auth_refused(value: str) -> None:
     with pytest.raises(SystemExit) as refused:
-        check_flower_auth(value)
+        check_flower_auth(value, "0.0.0.0")
     assert refused.value.code == 2
 
 
-@pytest.mark.parametrize("value", [None, "ops:Zq8-real-pass", "a:one-real-pass,b:another-real-pass"])
-def test_flower_auth_accepted(value: str | None) -> None:
-    check_flower_auth(value)
+@pytest.mark.parametrize("address", ["", "0.0.0.0", "10.0.0.5"])
+def test_flower_without_auth_refuses_to_listen_beyond_loopback(address: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        check_flower_auth(None, address)
+    assert refused.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [
+        (None, "127.0.0.1"),
+        (None, "localhost"),
+        ("ops:Zq8-real-pass", "0.0.0.0"),
+        ("a:one-real-pass,b:x-y-z-w", ""),
+    ],
+)
+def test_flower_auth_accepted(value: str | None, address: str) -> None:
+    check_flower_auth(value, address)
+
+
+@pytest.mark.parametrize(
+    ("argv", "address"),
+    [
+        (["celery", "-A", "worker.app", "flower", "--address=0.0.0.0"], "0.0.0.0"),
+        (["celery", "flower", "--address", "127.0.0.1", "--port=5555"], "127.0.0.1"),
+        (["celery", "flower"], ""),
+    ],
+)
+def test_flower_address_is_read_from_the_command_line(argv: list[str], address: str) -> None:
+    assert flower_address(argv) == address

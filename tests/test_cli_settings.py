@@ -90,3 +90,17 @@ def test_consume_names_every_missing_mns_setting_at_once(tmp_path: Path) -> None
         "IMS_WORKER_MNS_QUEUES",
     )
     assert "4 invalid settings" in err
+
+
+def test_consume_refuses_a_placeholder_secret_as_if_it_were_missing(tmp_path: Path) -> None:
+    env = {
+        "IMS_WORKER_MNS_ENDPOINT": "https://1.mns.cn-shanghai.aliyuncs.com",
+        "IMS_WORKER_MNS_ACCESS_KEY_ID": "LTAI-test-id",
+        "IMS_WORKER_MNS_ACCESS_KEY_SECRET": "change-me",
+        "IMS_WORKER_MNS_QUEUES": "ice-callback",
+    }
+    err = assert_settings_error(
+        cli("consume", env=env, cwd=tmp_path),
+        "IMS_WORKER_MNS_ACCESS_KEY_SECRET: required by ims-worker consume, but it is a placeholder",
+    )
+    assert "1 invalid setting" in err

@@ -274,7 +274,7 @@ def test_no_shipped_credential_is_one_a_process_would_accept() -> None:
         for key, value in values.items():
             if key == "FLOWER_BASIC_AUTH":
                 with pytest.raises(SystemExit) as refused:
-                    check_flower_auth(value)
+                    check_flower_auth(value, "0.0.0.0")
                 assert refused.value.code == 2, where
             elif key != "IMS_WORKER_BROKER_URL":
                 assert is_placeholder(value), f"{where}: {key} ships a value that could be taken as real"

@@ -9,7 +9,9 @@
   no Celery signal at all (tornado installs its own root handler only when the root logger has none).
   Flower's own access log is already off (``tornado.access`` goes to a NullHandler).
 - Flower refuses to start (exit 2, one line) when ``FLOWER_BASIC_AUTH`` is set but a password in it is
-  empty or a placeholder (``ops:change-me`` as shipped in deploy/): it would otherwise serve with it.
+  empty or a placeholder (``ops:change-me`` as shipped in deploy/): it would otherwise serve with it; and when
+  it is unset while Flower listens beyond loopback (its default address is every interface): a missing
+  secret must not leave the task history open to the network.
 - The worker's shutdown notices (``worker: Warm shutdown (MainProcess)``) are written from signal handlers
   with ``os.write``, outside logging; in JSON mode they are written as JSON lines the same way.
 """
@@ -48,9 +50,17 @@ def celery_command(argv: list[str] | None = None) -> str | None:
 _COMMANDS = ("worker", "flower", "inspect", "beat", "events", "status", "control", "purge", "shell")
 
 
-def check_flower_auth(value: str | None) -> None:
-    """Exit 2 when Flower's basic auth is set with an empty or placeholder password."""
+def check_flower_auth(value: str | None, address: str) -> None:
+    """Exit 2 when Flower's basic auth is a placeholder, or missing while Flower listens beyond loopback."""
     if value is None:
+        if address not in LOOPBACK:
+            log.error(
+                "flower.auth.refused",
+                detail=f"FLOWER_BASIC_AUTH is not set and Flower would listen on "
+                f"{address or 'every interface'}: set user:password, or pass --address=127.0.0.1 for a local "
+                "Flower",
+            )
+            raise SystemExit(2)
         return
     pairs = [pair for pair in value.split(",") if pair.strip()]
     passwords = [pair.split(":", 1)[1] if ":" in pair else "" for pair in pairs]
@@ -62,6 +72,19 @@ def check_flower_auth(value: str | None) -> None:
             "set user:password with a real password, or unset it for a local Flower",
         )
         raise SystemExit(2)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def flower_address(argv: list[str]) -> str:
+    """The address Flower will listen on: ``--address`` on its command line, else FLOWER_ADDRESS, else ''."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--address="):
+            return arg.split("=", 1)[1]
+        if arg == "--address" and index + 1 < len(argv):
+            return argv[index + 1]
+    return os.environ.get("FLOWER_ADDRESS", "")
 
 
 def _json_say(process_name: str) -> Any:
@@ -96,6 +119,6 @@ def install(settings: Settings) -> None:
         return
     configure_logging(settings, process_name=command)
     if command == "flower":
-        check_flower_auth(os.environ.get("FLOWER_BASIC_AUTH"))
+        check_flower_auth(os.environ.get("FLOWER_BASIC_AUTH"), flower_address(sys.argv))
     if command == "worker" and use_json(settings, sys.stderr):
         celery_worker_app.safe_say = _json_say(command)

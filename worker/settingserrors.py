@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from worker.errors import ConfigurationError
+from worker.placeholders import is_placeholder
 
 ENV_PREFIX = "IMS_WORKER_"
 MASK = "****"
@@ -82,6 +83,15 @@ def describe_errors(model: type[BaseModel], error: ValidationError) -> list[str]
 def missing(settings: BaseModel, fields: Iterable[str], why: str) -> SettingsInvalid | None:
     """A ``SettingsInvalid`` naming every one of ``fields`` that is unset or empty, or None."""
     unset = [f for f in fields if not getattr(settings, f)]
-    if not unset:
+    # A secret left as shipped (change-me...) is as missing as an unset one: refuse it the same way.
+    placeholders = [
+        f
+        for f in fields
+        if isinstance(value := getattr(settings, f), SecretStr) and is_placeholder(value.get_secret_value())
+    ]
+    if not unset and not placeholders:
         return None
-    return SettingsInvalid([f"{env_name(f)}: required {why}, not set" for f in unset])
+    return SettingsInvalid(
+        [f"{env_name(f)}: required {why}, not set" for f in unset]
+        + [f"{env_name(f)}: required {why}, but it is a placeholder, not a real secret" for f in placeholders]
+    )
