@@ -15,7 +15,7 @@ import redis
 
 from tests.celery_worker import wait_until
 from tests.conftest import SAMPLES_DIR
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, is_queue
 from tests.shim_server import serving
 from worker.delivery.deadletter import DeadLetterStore
 from worker.delivery.publish import Publisher
@@ -57,14 +57,10 @@ def post(client: httpx.Client, settings: Settings, source: str, body: bytes) -> 
 
 
 def queued(store: redis.Redis) -> list[dict[str, Any]]:
-    """The task messages in every list (the journal keeps lists too: its entries have no headers)."""
-    entries = [
-        json.loads(m)
-        for key in store.scan_iter()
-        if store.type(key) == b"list"
-        for m in store.lrange(key, 0, -1)
+    """The task messages waiting in the Celery queues."""
+    return [
+        json.loads(m) for key in store.scan_iter() if is_queue(store, key) for m in store.lrange(key, 0, -1)
     ]
-    return [entry for entry in entries if isinstance(entry, dict) and "headers" in entry]
 
 
 @pytest.fixture
