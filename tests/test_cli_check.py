@@ -97,7 +97,7 @@ def test_commands_refuse_to_start_when_handlers_cannot_load(tmp_path: Path, comm
         "IMS_WORKER_HANDLER_MODULES": f"{BROKEN}",
         "IMS_WORKER_MNS_ENDPOINT": "http://127.0.0.1:9",
         "IMS_WORKER_MNS_ACCESS_KEY_ID": "id",
-        "IMS_WORKER_MNS_ACCESS_KEY_SECRET": "secret",
+        "IMS_WORKER_MNS_ACCESS_KEY_SECRET": "mns-secret-7f3kq9z2",
         "IMS_WORKER_SHIM_PORT": str(free_port()),
         "IMS_WORKER_IMS_CALLBACK_KEY": "a-real-looking-callback-key-4711",
     }
