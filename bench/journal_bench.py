@@ -253,7 +253,6 @@ def _main(timings: bool = True) -> None:
     from pathlib import Path  # noqa: PLC0415
 
     from worker.delivery.publish import _Batch  # noqa: PLC0415
-    from worker.delivery.taskmessage import TaskMessageBuilder  # noqa: PLC0415
 
     with Stack(Path(tempfile.mkdtemp(prefix="journal-bench-"))) as stack:
         redis_url = stack.redis()
@@ -266,10 +265,10 @@ def _main(timings: bool = True) -> None:
         for journal in (False, True, False, True):
             client.flushall()
             settings = load_settings(broker_url=redis_url, journal_enabled=journal)
-            publisher, builder = Publisher(settings), TaskMessageBuilder()
+            publisher = Publisher(settings)
             started = time.perf_counter()
             for i in range(0, len(events), 16):
-                _Batch(settings, builder, events[i : i + 16], False)
+                _Batch(settings, events[i : i + 16], False)
             build = time.perf_counter() - started
             before = client.info("cpu")
             started = time.perf_counter()

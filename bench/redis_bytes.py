@@ -1,12 +1,17 @@
-"""Redis bytes per event and per body byte: today's task-message encoding against the previous one, same run.
+"""Redis bytes per event and per body byte: today's task messages against the two earlier forms, same run.
 
 Each case is a request body as a provider sends it. It is normalized and published through the real publish
 script onto a private redis-server (no persistence) ``COPIES`` times under distinct event ids, and the growth
 of ``INFO memory``'s ``used_memory`` is divided by the copies: what one request costs in Redis (queue entry,
-outbox copy, dedupe marker, outbox deadline). The baseline is the previous encoding, rebuilt here: the event
-with both ``data`` and ``raw`` (for RTC the whole message in every event), base64 in the body, every
-protocol-2 header. Worst cases: the most events one request may carry with the smallest items, the largest
-header the fan-out rule lets through, a body made of JSON escapes, and the smallest body.
+outbox record, dedupe marker, outbox deadline). Baselines, rebuilt here and published the same way:
+
+- *whole copy*: the message carries the event (``TaskMessageBuilder``) and the outbox keeps a whole second
+  copy of it, as before messages referred to their event by id;
+- *before 13*: the same, with the event's ``data`` and ``raw`` both (for RTC the whole message in every
+  event), base64 in the body and every protocol-2 header: the naive encoding.
+
+Worst cases: the most events one request may carry with the smallest items, the largest header the fan-out
+rule lets through, a body made of JSON escapes, and the smallest body.
 
     .venv/bin/python -m bench.redis_bytes [--copies 200] [--json out.json]
 """
@@ -25,8 +30,8 @@ from typing import Any
 import redis
 
 from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
-from worker.delivery.publish import _PUBLISH_SCRIPT, Publisher
-from worker.delivery.taskmessage import new_task_id, task_argsrepr
+from worker.delivery.publish import Publisher
+from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id, task_argsrepr
 from worker.devtools.demo import load_samples
 from worker.devtools.embedded import free_port, redis_server_binary
 from worker.errors import TooManyEvents
@@ -38,10 +43,24 @@ from worker.settings import Settings
 _dumps = json.encoder.encode_basestring
 
 
-def legacy_message(event: Event, whole: dict[str, Any], queue: str) -> bytes:
-    """The message as the previous release built it (taskmessage at 3723a07)."""
-    full = event.model_copy(update={"raw": whole})
-    body = b"[[" + full.__pydantic_serializer__.to_json(full) + b"], {}, "
+# The publish script of the releases that kept a whole copy of each message: KEYS dedupe/queue pairs, then the
+# outbox and its deadlines; ARGV the deadline, then per event task id, ttl, message.
+_WHOLE_COPY_SCRIPT = """
+for i = 1, (#KEYS - 2) / 2 do
+  local a = 3 * i - 1
+  if redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'NX', 'EX', ARGV[a + 1]) then
+    redis.call('LPUSH', KEYS[2 * i], ARGV[a + 2])
+    redis.call('HSET', KEYS[#KEYS - 1], ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
+    redis.call('ZADD', KEYS[#KEYS], ARGV[1], ARGV[a])
+  end
+end
+"""
+
+
+def original_message(event: Event, queue: str) -> bytes:
+    """The message as the release before issue 13 built it (taskmessage at 3723a07): the event with ``data``,
+    base64 in the body, every protocol-2 header."""
+    body = b"[[" + event.__pydantic_serializer__.to_json(event) + b"], {}, "
     body += b'{"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
     tid = new_task_id()
     return (
@@ -114,7 +133,7 @@ class Measure:
         self.settings = Settings(broker_url=url, journal_enabled=False)
         self.publisher = Publisher(self.settings)
         self.journaling = Publisher(Settings(broker_url=url))
-        self.script = self.client.register_script(_PUBLISH_SCRIPT)
+        self.whole_copy_script = self.client.register_script(_WHOLE_COPY_SCRIPT)
         self.copies = copies
 
     def _used(self) -> int:
@@ -137,19 +156,23 @@ class Measure:
 
         return len(events), self._per_request(publish)
 
-    def legacy(self, case: Case) -> float:
+    def whole_copy(self, case: Case, render: Callable[[Event, str], bytes], *, fanout: bool = False) -> float:
+        """A message with the event inside, enqueued and copied whole into the outbox (the releases before
+        by-reference messages). ``fanout``: every event of a fan-out carries the whole message (before 13)."""
         whole = json.loads(case.body)
-        events = normalize(case.source, case.body, max_events=None)
+        events = normalize(case.source, case.body, max_events=None if fanout else DEFAULT_MAX_EVENTS)
+        if fanout:
+            events = [e.model_copy(update={"raw": whole}) for e in events]
         deadline = int((time.time() + 3600) * 1000)
 
         def publish(k: int) -> None:
             keys: list[str] = []
-            args: list[Any] = ["0", deadline]
+            args: list[Any] = [deadline]
             for e in events:
                 queue = queue_for(self.settings, e.source)
                 keys += (dedupe_key(f"{e.id}:{k}"), queue)
-                args += (new_task_id(), 86400, legacy_message(e, whole, queue))
-            self.script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=[*args, ""])  # "": no journal
+                args += (new_task_id(), 86400, render(e, queue))
+            self.whole_copy_script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=args)
 
         return self._per_request(publish)
 
@@ -163,22 +186,27 @@ def run(copies: int) -> list[dict[str, Any]]:
     try:
         time.sleep(0.3)
         measure = Measure(f"redis://127.0.0.1:{port}/0", copies)
+        builder = TaskMessageBuilder(origin="gen1234@benchhost")
         rows = []
         measure.ours(sample_cases()[0])  # warm-up: the first writes also grow Redis's own tables
         for case in [*sample_cases(), *padded_cases(), *worst_cases()]:
             count, ours = measure.ours(case)
             _, journaled = measure.ours(case, journal=True)
-            legacy = measure.legacy(case)
+            whole = measure.whole_copy(case, lambda e, q: builder.build(e, q).payload)
+            original = measure.whole_copy(case, original_message, fanout=True)
+            size = len(case.body)
             rows.append(
                 {
                     "case": case.name,
-                    "body": len(case.body),
+                    "body": size,
                     "events": count,
                     "ours": round(ours),
                     "journal": round(journaled),
-                    "legacy": round(legacy),
-                    "ours_x": round(ours / len(case.body), 2),
-                    "legacy_x": round(legacy / len(case.body), 2),
+                    "whole_copy": round(whole),
+                    "original": round(original),
+                    "ours_x": round(ours / size, 2),
+                    "whole_copy_x": round(whole / size, 2),
+                    "original_x": round(original / size, 2),
                 }
             )
         measure.publisher.close()
@@ -191,20 +219,25 @@ def run(copies: int) -> list[dict[str, Any]]:
 
 def report(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| case | body B | events | Redis B/request (now) | x body | B/event | with journal | x body "
-        "| previous B/request | x body |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | body B | events | now: B/request | x body | B/event | with journal | x body "
+        "| whole copy: B/request | x body | before 13: B/request | x body |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['case']} | {r['body']} | {r['events']} | {r['ours']} | {r['ours_x']} | "
-            f"{r['ours'] // r['events']} | {r['journal']} | {r['journal'] / r['body']:.2f} | {r['legacy']} | "
-            f"{r['legacy_x']} |"
+            f"{r['ours'] // r['events']} | {r['journal']} | {r['journal'] / r['body']:.2f} | "
+            f"{r['whole_copy']} | {r['whole_copy_x']} | {r['original']} | {r['original_x']} |"
         )
     slope = [r for r in rows if r["case"].startswith("slope")]
-    ours = (slope[-1]["ours"] - slope[0]["ours"]) / (slope[-1]["body"] - slope[0]["body"])
-    old = (slope[-1]["legacy"] - slope[0]["legacy"]) / (slope[-1]["body"] - slope[0]["body"])
-    lines.append(f"\nPer further body byte: now {ours:.2f} B, previously {old:.2f} B.")
+
+    def per_byte(column: str) -> float:
+        return float((slope[-1][column] - slope[0][column]) / (slope[-1]["body"] - slope[0]["body"]))
+
+    lines.append(
+        f"\nPer further body byte: now {per_byte('ours'):.2f} B, whole copy {per_byte('whole_copy'):.2f} B, "
+        f"before 13 {per_byte('original'):.2f} B."
+    )
     return "\n".join(lines)
 
 

@@ -173,3 +173,38 @@ def test_a_dead_lettered_event_leaves_no_copy(redis_url: str) -> None:
         wait_until(lambda: client.xlen("ims-worker:deadletters") == 1, timeout=20)
         wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
     client.close()
+
+
+def test_a_message_whose_event_already_reached_its_outcome_is_skipped_and_said(redis_url: str) -> None:
+    """The record goes with the event's outcome: a later delivery of the same task (kombu restoring it after
+    its worker died between the outcome and the ack) finds none, runs nothing and says so."""
+    event = sample("FileUploadComplete")
+    publish(redis_url, [event])
+    client = redis.Redis.from_url(redis_url)
+    client.hdel(OUTBOX_KEY, only_task_id(client))
+    env = {"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}
+    with running_worker(env) as worker:
+        wait_until(lambda: "task.already_finished" in worker.output(), timeout=20)
+        wait_until(lambda: client.llen("ims") == 0 and client.hlen("unacked") == 0, timeout=10)
+    (line,) = [x for x in worker.output().splitlines() if "task.already_finished" in x]
+    assert f"event_id={event.id}" in line and "warning" in line
+    assert client.get(runs_key("record", event.id)) is None
+    client.close()
+
+
+def test_a_record_kept_by_an_earlier_release_is_re_enqueued_as_it_is(redis_url: str) -> None:
+    """Releases before 2026-11-26 kept the whole message (its event inside) in the record."""
+    from worker.delivery.taskmessage import TaskMessageBuilder  # noqa: PLC0415
+
+    event = sample("FileUploadComplete")
+    message = TaskMessageBuilder().build(event, "ims")
+    client = redis.Redis.from_url(redis_url)
+    client.hset(OUTBOX_KEY, message.task_id, b"ims\n" + message.payload)
+    client.zadd(OUTBOX_DUE_KEY, {message.task_id: 0})
+    outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0)
+    assert outbox.sweep() == 1
+    assert client.lrange("ims", 0, -1) == [message.payload]
+    with running_worker({"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}):
+        wait_until(lambda: client.get(runs_key("record", event.id)) == b"1", timeout=20)
+        wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
+    client.close()

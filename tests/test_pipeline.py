@@ -25,7 +25,7 @@ from tests.servers import RedisServer
 from worker.app import create_app
 from worker.cli import main
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import done_key
+from worker.delivery.dedupe import OUTBOX_KEY, done_key
 from worker.delivery.publish import Publisher
 from worker.events import Event, model_for
 from worker.providers import normalize, queue_for
@@ -188,11 +188,19 @@ def test_permanent_failure_and_bad_messages_go_straight_to_dead_letters(
     (event,) = load("ims", "SnapshotComplete", "ims")
     probe.flag("permanent", event)
     app = create_app(Settings(broker_url=redis_url))
+    # A message whose outbox record holds no valid event (the message refers to its event by id).
+    (other,) = load("ims", "FileUploadComplete", "ims")
+    Publisher(Settings(broker_url=redis_url)).publish([other])
+    store = redis.Redis.from_url(redis_url)
+    (task_id,) = store.hkeys(OUTBOX_KEY)
+    corrupt = b'{"type":"ims.FileUploadComplete","id":"' + other.id.encode() + b'","source":7}'
+    store.hset(OUTBOX_KEY, task_id, b"ims\n" + corrupt)
+    store.close()
     with running_worker(base_env(redis_url)):
         Publisher(Settings(broker_url=redis_url)).publish([event])
         app.send_task("ims.SnapshotComplete", args=[{"not": "an event"}], queue="ims")
         app.send_task("rtc.UserEvent", args=[], queue="rtc")
-        wait_until(lambda: deadletters.count() == 3, timeout=15)
+        wait_until(lambda: deadletters.count() == 4, timeout=15)
         wait_until(probe.idle)
     app.close()
     by_reason = {e.reason: e for e in deadletters.list()}
@@ -201,7 +209,12 @@ def test_permanent_failure_and_bad_messages_go_straight_to_dead_letters(
     assert "worker.errors.Permanent: this event can never be handled" in (permanent.error or "")
     assert probe.runs("fragile", event) == 1 and probe.runs("record", event) == 1
     bad = [e for e in deadletters.list() if e.reason == "invalid task message"]
-    assert sorted(e.event_type or "" for e in bad) == ["ims.SnapshotComplete", "rtc.UserEvent"]
+    assert sorted(e.event_type or "" for e in bad) == [
+        "ims.FileUploadComplete", "ims.SnapshotComplete", "rtc.UserEvent"
+    ]  # fmt: skip
+    (unreadable,) = [e for e in bad if e.event_type == "ims.FileUploadComplete"]
+    assert unreadable.raw == corrupt  # what the record held, kept for inspection
+    assert probe.runs("record", other) == 0
     assert any("event does not validate" in (e.error or "") for e in bad)
     assert any("expected one argument" in (e.error or "") for e in bad)
 

@@ -34,7 +34,7 @@ from worker.journal.config import (
 from worker.journal.lua import JOURNAL_LUA
 
 PREFIX = "ims-worker"
-OUTBOX_KEY = f"{PREFIX}:outbox"  # hash: task id -> "<queue>\n<task message>" (see worker.delivery.outbox)
+OUTBOX_KEY = f"{PREFIX}:outbox"  # hash: task id -> "<queue>\n<event JSON>" (see worker.delivery.outbox)
 OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set: task id -> deadline (unix ms)
 
 

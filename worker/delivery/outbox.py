@@ -1,14 +1,17 @@
-"""The in-flight ledger: a copy of every task message the publisher enqueues, kept until its task finishes.
+"""The in-flight ledger: a record of every task message the publisher enqueues, kept until its task finishes.
 
 Why: kombu's Redis transport takes a message with BRPOP and only afterwards records it as unacked, in a
 second command. If Redis stops between the two, or the BRPOP reply is lost with the connection, the message
 exists nowhere, although the event was acknowledged upstream (MNS delete, HTTP 200). The chaos suite caught
 exactly that on Redis restarts.
 
-So the publish script also writes each message here, in the same atomic step as the enqueue; the task wrapper
-drops the copy once the event reached a final outcome (handled or dead-lettered); and a sweeper in every
-worker re-enqueues the copies whose task has not finished by their deadline and whose message is nowhere. A
-re-enqueued copy is harmless: handlers that already succeeded for the event are skipped by their done markers.
+So the publish script also writes each message's record here, in the same atomic step as the enqueue: the
+queue and the event, which the message refers to by id (``worker.delivery.taskmessage``): the task reads its
+event from the record, and the record is all the sweeper needs to render the message again, byte for byte.
+The task wrapper drops the record (the "copy" below) once the event reached a final outcome (handled or
+dead-lettered); and a sweeper in every worker re-enqueues the copies whose task has not finished by their
+deadline and whose message is nowhere. A re-enqueued copy is harmless: handlers that already succeeded for
+the event are skipped by their done markers.
 
 "Nowhere" is decided without scanning the queue, so that one script call stays short with a million messages
 queued (``bench/outbox_bench.py``). A copy's deadline is its enqueue time plus the lease, so the overdue
@@ -39,6 +42,7 @@ import redis
 import structlog
 
 from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker.delivery.taskmessage import ENVELOPE_LUA
 from worker.execution.lease import held_key
 
 log = structlog.get_logger(__name__)
@@ -57,7 +61,9 @@ SUSPECT_PREFIX = "ims-worker:outbox:suspect:"  # + task id: when a sweep first f
 # an earlier call left in place). Returns {re-enqueued, looked at, last deadline looked at, copies left at
 # that deadline}. Every call reads at most `limit` copies and `window` messages per queue. No deadline is
 # moved: it is the copy's place in the enqueue order, which the tail comparison relies on.
-_SWEEP = """
+_SWEEP = (
+    ENVELOPE_LUA
+    + """
 local now, window_size = tonumber(ARGV[1]), tonumber(ARGV[5])
 local rows = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], now, 'WITHSCORES', 'LIMIT', tonumber(ARGV[4]),
   tonumber(ARGV[2]))
@@ -100,9 +106,13 @@ for i = 1, #rows, 2 do
       local w = tail(queue)
       local younger = (not w.oldest) or score + tonumber(ARGV[6]) >= w.oldest
       if not (w.ids[id] or ((not w.complete) and younger)) then
-        local message = string.sub(entry, cut + 1)
-        local tag = field(message, '"delivery_tag": "')
-        if not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
+        local message, tag = string.sub(entry, cut + 1), id
+        if string.sub(message, 1, 8) == '{"body":' then
+          tag = field(message, '"delivery_tag": "')  -- a whole message, as releases before 2026-11-26 kept
+        else
+          message = envelope(queue, message, id)
+        end
+        if message and not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
           -- Lost only if still so after the grace: a delivery taken since its holder's last beat is unknown.
           local suspect = ARGV[9] .. id
           redis.call('SET', suspect, now, 'NX', 'PX', 4 * tonumber(ARGV[8]) + 1000)
@@ -118,6 +128,7 @@ for i = 1, #rows, 2 do
 end
 return {pushed, #rows / 2, last and tostring(last) or ARGV[3], kept}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,14 @@ class Outbox:
         self._window = window
         self._sweep = client.register_script(_SWEEP)
         self.calls = 0  # script calls made by the last sweep (the benchmark reads it)
+
+    def event_json(self, task_id: str) -> bytes | None:
+        """The event a message enqueued by reference stands for, or None once its task reached a final
+        outcome (the record is dropped then)."""
+        record = self._client.hget(OUTBOX_KEY, task_id)
+        if record is None:
+            return None
+        return (record.encode() if isinstance(record, str) else record).partition(b"\n")[2]
 
     def finish(self, task_id: str) -> None:
         with self._client.pipeline(transaction=True) as pipe:

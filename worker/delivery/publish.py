@@ -1,10 +1,10 @@
 """Publishing: events -> Celery task messages on the broker, skipping event ids already enqueued.
 
 With a Redis broker that also holds the dedupe markers, a whole batch is one round trip: a Lua script sets
-each event's dedupe marker NX and, only where it was newly set, LPUSHes the task message (built by
-``worker.delivery.taskmessage``) onto the event's queue. Marker and message are written atomically, so a
-crash can
-neither enqueue without marking nor mark without enqueuing.
+each event's dedupe marker NX and, only where it was newly set, LPUSHes the task message (by reference,
+``worker.delivery.taskmessage``) onto the event's queue and keeps the event in the message's outbox record.
+Marker, message and record are written atomically, so a crash can neither enqueue without marking nor mark
+without enqueuing.
 
 Any other broker (``amqp://``, or Redis markers kept on a different server than the queues) goes in two
 steps: mark NX in Redis, send the new ones, and remove the markers of whatever could not be sent, so that the
@@ -27,7 +27,7 @@ import redis.asyncio
 from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
 from worker.delivery.replication import run_replicated, run_replicated_async
 from worker.delivery.sender import KombuSender
-from worker.delivery.taskmessage import TaskMessage, TaskMessageBuilder, new_task_id
+from worker.delivery.taskmessage import ENVELOPE_LUA, encode_event, new_task_id
 from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.journal.config import JournalConfig, now_ms, received_blob
@@ -40,15 +40,15 @@ from worker.settings import Settings
 SCRIPT_CHUNK = 256
 
 # KEYS: dedupe_1, queue_1, dedupe_2, queue_2, ..., then the outbox hash and its deadline set.
-# ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, message.
+# ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, the event's JSON.
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
-# enqueued regardless. Every enqueued message is also copied into the outbox (see ``worker.delivery.outbox``)
-# in the
-# same atomic step: the one deliberate second copy of a message (BENCHMARKS.md, Redis bytes per event).
+# enqueued regardless. Each enqueued message refers to its event by id; the event itself goes once into the
+# message's outbox record ("<queue>\n<event JSON>", see ``worker.delivery.outbox``), in the same atomic step.
 # Returns one 1 (enqueued) or 0 (duplicate) per event.
 # Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
 _PUBLISH_SCRIPT = (
     JOURNAL_LUA
+    + ENVELOPE_LUA
     + """
 local out = {}
 local jb = #ARGV - 1 - (#KEYS - 2) / 2
@@ -56,6 +56,8 @@ local bypass = ARGV[1] == '1'
 local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
 for i = 1, (#KEYS - 2) / 2 do
   local a = 3 * i
+  local message = envelope(KEYS[2 * i], ARGV[a + 2], ARGV[a])
+  if not message then return redis.error_reply('event ' .. i .. ' is not an event JSON') end
   local fresh
   if bypass then
     redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'EX', ARGV[a + 1])
@@ -64,7 +66,7 @@ for i = 1, (#KEYS - 2) / 2 do
     fresh = redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'NX', 'EX', ARGV[a + 1])
   end
   if fresh then
-    redis.call('LPUSH', KEYS[2 * i], ARGV[a + 2])
+    redis.call('LPUSH', KEYS[2 * i], message)
     redis.call('HSET', outbox, ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
     redis.call('ZADD', due, ARGV[2], ARGV[a])
     out[i] = 1
@@ -89,20 +91,15 @@ class PublishResult:
 class _Batch:
     """The script's KEYS/ARGV for a batch, built once and shared by the sync and async publishers."""
 
-    def __init__(
-        self, settings: Settings, builder: TaskMessageBuilder, events: Sequence[Event], bypass: bool
-    ):
+    def __init__(self, settings: Settings, events: Sequence[Event], bypass: bool):
         from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
 
         self.keys: list[str] = []
         deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
         self.args: list[Any] = ["1" if bypass else "0", deadline_ms]
-        self.messages: list[TaskMessage] = []
         for event in events:
-            message = builder.build(event, queue_for(settings, event.type, event.source))
-            self.messages.append(message)
-            self.keys += (dedupe_key(event.id), message.queue)
-            self.args += (message.task_id, dedupe_ttl(settings, event.source), message.payload)
+            self.keys += (dedupe_key(event.id), queue_for(settings, event.type, event.source))
+            self.args += (new_task_id(), dedupe_ttl(settings, event.source), encode_event(event))
         self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
         journal = JournalConfig.from_settings(settings)
         if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
@@ -136,7 +133,6 @@ class Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
         self._redis = store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
@@ -155,7 +151,7 @@ class Publisher:
         return results
 
     def _publish_script(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
-        batch = _Batch(self._settings, self._builder, events, bypass)
+        batch = _Batch(self._settings, events, bypass)
         wait = self._settings.redis_wait_replicas
         try:
             if wait:
@@ -210,7 +206,6 @@ class AsyncPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._builder = TaskMessageBuilder()
         self._redis_url = settings.effective_redis_url
         self._redis: redis.asyncio.Redis = async_store_client(settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
@@ -221,7 +216,7 @@ class AsyncPublisher:
             return await asyncio.to_thread(self._fallback.publish, events, bypass_dedupe=bypass_dedupe)
         results: list[PublishResult] = []
         for chunk in _chunks(events):
-            batch = _Batch(self._settings, self._builder, chunk, bypass_dedupe)
+            batch = _Batch(self._settings, chunk, bypass_dedupe)
             wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
             try:
                 if wait:

@@ -93,15 +93,23 @@ def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
     structlog.contextvars.bind_contextvars(
         task_id=request.id, event_type=task.name, attempt=request.retries + 1
     )
-    if len(args) != 1 or not isinstance(args[0], dict):
-        return _bad_message(task, settings, args, "expected one argument: the event as a JSON object")
+    if len(args) != 1 or not isinstance(args[0], dict | str):
+        return _bad_message(task, settings, _dump(args), "expected one argument: the event, or its id")
+    arg, stored = args[0], None
     try:
-        event = Event.model_validate(args[0])
+        if isinstance(arg, str):  # enqueued by reference: the event is in the message's outbox record
+            stored = runtime(settings).outbox.event_json(request.id)
+            if stored is None:
+                return _already_finished(arg)
+            event = Event.model_validate_json(stored)
+        else:
+            event = Event.model_validate(arg)
+    except REDIS_ERRORS as exc:
+        raise _retry(task, backoff(settings, request.retries + 1), summarize(exc)) from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-        return _bad_message(
-            task, settings, args, f"event does not validate ({exc.error_count()}): {problems}"
-        )
+        raw = _dump(args) if stored is None else stored.decode("utf-8", "replace")
+        return _bad_message(task, settings, raw, f"event does not validate ({exc.error_count()}): {problems}")
     structlog.contextvars.bind_contextvars(event_id=event.id, source=event.source)
     try:
         return _handle(task, settings, event)
@@ -110,6 +118,14 @@ def run_event(task: Task, args: Sequence[Any], settings: Settings) -> str:
         raise _retry(task, countdown, f"Redis unavailable: {summarize(exc)}", event) from exc
     except ConfigurationError as exc:  # handlers failed to load: keep the event until they do
         raise _retry(task, backoff(settings, request.retries + 1), summarize(exc), event) from exc
+
+
+def _already_finished(event_id: str) -> str:
+    # The record is dropped with the event's final outcome, so this delivery is a duplicate of a task that
+    # already finished (kombu restored it after its worker died between the outcome and the ack).
+    structlog.contextvars.bind_contextvars(event_id=event_id)
+    log.warning("task.already_finished", reason="no outbox record: the event reached its outcome before")
+    return "skipped: already finished"
 
 
 def _handle(task: Task, settings: Settings, event: Event) -> str:
@@ -249,11 +265,14 @@ def _dead_letter(
     return f"dead-lettered ({reason}) as {entry}"
 
 
-def _bad_message(task: Task, settings: Settings, args: Sequence[Any], error: str) -> str:
+def _dump(args: Sequence[Any]) -> str:
     import json  # noqa: PLC0415 - only on this rare path
 
+    return json.dumps(list(args), default=str)
+
+
+def _bad_message(task: Task, settings: Settings, raw: str, error: str) -> str:
     rt = runtime(settings)
-    raw = json.dumps(list(args), default=str)
     try:
         entry = rt.deadletters.add(
             raw=raw, source="unknown", reason=REASON_BAD_MESSAGE, event_type=task.name, error=error
