@@ -1,5 +1,8 @@
 """2. Shim throughput and latency under wrk, beside the naive FastAPI endpoint and the bare-Starlette ceiling.
 
+With one process the same shim app also runs on stock uvicorn (httptools, no connection cap, deadlines or
+in-flight body budget): the ratio prices ``worker.boundedhttp`` and ``worker.shim.inflight``.
+
 Traffic: signed RTC event-subscription messages (two events each) and production-studio callbacks (token),
 alternating, every body unique (``__UNIQ__`` in every identifier), 32 connections. The signature timestamp is
 made once at start: it stays inside the 300 s window for the whole run. The reported shim figures are the
@@ -52,7 +55,7 @@ def requests(now: float) -> list[wrk.WrkRequest]:
 
 def _start(stack: Stack, target: str, processes: int, redis_url: str) -> tuple[Service, int]:
     port = free_port()
-    if target == "shim":
+    if target in ("shim", "unbounded"):
         env = {
             "IMS_WORKER_BROKER_URL": redis_url,
             "IMS_WORKER_SHIM_PUBLIC_URL": PUBLIC_URL,
@@ -61,6 +64,10 @@ def _start(stack: Stack, target: str, processes: int, redis_url: str) -> tuple[S
             "IMS_WORKER_LOG_FORMAT": "json",
         }
         args = [tool("ims-worker"), "shim", "--port", str(port), "--workers", str(processes)]
+        if target == "unbounded":  # the same app on stock uvicorn: no connection cap, deadlines or body budget
+            factory = "worker.shim.app:create_app_from_environment"
+            args = [sys.executable, "-m", "uvicorn", factory, "--factory", "--http", "httptools"]
+            args += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
     else:
         env = {"BENCH_BROKER_URL": redis_url}
         module = {"naive": "bench.baselines.naive_shim:app", "ceiling": "bench.baselines.ceiling:app"}[target]
@@ -112,7 +119,7 @@ class _Target:
             # Server CPU per answered request: less sensitive than req/s to what else the machine runs.
             "cpu_ms_per_req": self.cpu / max(1, self.requests) * 1000,
         }
-        if self.name.startswith("shim"):
+        if self.name.startswith("shim") or self.name == "unbounded":
             # Sanity: unique bodies give 1.5 events per request (RTC 2, caster 1); duplicates give ~0.
             out["events_per_request"] = self.enqueued / max(1, self.requests)
         return out
@@ -150,9 +157,11 @@ def _group(stack: Stack, config: BenchConfig, redis_url: str, processes: int) ->
     client = redis.Redis.from_url(redis_url)
     client.flushall()
     targets: list[_Target] = []
-    for name in ("shim", "ceiling", "naive"):
-        # The naive baseline is one uvicorn process by definition; it is measured again in every group.
-        service, port = _start(stack, name, 1 if name == "naive" else processes, redis_url)
+    # The naive baseline is one uvicorn process by definition; it is measured again in every group. The
+    # unbounded shim (one process) prices the bounded protocol and body budget.
+    names = ("shim", "ceiling", "naive", "unbounded") if processes == 1 else ("shim", "ceiling", "naive")
+    for name in names:
+        service, port = _start(stack, name, 1 if name in ("naive", "unbounded") else processes, redis_url)
         targets.append(_Target(name, service, f"http://127.0.0.1:{port}"))
     if processes == 1:  # the duplicate case: the same shim, every body repeated
         targets.append(_Target("shimdup", targets[0].service, targets[0].url, unique=False))
@@ -192,6 +201,8 @@ def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
         # Each ratio against the baseline measured in the same interleaved group.
         metrics[f"ratio_naive_{n}"] = metrics[f"shim_{n}_rps"] / metrics[f"naive_{n}_rps"]
         metrics[f"ratio_ceiling_{n}"] = metrics[f"shim_{n}_rps"] / metrics[f"ceiling_{n}_rps"]
+    if 1 in config.processes:
+        metrics["ratio_bounded_1"] = metrics["shim_1_rps"] / metrics["unbounded_1_rps"]
     facts = {
         "processes": list(config.processes),
         "connections": config.connections,
@@ -265,6 +276,25 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
             f"{fmt(m['shimdup_1_rps'])}; {_latency(m, 'shimdup_1')}",
         )
     )
+    if "ratio_bounded_1" in m:
+        out += [
+            Row(
+                name,
+                "req/s, 1 process: bounded protocol + body budget vs the same app on stock uvicorn",
+                fmt(m["shim_1_rps"]),
+                fmt(m["unbounded_1_rps"]),
+                fmt(m["ratio_bounded_1"], 2, "x"),
+                ">= 0.9x",
+                check(m["ratio_bounded_1"], 0.9, at_least=True),
+            ),
+            Row(
+                name,
+                "server CPU ms per request, 1 process: bounded vs stock uvicorn",
+                fmt(m["shim_1_cpu_ms_per_req"], 3),
+                fmt(m["unbounded_1_cpu_ms_per_req"], 3),
+                fmt(ratio(m["shim_1_cpu_ms_per_req"], m["unbounded_1_cpu_ms_per_req"]), 2, "x"),
+            ),
+        ]
     return out
 
 

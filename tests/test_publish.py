@@ -76,9 +76,9 @@ def test_message_is_what_celery_send_task_would_put(redis_url: str, publisher: P
     reference_app.close()
 
     assert set(ours) == set(theirs)
-    # Only what Celery's worker cannot default: the task and its id. Left out: headers at Celery's default,
-    # and lang, root_id, origin and argsrepr, which it reads with a default too (Flower then shows the args).
-    assert ours["headers"] == {"task": event.type, "id": task_id}
+    # What Celery's worker cannot default (the task and its id) and what Flower shows as the arguments. Left
+    # out: headers at Celery's default, and lang, root_id and origin, which it reads with a default too.
+    assert ours["headers"] == {"task": event.type, "id": task_id, "argsrepr": f'["{event.id}"]'}
     for key in set(theirs["headers"]) - {"lang", "root_id", "origin", "argsrepr", "task", "id"}:
         assert theirs["headers"][key] in (None, 0, False, {}, "{}", [None, None]), key
     assert set(ours["properties"]) <= set(theirs["properties"])

@@ -19,7 +19,8 @@ Both keep the payload small: the event leaves ``data`` out whenever ``data`` can
 ``raw`` (every single-event payload, and each RTC item: ``worker.events.fanout``); the body is JSON text
 (kombu's ``body_encoding`` ``utf-8``, which the worker app configures for its own re-publishes too), not
 base64 of it; headers whose value is Celery's default are left out (Celery's worker reads every header but
-``id`` and ``task`` with a default; without ``argsrepr`` it shows the argument, the event id, itself).
+``id`` and ``task`` with a default). ``argsrepr`` stays: it is what the worker's task events, and so Flower,
+show as the arguments (the event id).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ local function envelope(queue, event, task_id)
   if not id_lit then return nil end
   return '{"body": ' .. cjson.encode('[[' .. id_lit .. '], {}, {}]')
     .. ', "content-encoding": "utf-8", "content-type": "application/json", "headers": {"task": '
-    .. type_lit .. ', "id": "' .. task_id .. '"}, "properties": {"delivery_info": {"exchange": "", '
+    .. type_lit .. ', "id": "' .. task_id .. '", "argsrepr": ' .. cjson.encode('[' .. id_lit .. ']')
+    .. '}, "properties": {"delivery_info": {"exchange": "", '
     .. '"routing_key": ' .. cjson.encode(queue) .. '}, "body_encoding": "utf-8", "delivery_tag": "'
     .. task_id .. '"}}'
 end
