@@ -147,7 +147,7 @@ def test_duplicates_are_skipped_within_a_batch_and_across_batches(
     client = redis.Redis.from_url(redis_url)
     ttl = client.ttl(dedupe_key(event.id))
     assert dedupe_ttl(settings, "tencent") - 5 <= ttl <= dedupe_ttl(settings, "tencent")
-    assert client.get(dedupe_key(event.id)) == queued(redis_url, "tencent")[0]["headers"]["id"].encode()
+    assert client.get(dedupe_key(event.id)) == b"1"
     client.close()
 
 
@@ -253,7 +253,7 @@ def test_markers_on_another_redis_go_through_kombu(redis_url: str) -> None:
     assert "data" not in args
     assert Event.model_validate(args) == event
     marker = redis.Redis.from_url(redis_url)
-    assert marker.get(dedupe_key(event.id)) == message["headers"]["id"].encode()
+    assert marker.get(dedupe_key(event.id)) == b"1"
     marker.close()
 
 

@@ -44,6 +44,7 @@ SCRIPT_CHUNK = 256
 # With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
 # enqueued regardless. Each enqueued message refers to its event by id; the event itself goes once into the
 # message's outbox record ("<queue>\n<event JSON>", see ``worker.delivery.outbox``), in the same atomic step.
+# A marker's value is 1, one of Redis's shared integers: no allocation of its own (a task id cost ~50 bytes).
 # Returns one 1 (enqueued) or 0 (duplicate) per event.
 # Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
 _PUBLISH_SCRIPT = (
@@ -60,10 +61,10 @@ for i = 1, (#KEYS - 2) / 2 do
   if not message then return redis.error_reply('event ' .. i .. ' is not an event JSON') end
   local fresh
   if bypass then
-    redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'EX', ARGV[a + 1])
+    redis.call('SET', KEYS[2 * i - 1], 1, 'EX', ARGV[a + 1])
     fresh = true
   else
-    fresh = redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'NX', 'EX', ARGV[a + 1])
+    fresh = redis.call('SET', KEYS[2 * i - 1], 1, 'NX', 'EX', ARGV[a + 1])
   end
   if fresh then
     redis.call('LPUSH', KEYS[2 * i], message)
@@ -170,9 +171,9 @@ class Publisher:
         task_ids = [new_task_id() for _ in events]
         try:
             with self._redis.pipeline(transaction=False) as pipe:
-                for event, task_id in zip(events, task_ids, strict=True):
+                for event in events:
                     ttl = dedupe_ttl(self._settings, event.source)
-                    pipe.set(dedupe_key(event.id), task_id, ex=ttl, nx=not bypass)
+                    pipe.set(dedupe_key(event.id), 1, ex=ttl, nx=not bypass)
                 fresh = [bool(flag) for flag in pipe.execute()]
         except REDIS_ERRORS as exc:
             raise _unavailable("Redis (dedupe markers)", self._redis_url, exc) from exc
