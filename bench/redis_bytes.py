@@ -156,6 +156,28 @@ class Measure:
 
         return len(events), self._per_request(publish)
 
+    def floor(self, case: Case) -> dict[str, Any]:
+        """Where one small event's bytes go (``MEMORY USAGE`` of each structure, per event)."""
+        total = self._per_request(lambda k: self.publisher.publish(
+            [e.model_copy(update={"id": f"{e.id}:{k}"}) for e in normalize(case.source, case.body)]
+        ))  # fmt: skip
+        queues = [k for k in self.client.scan_iter() if self.client.type(k) == b"list"]
+        marker = next(self.client.scan_iter(dedupe_key("*")))
+
+        def usage(key: Any) -> float:
+            return float(self.client.memory_usage(key, samples=0) or 0)
+
+        parts: dict[str, Any] = {
+            "case": f"floor: {case.name}",
+            "task message": round(sum(usage(q) for q in queues) / self.copies),
+            "outbox record (the event)": round(usage(OUTBOX_KEY) / self.copies),
+            "outbox deadline": round(usage(OUTBOX_DUE_KEY) / self.copies),
+            "dedupe marker": round(usage(marker)),
+        }
+        # What no key reports: the keyspace's own tables (a bucket and an expiry entry per marker).
+        parts["keyspace tables"] = round(total - sum(v for k, v in parts.items() if k != "case"))
+        return parts
+
     def whole_copy(self, case: Case, render: Callable[[Event, str], bytes], *, fanout: bool = False) -> float:
         """A message with the event inside, enqueued and copied whole into the outbox (the releases before
         by-reference messages). ``fanout``: every event of a fan-out carries the whole message (before 13)."""
@@ -209,6 +231,7 @@ def run(copies: int) -> list[dict[str, Any]]:
                     "original_x": round(original / size, 2),
                 }
             )
+        rows.append(measure.floor(worst_cases()[-1]))
         measure.publisher.close()
         measure.journaling.close()
         return rows
@@ -218,6 +241,8 @@ def run(copies: int) -> list[dict[str, Any]]:
 
 
 def report(rows: Sequence[dict[str, Any]]) -> str:
+    floor = rows[-1]
+    rows = rows[:-1]
     lines = [
         "| case | body B | events | now: B/request | x body | B/event | with journal | x body "
         "| whole copy: B/request | x body | before 13: B/request | x body |",
@@ -234,8 +259,10 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
     def per_byte(column: str) -> float:
         return float((slope[-1][column] - slope[0][column]) / (slope[-1]["body"] - slope[0]["body"]))
 
+    parts = ", ".join(f"{name} {size} B" for name, size in floor.items() if name != "case")
+    lines.append(f"\n{floor['case']}: {parts}.")
     lines.append(
-        f"\nPer further body byte: now {per_byte('ours'):.2f} B, whole copy {per_byte('whole_copy'):.2f} B, "
+        f"Per further body byte: now {per_byte('ours'):.2f} B, whole copy {per_byte('whole_copy'):.2f} B, "
         f"before 13 {per_byte('original'):.2f} B."
     )
     return "\n".join(lines)
