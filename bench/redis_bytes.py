@@ -139,7 +139,7 @@ class Measure:
     def _used(self) -> int:
         return int(self.client.info("memory")["used_memory"])
 
-    def _per_request(self, publish: Callable[[int], None]) -> float:
+    def _per_request(self, publish: Callable[[int], object]) -> float:
         self.client.flushall()
         time.sleep(0.05)
         before = self._used()

@@ -64,7 +64,7 @@ def _start(stack: Stack, target: str, processes: int, redis_url: str) -> tuple[S
             "IMS_WORKER_LOG_FORMAT": "json",
         }
         args = [tool("ims-worker"), "shim", "--port", str(port), "--workers", str(processes)]
-        if target == "unbounded":  # the same app on stock uvicorn: no connection cap, deadlines or body budget
+        if target == "unbounded":  # the same app on stock uvicorn: no connection cap, deadlines, body budget
             factory = "worker.shim.app:create_app_from_environment"
             args = [sys.executable, "-m", "uvicorn", factory, "--factory", "--http", "httptools"]
             args += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
