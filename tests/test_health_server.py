@@ -58,6 +58,9 @@ def test_idle_connections_are_capped_and_closed_without_a_thread_each() -> None:
         assert 0 < len(timed_out) <= HEALTH_LIMITS.max_connections  # within it: closed at the deadline
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{base}/nope", timeout=5).status_code == 404
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text  # what was dropped, by reason
+        assert 'ims_worker_http_connections_dropped_total{reason="refused_over_limit"}' in metrics
+        assert 'ims_worker_http_connections_dropped_total{reason="header_timeout"}' in metrics
     finally:
         server.shutdown()
 

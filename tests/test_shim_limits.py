@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -198,3 +199,14 @@ def test_stalled_connections_are_closed_within_the_header_timeout_and_capped(
     probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     status, _ = asyncio.run(one_upload(host, port, probe))
     assert status == "200"
+    # Counted where an operator looks: the shim's /metrics.
+    scrape = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    status, answer = asyncio.run(one_upload(host, port, scrape))
+    assert status == "200"
+    dropped = dict(
+        re.findall(
+            rb'^ims_worker_http_connections_dropped_total\{reason="(\w+)"\} (\S+)$', answer, re.MULTILINE
+        )
+    )
+    assert float(dropped[b"refused_over_limit"]) >= 1
+    assert float(dropped[b"header_timeout"]) >= STALLED

@@ -30,6 +30,7 @@ from importlib.metadata import version
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -77,15 +78,25 @@ class ConnectionLimits:
         )
 
 
+# On the default registry (the consumer's /metrics); the shim registers it on its own too.
+DROPPED = Counter(
+    "ims_worker_http_connections_dropped_total",
+    "Connections the bounded HTTP server refused at its connection cap (refused_over_limit) or closed "
+    "because a request's headers or body missed their deadline (header_timeout, body_timeout)",
+    ["reason"],
+)
+
+
 class _Tally:
-    """Counts of refused and timed-out connections, logged at most every few seconds (an attack sends
-    thousands: one line each would flood the log)."""
+    """Counts of refused and timed-out connections: a counter each, and a log line at most every few seconds
+    (an attack sends thousands: one line each would flood the log)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self._last = 0.0
 
     def add(self, what: str) -> None:
+        DROPPED.labels(what).inc()
         self.counts[what] = self.counts.get(what, 0) + 1
         now = time.monotonic()
         if now - self._last >= _SUMMARY_INTERVAL:

@@ -12,6 +12,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from worker.boundedhttp import DROPPED
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Enqueueing is one Redis round trip: sub-millisecond on loopback, a few ms across a network.
@@ -20,7 +22,8 @@ _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 class ShimMetrics:
-    """Requests by provider and status, auth failures, unsigned requests, dead letters, enqueue latency."""
+    """Requests by provider and status, auth failures, unsigned requests, dead letters, enqueue latency, and
+    the connections the bounded protocol dropped."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -72,6 +75,8 @@ class ShimMetrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+
+        self.registry.register(DROPPED)  # the protocol's refused and timed-out connections
 
         self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
