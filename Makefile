@@ -27,16 +27,18 @@ demo: $(STAMP)
 ## The test suite. With COVERAGE=1 (what CI runs) the same tests are measured with line coverage of every process
 ## they start (Celery workers and pool children, consumer, shim, emulator: coverage's parallel mode, combined)
 ## and the run fails below COVERAGE_MIN percent of worker/.
+## The test files run in TEST_JOBS processes (pytest-xdist; one file per process at a time); 0 runs them in one.
 COVERAGE ?= 0
 COVERAGE_MIN ?= 88
+TEST_JOBS ?= 2
 test: $(STAMP)
 ifeq ($(COVERAGE),1)
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -m "not chaos" $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -m "not chaos" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --include='worker/*' --skip-covered --sort=cover --fail-under=$(COVERAGE_MIN)
 else
-	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 endif
 
 coverage:
