@@ -114,7 +114,8 @@ class Outcome:
     fault_at: float = 0.0
     notes: list[str] = field(default_factory=list)
     lost_ids: list[str] = field(default_factory=list)
-    lost_sent_before_fault_seconds: list[float] = field(default_factory=list)
+    # When each lost event was acknowledged, in seconds from the fault: negative before it, positive after.
+    lost_sent_after_fault_seconds: list[float] = field(default_factory=list)
 
     def row(self) -> str:
         recovery = (
@@ -212,7 +213,7 @@ def verdict(
         else:
             outcome.lost += 1
             outcome.lost_ids.append(event_id)
-            outcome.lost_sent_before_fault_seconds.append(round(outcome.fault_at - sent[event_id], 3))
+            outcome.lost_sent_after_fault_seconds.append(round(sent[event_id] - outcome.fault_at, 3))
     delays = [done[e] - t for e, t in sent.items() if e in done]
     outcome.max_delay_seconds = round(max(delays), 1) if delays else None
     before = [e for e, t in sent.items() if t <= outcome.fault_at]

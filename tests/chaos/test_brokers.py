@@ -169,8 +169,9 @@ def test_sentinel_primary_kill_9(wait_replicas: int, ledger: RedisServer, tmp_pa
             lambda: store_client(settings),
         )
     assert outcome.sent > 0, describe(outcome)
-    # Asynchronous replication may lose what the primary took in its last moments, and nothing older.
-    assert all(age < 5.0 for age in outcome.lost_sent_before_fault_seconds), describe(outcome)
+    # Asynchronous replication may lose what the primary took in its last moments, and nothing older. It may
+    # also lose writes acknowledged after the failover (RELIABILITY.md, "Brokers"): reported, not asserted.
+    assert all(at > -5.0 for at in outcome.lost_sent_after_fault_seconds), describe(outcome)
     if wait_replicas:
         assert outcome.lost == 0, describe(outcome)
 
