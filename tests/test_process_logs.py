@@ -65,8 +65,8 @@ def test_flower_logs_json_and_never_its_password(redis_url: str) -> None:
         wait_for_port(port, timeout=30)
     finally:
         process.send_signal(signal.SIGTERM)
-        # Flower exits once the inspect calls its start-up sent are answered or time out (about 1 s each,
-        # one after another): usually 1-2 s, once over 20 s on a loaded CI machine.
+        # Flower's exit waits for the inspect calls it sent at start-up (its thread pool is joined at exit):
+        # usually 1-2 s, but once over 20 s in a CI run with two test processes on two cores.
         output, _ = process.communicate(timeout=60)
     text = output.decode(errors="replace")
     records = json_lines(text)
