@@ -136,7 +136,10 @@ class SentinelGroup:
     """A primary, one replica and ``sentinels`` Sentinel processes watching them as ``MASTER``.
 
     The data nodes require ``password``; the Sentinels require ``sentinel_password``. Failure detection is
-    fast (1 s) so that a test sees a promotion within seconds."""
+    fast (1 s) so that a test sees a promotion within seconds, and staggered (each further Sentinel 0.5 s
+    later): Sentinels that detect a failure in the same millisecond each vote for themselves, none wins the
+    election, and the failover is abandoned when the killed primary comes back (a CI run's Sentinel logs:
+    two ``+try-failover`` at 19:17:40.435, then ``-failover-abort-not-elected``)."""
 
     workdir: Path
     password: str
@@ -194,7 +197,7 @@ class SentinelGroup:
             f"requirepass {self.sentinel_password}\n"
             f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 1\n"
             f"sentinel auth-pass {MASTER} {self.password}\n"
-            f"sentinel down-after-milliseconds {MASTER} {self.down_after_ms}\n"
+            f"sentinel down-after-milliseconds {MASTER} {self.down_after_ms + 500 * i}\n"
             f"sentinel failover-timeout {MASTER} 10000\n"
             f"sentinel parallel-syncs {MASTER} 1\n"
         )
