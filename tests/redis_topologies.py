@@ -163,7 +163,7 @@ class SentinelGroup:
         replica = self._node("replica", replica_of=primary.port)
         replica.start()
         self.nodes = [primary, replica]
-        self._wait_replicated(replica.port)
+        self.wait_replicated(replica.port)
         for i in range(self.sentinels):
             self._start_sentinel(i, primary.port)
         self.wait_master(primary.port)
@@ -176,7 +176,8 @@ class SentinelGroup:
             workdir=self.workdir / name, appendonly=True, extra_args=extra, password=self.password
         )
 
-    def _wait_replicated(self, port: int, timeout: float = 20.0) -> None:
+    def wait_replicated(self, port: int, timeout: float = 20.0) -> None:
+        """Until the replica on ``port`` has its link to the primary up (after a failover it resyncs)."""
         client = redis.Redis(host="127.0.0.1", port=port, password=self.password)
         deadline = time.monotonic() + timeout
         try:
@@ -239,7 +240,7 @@ class SentinelGroup:
         """Wait until the current replica is in sync with the primary; return its port."""
         master = self.master_port()
         replica = next(n.port for n in self.nodes if n.port != master)
-        self._wait_replicated(replica)
+        self.wait_replicated(replica)
         return replica
 
     def wait_role(self, port: int, role: str, timeout: float = 30.0) -> None:

@@ -218,6 +218,7 @@ def _publish_ok(publisher: Publisher, events: list[Event]) -> bool:
 def test_wait_replicas_refuses_a_batch_no_replica_confirmed(sentinels: SentinelGroup) -> None:
     settings = sentinel_settings(sentinels, redis_wait_replicas=1, redis_wait_timeout_ms=300)
     replica = sentinels.replica_port()
+    sentinels.wait_replicated(replica)  # an earlier test's failover leaves the demoted node resyncing
     publisher = Publisher(settings)
     assert all(r.enqueued for r in publisher.publish(sample_events("replicated")))
     client = redis.Redis(host="127.0.0.1", port=replica, password=sentinels.password)
