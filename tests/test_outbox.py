@@ -15,6 +15,7 @@ from tests.plugins.recorder import runs_key
 from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
 from worker.delivery.outbox import Outbox
 from worker.delivery.publish import Publisher
+from worker.delivery.taskmessage import TaskMessageBuilder
 from worker.events import Event
 from worker.execution.lease import held_key
 from worker.providers import normalize
@@ -194,8 +195,6 @@ def test_a_message_whose_event_already_reached_its_outcome_is_skipped_and_said(r
 
 def test_a_record_kept_by_an_earlier_release_is_re_enqueued_as_it_is(redis_url: str) -> None:
     """Releases before 2026-11-26 kept the whole message (its event inside) in the record."""
-    from worker.delivery.taskmessage import TaskMessageBuilder  # noqa: PLC0415
-
     event = sample("FileUploadComplete")
     message = TaskMessageBuilder().build(event, "ims")
     client = redis.Redis.from_url(redis_url)
