@@ -1,4 +1,5 @@
-"""Every metric the Grafana dashboard and the alert rules in deploy/ use is exported by a real process.
+"""Every metric the Grafana dashboard and the alert rules in deploy/ use is exported by a real process, and
+the metrics reference (docs/metrics.md) lists exactly the ``ims_worker_*`` metrics the processes export.
 
 The consumer (``ims-worker consume`` against the MNS emulator), the shim (uvicorn) and a Celery worker run for
 real; their /metrics are scraped after one event went through each path.
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "ims-event-worker.json"
 RULES = REPO_ROOT / "deploy" / "prometheus" / "ims-worker-alerts.yml"
+METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
 _NAME = re.compile(r"\bims_worker_[a-z0-9_]+\b")
 _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
 
@@ -53,6 +55,21 @@ def exported(text: str) -> dict[str, float]:
         for sample in family.samples:
             names[sample.name] = names.get(sample.name, 0.0) + sample.value
     return names
+
+
+def families(url: str) -> set[str]:
+    """The ``ims_worker_*`` metric families a process exports, as documented: counters with ``_total``."""
+    text = httpx.get(url, timeout=5).text
+    return {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in text_string_to_metric_families(text)
+        # The parser gives prometheus_client's `_created` samples families of their own; they are not metrics.
+        if family.name.startswith("ims_worker_") and not family.name.endswith("_created")
+    }
+
+
+def documented() -> set[str]:
+    return set(re.findall(r"`(ims_worker_[a-z0-9_]+)`", METRICS_DOC.read_text()))
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -114,9 +131,15 @@ def test_every_metric_the_dashboard_and_the_rules_use_is_exported(redis_url: str
                 **scrape(f"{shim_base}/metrics"),
             }
             from_worker = scrape(metrics)
+            every = set().union(
+                *(families(f"{base}/metrics") for base in (f"http://127.0.0.1:{consumer_port}", shim_base)),
+                families(metrics),
+            )
     names.update(from_worker)
     missing = sorted(referenced() - set(names))
     assert missing == [], f"used by deploy/ but exported by no process: {missing}"
+    assert sorted(every - documented()) == [], "exported but not in docs/metrics.md"
+    assert sorted(documented() - every) == [], "in docs/metrics.md but exported by no process"
     assert from_worker["ims_worker_receipt_to_handled_seconds_count"] == 2
     assert from_worker["ims_worker_event_to_handled_seconds_count"] == 2
     assert from_worker["ims_worker_queue_backlog"] == 0

@@ -1,4 +1,5 @@
-"""Docs that cannot drift: the settings table; each command, make target, file, variable the READMEs use."""
+"""Docs that cannot drift: the generated references (settings, commands, log events); each command, make
+target, file, link and variable the guide and the reference use; the guide stays a guide."""
 
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ from tests.cli import IMS_WORKER, REPO_ROOT, clean_env, cli
 from tests.mns_emulator import DEFAULT_QUEUE, running_emulator
 from tests.servers import free_port
 from worker.cli import build_parser
+from worker.devtools import clidoc, logdoc, settingsdoc
 from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from worker.devtools.settingsdoc import shown_default, table
+from worker.devtools.settingsdoc import required, shown_default, table
 from worker.mns.progress import PROGRESS_INTERVAL_SECONDS
 from worker.settings import Settings
 
-READMES = {"README.md": REPO_ROOT / "README.md", "deploy/README.md": REPO_ROOT / "deploy" / "README.md"}
+READMES = {
+    "README.md": REPO_ROOT / "README.md",
+    "deploy/README.md": REPO_ROOT / "deploy" / "README.md",
+    **{f"docs/{p.name}": p for p in sorted((REPO_ROOT / "docs").glob("*.md"))},
+}
+SETTINGS_DOC = REPO_ROOT / "docs" / "settings.md"
+GUIDE_MAX_LINES = 300
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 INLINE = re.compile(r"`([^`\n]+)`")
 # Files the docs tell the reader to create; they are not in the repository.
 CREATED_BY_THE_READER = {"deploy/ims-worker.env", ".env"}
@@ -40,24 +49,100 @@ def all_spans() -> list[tuple[str, str]]:
     return [(name, span) for name in READMES for span in spans(name)]
 
 
-def test_the_settings_table_is_generated_from_settings() -> None:
-    done = cli("--version")  # the package is importable as installed
-    assert done.returncode == 0
-    check = subprocess.run(
-        [str(Path(IMS_WORKER).with_name("python")), "-m", "worker.devtools.settingsdoc", "--check"],
+def generator_check(module: str) -> subprocess.CompletedProcess[str]:
+    """``python -m worker.devtools.<module> --check`` as a contributor runs it, from the repository root."""
+    return subprocess.run(
+        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.devtools.{module}", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_the_settings_table_is_generated_from_settings() -> None:
+    done = cli("--version")  # the package is importable as installed
+    assert done.returncode == 0
+    check = generator_check("settingsdoc")
     assert check.returncode == 0, check.stderr
-    readme = READMES["README.md"].read_text()
+    reference = SETTINGS_DOC.read_text()
     for field in Settings.model_fields:
         row = next(
-            line for line in readme.splitlines() if line.startswith(f"| `IMS_WORKER_{field.upper()}` |")
+            line for line in reference.splitlines() if line.startswith(f"| `IMS_WORKER_{field.upper()}` |")
         )
         assert row.endswith(f"| {shown_default(field)} |"), row
     assert table().count("\n") == len(Settings.model_fields) + 1
+
+
+@pytest.mark.parametrize("module", [clidoc, logdoc, settingsdoc])
+def test_every_generated_reference_is_current(module: object, tmp_path: Path) -> None:
+    name = module.__name__.rsplit(".", 1)[1]  # type: ignore[attr-defined]
+    check = generator_check(name)
+    assert check.returncode == 0, check.stderr
+    # The check can fail: a stale copy is refused, naming the command that regenerates it.
+    stale = tmp_path / "stale.md"
+    path = REPO_ROOT / module.PATH  # type: ignore[attr-defined]
+    head, generated = path.read_text().split(module.BEGIN, 1)  # type: ignore[attr-defined]
+    stale.write_text(head + module.BEGIN + generated.replace("| `", "| `x", 1))  # type: ignore[attr-defined]
+    again = subprocess.run(
+        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.devtools.{name}", str(stale), "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1 and f"python -m worker.devtools.{name}" in again.stderr
+
+
+def test_the_required_settings_are_what_the_commands_refuse_to_start_without(tmp_path: Path) -> None:
+    """The settings reference marks as required exactly what `consume` and `shim` name when it is missing."""
+    when = required()
+    for_consume = {f for f, text in when.items() if "`consume`" in text}
+    for_shim = {f for f, text in when.items() if "`shim`" in text}
+    assert {"mns_endpoint", "mns_queues"} <= for_consume and {"ims_callback_key"} <= for_shim
+    consume = cli("consume", cwd=tmp_path, env={"IMS_WORKER_LOG_FORMAT": "json"})
+    assert consume.returncode == 2, consume.stderr
+    for field in for_consume:
+        assert f"IMS_WORKER_{field.upper()}" in consume.stderr, (field, consume.stderr)
+    shim = cli("shim", "--port", str(free_port()), cwd=tmp_path, env={"IMS_WORKER_LOG_FORMAT": "json"})
+    assert shim.returncode == 2, shim.stderr
+    for field in for_shim:
+        assert f"IMS_WORKER_{field.upper()}" in shim.stderr, (field, shim.stderr)
+    rows = {
+        line.split(" | ")[0][3:-1]: line
+        for line in SETTINGS_DOC.read_text().splitlines()
+        if line.startswith("| `IMS")
+    }
+    for field, text in when.items():
+        assert f"| {text} |" in rows[f"IMS_WORKER_{field.upper()}"], field
+
+
+def test_the_guide_is_a_guide() -> None:
+    """README.md is read top to bottom in about ten minutes; the reference lives in docs/."""
+    guide = READMES["README.md"].read_text()
+    assert len(guide.splitlines()) <= GUIDE_MAX_LINES
+    assert "settings-table" not in guide  # the 80-row table is in docs/settings.md
+    for step in (
+        "## Quick start",
+        "## Write a handler",
+        "## Test your handler",
+        "## Run it in production",
+        "## Operate it",
+    ):
+        assert step in guide, step
+    for command in ("ims-worker trace", "ims-worker replay", "ims-worker dlq list", "ims-worker check"):
+        assert command in guide, command
+
+
+def test_every_link_in_the_docs_resolves() -> None:
+    checked = 0
+    for name, path in READMES.items():
+        for target in LINK.findall(path.read_text()):
+            if "://" in target:
+                continue
+            assert (path.parent / target).exists(), (name, target)
+            checked += 1
+    assert checked >= 10
 
 
 def commands_in_docs() -> set[tuple[str, ...]]:
@@ -129,7 +214,7 @@ def test_every_variable_the_docs_name_is_a_setting() -> None:
 
 
 def test_the_documented_progress_interval_is_the_code_s() -> None:
-    readme = READMES["README.md"].read_text()
+    readme = READMES["docs/operations.md"].read_text()
     stated = re.search(r"`mns\.progress` at most\s+every (\d+) s", readme)
     assert stated is not None and float(stated.group(1)) == PROGRESS_INTERVAL_SECONDS
 

@@ -1,4 +1,4 @@
-"""The README's "Testing your handlers" example, run as a plugin author would: its own pytest, the plugin
+"""The README's "Test your handler" example, run as a plugin author would: its own pytest, the plugin
 found through the installed entry point, a private redis-server."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ BLOCK = re.compile(r"```python\n# (\S+)\n(.*?)```", re.DOTALL)
 
 def readme_example() -> dict[str, str]:
     text = (REPO_ROOT / "README.md").read_text()
-    section = text.split("## Testing your handlers", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Test your handler", 1)[1].split("\n## ", 1)[0]
     return {path: f"# {path}\n{body}" for path, body in BLOCK.findall(section)}
 
 

@@ -34,7 +34,7 @@ from worker.delivery.publish import Publisher
 from worker.providers import normalize
 from worker.settings import Settings
 
-RECOVERY_BOUND = 90.0  # seconds, at default settings (README, "Delivery guarantees")
+RECOVERY_BOUND = 90.0  # seconds, at default settings (docs/guarantees.md, "Delivery guarantees")
 LEASE = Settings().visibility_timeout  # the default, which the stack does not override
 LONG_TASK = 3 * LEASE
 BURST = 24  # one-second events that keep both workers' children and prefetch busy at the kill

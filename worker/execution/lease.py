@@ -16,7 +16,7 @@ copy whose task kombu holds under whatever delivery (a retry is a new message wi
 lost. The key outlives the lease (``HELD_KEY_LEASES``), so that the tag is still known while kombu restores
 a dead worker's message; kombu's ``unacked`` hash, not the key, says whether it is held.
 
-Internals touched (tested with kombu 5.7.0 / Celery 5.6.3, see README): the set of held deliveries is read
+Internals touched (tested with kombu 5.7.0 / Celery 5.6.3, docs/): the set of held deliveries is read
 from the channel's ``QoS._delivered`` (kombu's virtual transport), and the index is re-scored with ``ZADD XX``
 on the key names the channel reports (``unacked_index_key``) through the channel's own client
 (``conn_or_acquire``), so TLS, Sentinel and ``global_keyprefix`` apply as for kombu itself.

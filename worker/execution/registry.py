@@ -126,7 +126,7 @@ def handler(
 ) -> Callable[[HandlerFunc], HandlerFunc]:
     """Subscribe the decorated function to ``pattern``: an exact type, ``"<prefix>.*"`` or ``"*"``.
 
-    Flow control across the whole fleet (README, "Flow control"): ``key`` (a field name such as ``"MediaId"``,
+    Flow control across the whole fleet (docs/handlers.md): ``key`` (a field name such as ``"MediaId"``,
     looked up in the event's data, or a callable of the event): one run at a time per key value;
     ``stale="skip"``: skip an event older than the newest one completed for its key; ``rate="20/s"`` (or
     ``/m``, ``/h``): at most that many starts per period; ``concurrency=N``: at most N runs at once.

@@ -9,7 +9,7 @@ without an early exit so the time taken does not say which one matched. Signatur
 ``hmac.compare_digest``. An empty key list refuses everything (``not_armed``): nothing is accepted unsigned
 unless the operator opts in per provider, which the shim decides before calling these.
 
-Schemes (the providers' documented ones; README, "Webhook endpoints and authentication"):
+Schemes (the providers' documented ones; docs/webhooks.md, "Webhook endpoints and authentication"):
 - IMS:          md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}"), URL = public base URL + path, plus "?" and
                 the request's query string when it has one (the URL as configured in the IMS console).
 - Live record:  md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}").
