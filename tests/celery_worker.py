@@ -122,7 +122,7 @@ def running_worker(
     *,
     queues: Sequence[str] = ALL_QUEUES,
     concurrency: int = 1,
-    pool: str = "prefork",
+    pool: str | None = "prefork",
     startup_timeout: float = 30.0,
     extra_args: Sequence[str] = (),
     wait_ready: bool = True,
@@ -138,7 +138,8 @@ def running_worker(
         hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
         args = [
             CELERY, "-A", "worker.app", "worker",
-            "--pool", pool, "--concurrency", str(concurrency),
+            # pool None: no pool flags, the app's (IMS_WORKER_WORKER_PROFILE) decide
+            *(["--pool", pool, "--concurrency", str(concurrency)] if pool else []),
             "--queues", ",".join(queues),
             "--hostname", hostname,
             "--without-mingle", "--without-gossip",

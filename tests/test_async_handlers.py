@@ -102,3 +102,40 @@ def test_call_handler_awaits_any_awaitable_and_bounds_it() -> None:
         call_handler(hang, "e3", timeout=0.05)
     assert event_loop() is loop and not loop.is_closed()
     close_loop()
+
+
+def test_threads_await_together_on_one_loop_with_their_own_context_and_failures() -> None:
+    import contextvars  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    task_id: contextvars.ContextVar[str] = contextvars.ContextVar("task_id")
+    seen: dict[str, str] = {}
+
+    async def wait(event: str) -> str:
+        await asyncio.sleep(0.5)
+        if event == "e3":
+            raise ValueError("e3 fails alone")
+        seen[event] = task_id.get()  # the submitting thread's context came along
+        return threading.current_thread().name
+
+    def submit(event: str) -> object:
+        task_id.set(f"task-{event}")
+        return call_handler(wait, event, timeout=5)
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        futures = {f"e{i}": pool.submit(submit, f"e{i}") for i in range(8)}
+        outcomes = {name: f.exception() or f.result() for name, f in futures.items()}
+    assert time.monotonic() - began < 3.0  # 8 x 0.5 s side by side, not one after another (4 s)
+    assert isinstance(outcomes.pop("e3"), ValueError)
+    assert set(outcomes.values()) == {"async-handlers"}
+    assert seen == {f"e{i}": f"task-e{i}" for i in range(8) if i != 3}
+
+    async def blocks(event: str) -> None:
+        time.sleep(3.2)  # a sync call inside async def: the loop cannot cut it
+
+    with pytest.raises(HandlerTimeout, match="the loop is blocked"):
+        call_handler(blocks, "e9", timeout=1.0)
+    close_loop()

@@ -23,7 +23,8 @@ from worker.events.catalogue import CATALOGUE
 from worker.execution import metrics as workermetrics
 from worker.execution.celeryconfig import celery_config
 from worker.execution.lease import LeaseKeeper
-from worker.execution.registry import discover
+from worker.execution.profile import mismatch, pool_name, refusal
+from worker.execution.registry import REGISTRY, discover
 from worker.execution.taskruntime import runtime
 from worker.execution.tasks import run_event
 from worker.logging import configure_logging
@@ -86,6 +87,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     worker_app = getattr(sender, "app", None)
     if not isinstance(worker_app, EventApp):
         return
+    _check_pool(worker_app, getattr(sender, "pool_cls", None))
     try:
         modules = load_handlers(worker_app.settings)
     except ConfigurationError as exc:
@@ -93,6 +95,25 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
     log.info("worker.handlers_loaded", modules=modules)
+    for sub in REGISTRY.subscriptions:
+        warning = mismatch(sub.name, sub.waits, worker_app.settings.worker_profile)
+        if warning:
+            log.warning("worker.profile_mismatch", warning=warning)
+
+
+def _check_pool(worker_app: EventApp, pool_cls: Any) -> None:
+    """Refuse gevent and eventlet (``worker.execution.profile``); fit Celery's options to the threads pool."""
+    reason = refusal(pool_cls)
+    if reason is not None:
+        print(reason, file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    if pool_name(pool_cls) == "threads":
+        # On a lost broker connection Celery would "terminate" running acks-late tasks, which the threads
+        # pool cannot do (NotImplementedError, in the consumer's reconnect). They run on instead; their
+        # messages, no longer renewed on the new connection, come back after the lease and the ledger skips
+        # the handlers they completed.
+        worker_app.conf.worker_cancel_long_running_tasks_on_connection_loss = False
+    log.info("worker.pool", pool=pool_name(pool_cls), profile=worker_app.settings.worker_profile)
 
 
 def _on_setup_logging(**_: Any) -> None:

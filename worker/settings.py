@@ -247,7 +247,14 @@ class Settings(BaseSettings):
     )
     embedded_redis_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
     embedded_mns_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
-    worker_concurrency: int | None = Field(default=None, ge=1, description="Celery -c; default: CPU count")
+    worker_concurrency: int | None = Field(
+        default=None, ge=1, description="Celery -c; default: the worker profile's (CPU count, or 32 threads)"
+    )
+    worker_profile: Literal["io", "cpu"] = Field(
+        default="cpu",
+        description="pool of `celery -A worker.app worker` without pool flags: `io` (threads, 32: handlers "
+        "that wait on the network, async ones overlap) or `cpu` (prefork, one process per CPU)",
+    )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(default=5555, ge=1, le=65535)
     flower_basic_auth: SecretStr | None = Field(

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from worker.cli.handlers import format_subscription, subscription_rows
+from worker.cli.handlers import format_subscription, profile_warnings, subscription_rows
 from worker.cli.preflight import load_handlers
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY
@@ -79,6 +79,8 @@ def _check(args: argparse.Namespace) -> int:
     checks.run("handlers", handlers)
     for row in subscription_rows(REGISTRY.subscriptions):
         print("        " + format_subscription(row))
+    for warning in profile_warnings(settings, REGISTRY.subscriptions):
+        print(f"warn  profile {settings.worker_profile}: {warning}", flush=True)
     broker = redact_url(settings.broker_url)
     if settings.broker_is_redis:
         checks.run(f"broker {broker}", lambda: _ping_redis(settings.broker_url, settings))

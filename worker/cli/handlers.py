@@ -10,8 +10,9 @@ from typing import Any
 
 from worker.cli.preflight import load_handlers
 from worker.events.catalogue import CATALOGUE
+from worker.execution.profile import mismatch
 from worker.execution.registry import REGISTRY, Subscription
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 
 def options_of(sub: Subscription) -> dict[str, Any]:
@@ -36,6 +37,17 @@ def subscription_rows(subs: Sequence[Subscription]) -> list[dict[str, Any]]:
     ]
 
 
+def profile_warnings(settings: Settings, subs: Sequence[Subscription]) -> list[str]:
+    """A line per handler whose declaration (``cpu_bound``, ``async def``) does not fit the worker profile."""
+    found = {s.name: mismatch(s.name, s.waits, settings.worker_profile) for s in subs}
+    return [warning for _, warning in sorted(found.items()) if warning]
+
+
+def _warn(settings: Settings, subs: Sequence[Subscription]) -> None:
+    for warning in profile_warnings(settings, subs):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def format_subscription(row: dict[str, Any]) -> str:
     types: list[str] = row["event_types"]
     shown = ", ".join(types) if len(types) <= 3 else f"{len(types)} types ({types[0]} … {types[-1]})"
@@ -52,6 +64,7 @@ def _list(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
         subs = REGISTRY.handlers_for(args.type)
+        _warn(settings, subs)
         if args.json:
             print(json.dumps(subscription_rows(subs), indent=2, default=str))
             return 0
@@ -61,6 +74,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"  {index}. {sub.name}  <- {sub.pattern}" + (f"  {options}" if options else ""))
         return 0
     rows = subscription_rows(REGISTRY.subscriptions)
+    _warn(settings, REGISTRY.subscriptions)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0

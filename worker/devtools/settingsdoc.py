@@ -92,7 +92,8 @@ MEANINGS: dict[str, str] = {
     "grace + 5 s",
     "embedded_redis_port": "port of `ims-worker run`'s embedded Redis; 0: a free port",
     "embedded_mns_port": "port of `ims-worker run`'s MNS emulator; 0: a free port",
-    "worker_concurrency": "Celery worker processes started by `ims-worker run`; unset: CPU count",
+    "worker_concurrency": "Celery worker concurrency (processes, or threads in the `io` profile), also "
+    "for `ims-worker run`; unset: the profile's (CPU count for `cpu`, 32 for `io`)",
     "flower_host": "Flower's address under `ims-worker run --flower`",
     "flower_port": "Flower's port under `ims-worker run --flower`",
 }

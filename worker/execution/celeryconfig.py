@@ -12,6 +12,7 @@ from typing import Any
 from kombu.entity import Exchange, Queue
 
 from worker.events.catalogue import CATALOGUE
+from worker.execution.profile import pool_config
 from worker.providers import active as active_providers
 from worker.providers import queue_for as source_queue
 from worker.redisconn import broker_options
@@ -104,4 +105,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": source_queue(settings, "unknown"),
         "task_routes": task_routes(settings),
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+        # IMS_WORKER_WORKER_PROFILE: used when the worker is started without -P / -c.
+        **pool_config(settings),
     }

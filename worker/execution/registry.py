@@ -17,6 +17,7 @@ from typing import Any
 from worker.errors import ConfigurationError
 from worker.events import Event
 from worker.events.catalogue import CATALOGUE
+from worker.execution import profile
 from worker.execution.flow.options import FlowOptions, KeySpec, build_options
 
 HandlerFunc = Callable[
@@ -34,10 +35,17 @@ class Subscription:
     flow: FlowOptions = field(
         default_factory=FlowOptions
     )  # key / stale / rate / concurrency (worker.execution.flow)
+    cpu_bound: bool | None = None  # declared by the plugin; None: not said (worker.execution.profile)
 
     def describe(self) -> dict[str, Any]:
         """The subscription and its options, for listings (``ims-worker handlers list``)."""
-        return {"name": self.name, "pattern": self.pattern, **self.flow.describe()}
+        declared = {} if self.cpu_bound is None else {"cpu_bound": self.cpu_bound}
+        return {"name": self.name, "pattern": self.pattern, **self.flow.describe(), **declared}
+
+    @property
+    def waits(self) -> bool | None:
+        """True: waits (async, or ``cpu_bound=False``); False: declared CPU-bound; None: not said."""
+        return profile.waits(self.func, self.cpu_bound)
 
     def matches(self, event_type: str) -> bool:
         if self.pattern == "*":
@@ -85,14 +93,18 @@ class Registry:
         self._subscriptions: list[Subscription] = []
         self._cache: dict[str, tuple[Subscription, ...]] = {}
 
-    def add(self, pattern: str, func: HandlerFunc, flow: FlowOptions | None = None) -> None:
+    def add(
+        self, pattern: str, func: HandlerFunc, flow: FlowOptions | None = None, cpu_bound: bool | None = None
+    ) -> None:
         _check_pattern(pattern)
         _check_signature(func)
         name = _handler_name(func)
         for existing in self._subscriptions:
             if existing.name == name and existing.pattern == pattern:
                 raise ConfigurationError(f"handler {name} is registered twice for {pattern!r}")
-        sub = Subscription(pattern=pattern, func=func, name=name, flow=flow or FlowOptions())
+        sub = Subscription(
+            pattern=pattern, func=func, name=name, flow=flow or FlowOptions(), cpu_bound=cpu_bound
+        )
         self._subscriptions.append(sub)
         self._cache.clear()
 
@@ -123,6 +135,7 @@ def handler(
     stale: str | None = None,
     rate: str | None = None,
     concurrency: int | None = None,
+    cpu_bound: bool | None = None,
 ) -> Callable[[HandlerFunc], HandlerFunc]:
     """Subscribe the decorated function to ``pattern``: an exact type, ``"<prefix>.*"`` or ``"*"``.
 
@@ -130,6 +143,9 @@ def handler(
     looked up in the event's data, or a callable of the event): one run at a time per key value;
     ``stale="skip"``: skip an event older than the newest one completed for its key; ``rate="20/s"`` (or
     ``/m``, ``/h``): at most that many starts per period; ``concurrency=N``: at most N runs at once.
+
+    ``cpu_bound=True`` (computes) or ``False`` (waits on the network): only declares the handler's kind, so
+    that ``ims-worker handlers list`` and ``check`` warn when the worker profile does not fit it.
     """
 
     def register(func: HandlerFunc) -> HandlerFunc:
@@ -146,7 +162,11 @@ def handler(
                 concurrency=concurrency,
                 models={t: CATALOGUE[t].model for t in types},
             )
-        REGISTRY.add(pattern, func, flow)
+        if cpu_bound is not None and not isinstance(cpu_bound, bool):
+            raise ConfigurationError(
+                f"@handler(cpu_bound=...) of {_handler_name(func)} must be True or False"
+            )
+        REGISTRY.add(pattern, func, flow, cpu_bound)
         return func
 
     return register

@@ -1,8 +1,13 @@
-"""The task wrapper's per-process Redis resources, made lazily after the prefork fork (never shared)."""
+"""The task wrapper's per-process Redis resources, made lazily after the prefork fork (never shared).
+
+Under the threads pool every thread of the process uses the same ones: redis-py clients take a connection
+from their pool per command (thread-safe), the ledger, journal and dead-letter stores keep no per-task state,
+and the flow gate keeps each run's holds in its own ``Permit`` (its renewal thread locks the set of them)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from worker.delivery.deadletter import DeadLetterStore
@@ -28,9 +33,18 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+_lock = threading.Lock()  # pool threads starting at once make one set, not one each
 
 
 def runtime(settings: Settings) -> Runtime:
+    made = _runtime
+    if made is not None and made.pid == os.getpid():
+        return made
+    with _lock:
+        return _make(settings)
+
+
+def _make(settings: Settings) -> Runtime:
     global _runtime  # noqa: PLW0603 - one lazily made set of connections per process
     if _runtime is None or _runtime.pid != os.getpid():
         client = store_client(settings)

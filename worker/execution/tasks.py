@@ -31,6 +31,7 @@ from worker.events import Event
 from worker.execution import policy
 from worker.execution.asyncrun import call_handler
 from worker.execution.flow.gate import Permit
+from worker.execution.overrun import watching
 from worker.execution.registry import REGISTRY, Subscription, discover
 from worker.execution.taskruntime import Runtime, current_runtime, runtime
 from worker.journal.stats import attempt_stats, retried_stats
@@ -208,7 +209,7 @@ def _run_one(
         return SKIPPED_STALE
     began = time.perf_counter()
     try:
-        with permit:
+        with permit, watching(sub.name, settings.task_soft_time_limit, settings.task_time_limit):
             call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
     except Exception as exc:  # the classifying boundary: every handler error is looked at below
         log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
