@@ -82,14 +82,12 @@ class Watchdog:
 
 
 def _say(kind: str, handler: str, ran: float, limit: float) -> None:
-    what = "soft" if kind == "overrunning" else "hard"
-    log.error(
-        f"task.handler_{kind}",
-        handler=handler,
-        seconds=round(ran, 1),
-        limit_seconds=limit,
-        reason=f"past the {what} time limit; a thread cannot be stopped: it keeps its pool thread",
-    )
+    facts = {"handler": handler, "seconds": round(ran, 1), "limit_seconds": limit}
+    why = "a thread cannot be stopped: the handler keeps its pool thread"
+    if kind == "overrunning":
+        log.error("task.handler_overrunning", **facts, reason=f"past the soft time limit; {why}")
+    else:
+        log.error("task.handler_stuck", **facts, reason=f"past the hard time limit; {why}")
 
 
 _watchdog: Watchdog | None = None
