@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -43,18 +44,8 @@ from worker.settings import Settings
 _dumps = json.encoder.encode_basestring
 
 
-# The publish script of the releases that kept a whole copy of each message: KEYS dedupe/queue pairs, then the
-# outbox and its deadlines; ARGV the deadline, then per event task id, ttl, message.
-_WHOLE_COPY_SCRIPT = """
-for i = 1, (#KEYS - 2) / 2 do
-  local a = 3 * i - 1
-  if redis.call('SET', KEYS[2 * i - 1], ARGV[a], 'NX', 'EX', ARGV[a + 1]) then
-    redis.call('LPUSH', KEYS[2 * i], ARGV[a + 2])
-    redis.call('HSET', KEYS[#KEYS - 1], ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
-    redis.call('ZADD', KEYS[#KEYS], ARGV[1], ARGV[a])
-  end
-end
-"""
+# The publish script of the releases that kept a whole copy of each message (KEYS, ARGV: at its top).
+_WHOLE_COPY_SCRIPT = (Path(__file__).resolve().parent / "baselines" / "whole_copy_publish.lua").read_text()
 
 
 def original_message(event: Event, queue: str) -> bytes:

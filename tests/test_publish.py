@@ -172,7 +172,7 @@ def test_bypass_dedupe_enqueues_again(redis_url: str, publisher: Publisher) -> N
     assert len(queued(redis_url, "ims")) == 2
 
 
-# What the journal fragment (worker.journal.lua) runs inside the publish script.
+# What the journal fragment (worker/lua/journal.lua) runs inside the publish script.
 JOURNAL_COMMANDS = (
     "zscore",
     "rpush",

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
-from worker import celerylog
+from worker import celerylog, kombuadapter
 from worker.delivery.outbox import Outbox, Sweeper
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
@@ -135,7 +135,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     ):
         return
     settings = worker_app.settings
-    outbox = Outbox(store_client(settings), settings.visibility_timeout)
+    unacked = kombuadapter.unacked_key(worker_app.conf.broker_transport_options)  # the channel's name for it
+    outbox = Outbox(store_client(settings), settings.visibility_timeout, unacked_key=unacked)
     _sweeper = Sweeper(outbox, interval=min(30.0, max(1.0, settings.visibility_timeout / 4)))
     _sweeper.start()
 

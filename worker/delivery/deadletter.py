@@ -17,35 +17,15 @@ from typing import Any, cast
 
 import redis
 
-from worker.delivery.dedupe import PREFIX
+from worker import keyspace, lua
 from worker.events import Event, Transport
 from worker.journal.config import OFF, JournalConfig, stats_blob
-from worker.journal.lua import JOURNAL_LUA
 from worker.redisconn import store_client, sync_client
 from worker.settings import Settings
 
-STREAM_KEY = f"{PREFIX}:deadletters"
+STREAM_KEY = keyspace.DEADLETTERS
 _PAGE = 500
 ONCE_TTL_SECONDS = 7 * 86400
-# SET NX (with a once key) and XADD in one script, so that a crash between them cannot lose the entry or
-# leave a stale marker; the journal entry and the metrics counter in the same step.
-# ARGV: once ttl, the fields..., then event id, reason, metrics counters, journal settings line.
-_ADD = (
-    JOURNAL_LUA
-    + """
-local last = #ARGV - 4
-if KEYS[2] == nil or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
-  local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2, last))
-  if J and ARGV[last + 1] ~= '' then
-    jadd(ARGV[last + 1], jent('dead-lettered', {reason = ARGV[last + 2], dl = id}))
-    jfailed(ARGV[last + 1])
-  end
-  jstats(ARGV[last + 3])
-  return id
-end
-return false
-"""
-)
 _Page = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE answers on a client without decode_responses
 
 
@@ -147,7 +127,7 @@ class DeadLetterStore:
         self._client = sync_client(redis_or_url) if isinstance(redis_or_url, str) else redis_or_url
         self._owns_client = isinstance(redis_or_url, str)
         self._journal = journal
-        self._add = self._client.register_script(_ADD)
+        self._add = lua.register(self._client, "deadletter_add")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> DeadLetterStore:
@@ -193,10 +173,14 @@ class DeadLetterStore:
         if transport is not None:
             fields["transport"] = transport.model_dump_json(exclude_none=True)
         flat = [item for pair in fields.items() for item in pair]
-        keys = [STREAM_KEY] if once_key is None else [STREAM_KEY, f"{PREFIX}:deadletter-once:{once_key}"]
+        keys = [*keyspace.JOURNAL_KEYS, STREAM_KEY]
+        if once_key is not None:
+            keys.append(keyspace.deadletter_once(once_key))
         counters = stats_blob({f"deadlettered|{source}|{event_type or 'unknown'}": 1})
-        tail = [event_id or "", reason, counters, self._journal.tail()]
-        entry_id = self._add(keys=keys, args=[ONCE_TTL_SECONDS, *flat, *tail])
+        head: list[str | bytes | int] = [
+            self._journal.line(), ONCE_TTL_SECONDS, event_id or "", reason, counters
+        ]  # fmt: skip
+        entry_id = self._add(keys=keys, args=[*head, *flat])
         if entry_id is None:
             return None
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

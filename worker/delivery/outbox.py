@@ -13,14 +13,14 @@ dead-lettered); and a sweeper in every worker re-enqueues the copies whose task 
 deadline and whose message is nowhere. A re-enqueued copy is harmless: handlers that already succeeded for
 the event are skipped by their done markers.
 
-"Nowhere" is decided without scanning the queue, so that one script call stays short with a million messages
-queued (``bench/outbox_bench.py``). A copy's deadline is its enqueue time plus the lease, so the overdue
-copies are the oldest messages, and the oldest queued messages sit at the tail BRPOP takes from:
+The sweep is one script (``worker/lua/outbox_sweep.lua``). "Nowhere" is decided without scanning the queue,
+so that one script call stays short with a million messages queued (``bench/outbox_bench.py``). A copy's
+deadline is its enqueue time plus the lease, so the overdue copies are the oldest messages, and the oldest
+queued messages sit at the tail BRPOP takes from:
 
-* held: kombu's ``unacked`` hash has the task's current delivery (``held_key`` names it, renewed by the
+* held: kombu's ``unacked`` hash has the task's current delivery (``keyspace.held`` names it, renewed by the
   holder's heartbeat, ``worker.execution.lease``; a retry is a new delivery) or the copy's own: kombu
-  restores those
-  itself if their worker dies, so the outbox must not copy them meanwhile;
+  restores those itself if their worker dies, so the outbox must not copy them meanwhile;
 * queued: its task id is among the ``WINDOW`` messages at the tail, or the copy is younger (by more than the
   clock margin) than the oldest message in that window: then it is still waiting behind them;
 * otherwise it was taken and lost, if it is still so after a grace of 1.5 heartbeats (a delivery taken since
@@ -41,94 +41,17 @@ from dataclasses import dataclass
 import redis
 import structlog
 
-from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
-from worker.delivery.taskmessage import ENVELOPE_LUA
-from worker.execution.lease import held_key
+from worker import keyspace, kombuadapter, lua
 
 log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 100  # overdue copies looked at by one script call
 WINDOW = 64  # messages read from a queue's tail by one script call
 CLOCK_MARGIN_MS = 5000  # publishers' clocks may differ by this much without a queued copy looking lost
-UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> message, for messages a worker holds
-SWEEP_LOCK_KEY = "ims-worker:outbox:sweeping"
-SUSPECT_PREFIX = "ims-worker:outbox:suspect:"  # + task id: when a sweep first found the copy nowhere
-
-# KEYS: outbox, due, kombu's unacked hash.
-# ARGV: now (ms), limit, from (a deadline), skip, window, clock margin (ms), held-key prefix, grace (ms),
-# suspect-key prefix.
-# Looks at the overdue copies from deadline `from` on, skipping the first `skip` at exactly `from` (the ones
-# an earlier call left in place). Returns {re-enqueued, looked at, last deadline looked at, copies left at
-# that deadline}. Every call reads at most `limit` copies and `window` messages per queue. No deadline is
-# moved: it is the copy's place in the enqueue order, which the tail comparison relies on.
-_SWEEP = (
-    ENVELOPE_LUA
-    + """
-local now, window_size = tonumber(ARGV[1]), tonumber(ARGV[5])
-local rows = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], now, 'WITHSCORES', 'LIMIT', tonumber(ARGV[4]),
-  tonumber(ARGV[2]))
-local function field(message, prefix)
-  local at = string.find(message, prefix, 1, true)
-  if not at then return nil end
-  return string.match(message, '^([^"]+)"', at + #prefix)
-end
-local windows = {}
-local function tail(queue)
-  local w = windows[queue]
-  if w then return w end
-  local ids, oldest = {}, nil
-  for _, message in ipairs(redis.call('LRANGE', queue, -window_size, -1)) do
-    local id = field(message, '"id": "')
-    if id then
-      ids[id] = true
-      local score = redis.call('ZSCORE', KEYS[2], id)
-      if score and (not oldest or tonumber(score) < oldest) then oldest = tonumber(score) end
-    end
-  end
-  w = {ids = ids, oldest = oldest, complete = redis.call('LLEN', queue) <= window_size}
-  windows[queue] = w
-  return w
-end
-local pushed, last, kept = 0, nil, tonumber(ARGV[4])
-if ARGV[3] ~= '-inf' then last = tonumber(ARGV[3]) end
-for i = 1, #rows, 2 do
-  local id, score = rows[i], tonumber(rows[i + 1])
-  if score ~= last then last, kept = score, 0 end
-  local entry = redis.call('HGET', KEYS[1], id)
-  if not entry then
-    redis.call('ZREM', KEYS[2], id)
-  else
-    kept = kept + 1
-    local current = redis.call('GET', ARGV[7] .. id)
-    if not (current and redis.call('HEXISTS', KEYS[3], current) == 1) then
-      local cut = string.find(entry, '\\n', 1, true)
-      local queue = string.sub(entry, 1, cut - 1)
-      local w = tail(queue)
-      local younger = (not w.oldest) or score + tonumber(ARGV[6]) >= w.oldest
-      if not (w.ids[id] or ((not w.complete) and younger)) then
-        local message, tag = string.sub(entry, cut + 1), id
-        if string.sub(message, 1, 8) == '{"body":' then
-          tag = field(message, '"delivery_tag": "')  -- a whole message, as releases before 2026-11-26 kept
-        else
-          message = envelope(queue, message, id)
-        end
-        if message and not (tag and redis.call('HEXISTS', KEYS[3], tag) == 1) then
-          -- Lost only if still so after the grace: a delivery taken since its holder's last beat is unknown.
-          local suspect = ARGV[9] .. id
-          redis.call('SET', suspect, now, 'NX', 'PX', 4 * tonumber(ARGV[8]) + 1000)
-          if now - tonumber(redis.call('GET', suspect)) >= tonumber(ARGV[8]) then
-            redis.call('RPUSH', queue, message)
-            redis.call('DEL', suspect)
-            pushed = pushed + 1
-          end
-        end
-      end
-    end
-  end
-end
-return {pushed, #rows / 2, last and tostring(last) or ARGV[3], kept}
-"""
-)
+# kombu's unacked hash under its default name (delivery tag -> message, for the messages a worker holds);
+# the worker passes the name its broker channel uses (``kombuadapter.unacked_key``).
+UNACKED_KEY = kombuadapter.unacked_key()
+SWEEP_LOCK_KEY = keyspace.OUTBOX_SWEEPING
 
 
 @dataclass(frozen=True)
@@ -152,8 +75,10 @@ class Outbox:
         *,
         window: int = WINDOW,
         grace_seconds: float | None = None,
+        unacked_key: str = UNACKED_KEY,
     ) -> None:
         self._client = client
+        self._unacked_key = unacked_key
         self._deadline_ms = deadline_seconds * 1000
         # A copy found nowhere is re-enqueued only if it is still nowhere this much later: a worker records
         # the deliveries it holds at its heartbeat (Settings.lease_heartbeat_seconds: min(10 s, lease / 4)),
@@ -161,34 +86,33 @@ class Outbox:
         heartbeat = min(10.0, deadline_seconds / 4)
         self._grace_ms = int((1.5 * heartbeat if grace_seconds is None else grace_seconds) * 1000)
         self._window = window
-        self._sweep = client.register_script(_SWEEP)
+        self._sweep = lua.register(client, "outbox_sweep")
         self.calls = 0  # script calls made by the last sweep (the benchmark reads it)
 
     def event_json(self, task_id: str) -> bytes | None:
         """The event a message enqueued by reference stands for, or None once its task reached a final
         outcome (the record is dropped then)."""
-        record = self._client.hget(OUTBOX_KEY, task_id)
+        record = self._client.hget(keyspace.OUTBOX, task_id)
         if record is None:
             return None
         return (record.encode() if isinstance(record, str) else record).partition(b"\n")[2]
 
     def finish(self, task_id: str) -> None:
         with self._client.pipeline(transaction=True) as pipe:
-            pipe.hdel(OUTBOX_KEY, task_id)
-            pipe.zrem(OUTBOX_DUE_KEY, task_id)
+            pipe.hdel(keyspace.OUTBOX, task_id)
+            pipe.zrem(keyspace.OUTBOX_DUE, task_id)
             pipe.execute()
 
     def renew(self, task_id: str) -> None:
         """The task's message was just enqueued again as a new delivery (a retry): the copy is as young."""
-        self._client.zadd(OUTBOX_DUE_KEY, {task_id: _now_ms() + self._deadline_ms}, xx=True)
+        self._client.zadd(keyspace.OUTBOX_DUE, {task_id: _now_ms() + self._deadline_ms}, xx=True)
 
     def sweep_once(self, cursor: tuple[str, int] = ("-inf", 0), limit: int = SWEEP_BATCH) -> SweepStep:
         """One bounded script call over the overdue copies from ``cursor`` (a deadline, and how many copies
         left in place at exactly that deadline to skip) on."""
         now = _now_ms()
-        keys = [OUTBOX_KEY, OUTBOX_DUE_KEY, UNACKED_KEY]
+        keys = [keyspace.OUTBOX, keyspace.OUTBOX_DUE, self._unacked_key]
         start, skip = cursor
-        held, grace = held_key(""), self._grace_ms
         args: list[str | int] = [
             now,
             limit,
@@ -196,9 +120,9 @@ class Outbox:
             skip,
             self._window,
             CLOCK_MARGIN_MS,
-            held,
-            grace,
-            SUSPECT_PREFIX,
+            keyspace.HELD_PREFIX,
+            self._grace_ms,
+            keyspace.SUSPECT_PREFIX,
         ]
         pushed, seen, last, kept = self._sweep(keys=keys, args=args)
         last_text = last.decode() if isinstance(last, bytes) else str(last)
@@ -225,7 +149,7 @@ class Outbox:
                 self._client.delete(SWEEP_LOCK_KEY)
 
     def in_flight(self) -> int:
-        return int(self._client.hlen(OUTBOX_KEY))
+        return int(self._client.hlen(keyspace.OUTBOX))
 
 
 class Sweeper(threading.Thread):

@@ -1,6 +1,7 @@
 """Publishing: events -> Celery task messages on the broker, skipping event ids already enqueued.
 
-With a Redis broker that also holds the dedupe markers, a whole batch is one round trip: a Lua script sets
+With a Redis broker that also holds the dedupe markers, a whole batch is one round trip: a Lua script
+(``worker/lua/publish.lua``) sets
 each event's dedupe marker NX and, only where it was newly set, LPUSHes the task message (by reference,
 ``worker.delivery.taskmessage``) onto the event's queue and keeps the event in the message's outbox record.
 Marker, message and record are written atomically, so a crash can neither enqueue without marking nor mark
@@ -24,62 +25,19 @@ from typing import Any
 
 import redis.asyncio
 
-from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
+from worker import keyspace, lua
 from worker.delivery.replication import run_replicated, run_replicated_async
 from worker.delivery.sender import KombuSender
-from worker.delivery.taskmessage import ENVELOPE_LUA, encode_event, new_task_id
+from worker.delivery.taskmessage import encode_event, new_task_id
 from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.journal.config import JournalConfig, now_ms, received_blob
-from worker.journal.lua import JOURNAL_LUA
 from worker.providers import dedupe_ttl
 from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
 from worker.settings import Settings
 
 # Batches larger than this are split, so one script never holds Redis for long (a redrive may pass thousands).
 SCRIPT_CHUNK = 256
-
-# KEYS: dedupe_1, queue_1, dedupe_2, queue_2, ..., then the outbox hash and its deadline set.
-# ARGV: bypass (0/1), outbox deadline (unix ms), then per event: task id, ttl, the event's JSON.
-# With bypass (a redrive of an event that was enqueued once already) the marker is re-armed and the message
-# enqueued regardless. Each enqueued message refers to its event by id; the event itself goes once into the
-# message's outbox record ("<queue>\n<event JSON>", see ``worker.delivery.outbox``), in the same atomic step.
-# A marker's value is 1, one of Redis's shared integers: no allocation of its own (a task id cost ~50 bytes).
-# Returns one 1 (enqueued) or 0 (duplicate) per event.
-# Journal (worker.journal.lua): ARGV ends with one blob per event, then the journal settings line.
-_PUBLISH_SCRIPT = (
-    JOURNAL_LUA
-    + ENVELOPE_LUA
-    + """
-local out = {}
-local jb = #ARGV - 1 - (#KEYS - 2) / 2
-local bypass = ARGV[1] == '1'
-local outbox, due = KEYS[#KEYS - 1], KEYS[#KEYS]
-for i = 1, (#KEYS - 2) / 2 do
-  local a = 3 * i
-  local message = envelope(KEYS[2 * i], ARGV[a + 2], ARGV[a])
-  if not message then return redis.error_reply('event ' .. i .. ' is not an event JSON') end
-  local fresh
-  if bypass then
-    redis.call('SET', KEYS[2 * i - 1], 1, 'EX', ARGV[a + 1])
-    fresh = true
-  else
-    fresh = redis.call('SET', KEYS[2 * i - 1], 1, 'NX', 'EX', ARGV[a + 1])
-  end
-  if fresh then
-    redis.call('LPUSH', KEYS[2 * i], message)
-    redis.call('HSET', outbox, ARGV[a], KEYS[2 * i] .. '\\n' .. ARGV[a + 2])
-    redis.call('ZADD', due, ARGV[2], ARGV[a])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-  jpublish(ARGV[jb + i], fresh)
-end
-jtrim(#KEYS + 16)
-return out
-"""
-)
 
 
 @dataclass(frozen=True)
@@ -90,25 +48,24 @@ class PublishResult:
 
 
 class _Batch:
-    """The script's KEYS/ARGV for a batch, built once and shared by the sync and async publishers."""
+    """The KEYS/ARGV of ``worker/lua/publish.lua`` for a batch, built once and shared by the sync and async
+    publishers."""
 
     def __init__(self, settings: Settings, events: Sequence[Event], bypass: bool):
         from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
 
-        self.keys: list[str] = []
-        deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
-        self.args: list[Any] = ["1" if bypass else "0", deadline_ms]
-        for event in events:
-            self.keys += (dedupe_key(event.id), queue_for(settings, event.type, event.source))
-            self.args += (new_task_id(), dedupe_ttl(settings, event.source), encode_event(event))
-        self.keys += (OUTBOX_KEY, OUTBOX_DUE_KEY)
         journal = JournalConfig.from_settings(settings)
-        if journal.enabled:  # a redrive is the only caller that bypasses the dedupe marker
-            now, kind = now_ms(), "redriven" if bypass else "received"
-            self.args += [received_blob(event, now, kind) for event in events]
-            self.args.append(journal.tail(now))
-        else:
-            self.args.append("")
+        now, kind = (
+            now_ms(),
+            "redriven" if bypass else "received",
+        )  # a redrive is the only caller that bypasses
+        deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
+        self.keys: list[str] = [*keyspace.JOURNAL_KEYS, keyspace.OUTBOX, keyspace.OUTBOX_DUE]
+        self.args: list[Any] = [journal.line(now), "1" if bypass else "0", deadline_ms]
+        for event in events:
+            self.keys += (keyspace.dedupe(event.id), queue_for(settings, event.type, event.source))
+            blob = received_blob(event, now, kind) if journal.enabled else ""
+            self.args += (new_task_id(), dedupe_ttl(settings, event.source), encode_event(event), blob)
 
 
 def _results(events: Sequence[Event], flags: Sequence[Any]) -> list[PublishResult]:
@@ -136,7 +93,7 @@ class Publisher:
         self._settings = settings
         self._redis_url = settings.effective_redis_url
         self._redis = store_client(settings)
-        self._script = self._redis.register_script(_PUBLISH_SCRIPT)
+        self._script = lua.register(self._redis, "publish")
         self._sender: KombuSender | None = None
         if not _single_script(settings):
             self._sender = KombuSender(settings)
@@ -173,7 +130,7 @@ class Publisher:
             with self._redis.pipeline(transaction=False) as pipe:
                 for event in events:
                     ttl = dedupe_ttl(self._settings, event.source)
-                    pipe.set(dedupe_key(event.id), 1, ex=ttl, nx=not bypass)
+                    pipe.set(keyspace.dedupe(event.id), 1, ex=ttl, nx=not bypass)
                 fresh = [bool(flag) for flag in pipe.execute()]
         except REDIS_ERRORS as exc:
             raise _unavailable("Redis (dedupe markers)", self._redis_url, exc) from exc
@@ -188,7 +145,7 @@ class Publisher:
     def _forget(self, events: Sequence[Event]) -> None:
         # Best effort: if Redis is gone too, the markers expire and the upstream retry is then enqueued.
         with contextlib.suppress(*REDIS_ERRORS):
-            self._redis.delete(*[dedupe_key(e.id) for e in events])
+            self._redis.delete(*[keyspace.dedupe(e.id) for e in events])
 
     def ping(self) -> bool:
         try:
@@ -209,7 +166,7 @@ class AsyncPublisher:
         self._settings = settings
         self._redis_url = settings.effective_redis_url
         self._redis: redis.asyncio.Redis = async_store_client(settings)
-        self._script = self._redis.register_script(_PUBLISH_SCRIPT)
+        self._script = lua.register(self._redis, "publish")
         self._fallback: Publisher | None = None if _single_script(settings) else Publisher(settings)
 
     async def publish(self, events: Sequence[Event], *, bypass_dedupe: bool = False) -> list[PublishResult]:

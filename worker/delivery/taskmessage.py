@@ -7,12 +7,13 @@ is ``[args, kwargs, embed]``, with the protocol-2 headers in ``headers`` and kom
 
 Two forms, one envelope:
 
-- **by reference** (``ENVELOPE_LUA``; what the Redis publish script enqueues): the argument is the event id,
-  and the event itself is stored once, in the message's outbox record (``worker.delivery.outbox``), which the
-  task reads when it starts. Before, the event travelled in the message and again in the outbox's full copy
-  of it; now the payload is in Redis once per task message (``BENCHMARKS.md``, Redis bytes per event). The
-  script renders the envelope, so the outbox sweeper rebuilds a lost message byte for byte from the record;
-  its delivery tag is the task id, which lets the sweeper ask kombu whether it holds the message.
+- **by reference** (``worker/lua/envelope.lua``; what the Redis publish script enqueues): the argument is
+  the event id, and the event itself is stored once, in the message's outbox record
+  (``worker.delivery.outbox``), which the task reads when it starts. Before, the event travelled in the
+  message and again in the outbox's full copy of it; now the payload is in Redis once per task message
+  (``BENCHMARKS.md``, Redis bytes per event). The script renders the envelope, so the outbox sweeper
+  rebuilds a lost message byte for byte from the record; its delivery tag is the task id, which lets the
+  sweeper ask kombu whether it holds the message.
 - **self-contained** (``TaskMessageBuilder``; a replay, which bypasses the outbox): the argument is the event.
 
 Both keep the payload small: the event leaves ``data`` out whenever ``data`` can be derived again from
@@ -43,36 +44,6 @@ _WIRE_EXCLUDE = {"data"}
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 _dumps_str = json.encoder.encode_basestring  # C-accelerated JSON string escaping, no dict walk
-
-# Lua for the scripts that enqueue by reference: ``envelope(queue, event_json, task_id)`` is the message for
-# an event whose JSON (``encode_event``) is kept in the outbox record, or nil if ``event_json`` does not start
-# as the model serialises it (``{"type":<string>,"id":<string>,``: the fields' declared order). The type and
-# id are spliced in as the serialiser escaped them, so the publisher and the sweeper render the same bytes.
-# ``"id": "`` and ``"delivery_tag": "`` are matched by the outbox sweeper.
-ENVELOPE_LUA = """
-local function jlit(s, p)
-  if string.byte(s, p) ~= 34 then return nil end
-  local i = p + 1
-  while true do
-    local c = string.byte(s, i)
-    if c == nil then return nil end
-    if c == 92 then i = i + 2 elseif c == 34 then return string.sub(s, p, i), i + 1 else i = i + 1 end
-  end
-end
-local function envelope(queue, event, task_id)
-  if string.sub(event, 1, 8) ~= '{"type":' then return nil end
-  local type_lit, after = jlit(event, 9)
-  if not type_lit or string.sub(event, after, after + 5) ~= ',"id":' then return nil end
-  local id_lit = jlit(event, after + 6)
-  if not id_lit then return nil end
-  return '{"body": ' .. cjson.encode('[[' .. id_lit .. '], {}, {}]')
-    .. ', "content-encoding": "utf-8", "content-type": "application/json", "headers": {"task": '
-    .. type_lit .. ', "id": "' .. task_id .. '", "argsrepr": ' .. cjson.encode('[' .. id_lit .. ']')
-    .. '}, "properties": {"delivery_info": {"exchange": "", '
-    .. '"routing_key": ' .. cjson.encode(queue) .. '}, "body_encoding": "utf-8", "delivery_tag": "'
-    .. task_id .. '"}}'
-end
-"""
 
 
 def encode_event(event: Event) -> bytes:

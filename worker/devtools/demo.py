@@ -25,8 +25,8 @@ from importlib import resources
 import redis
 import structlog
 
+from worker import keyspace
 from worker.delivery.deadletter import DeadLetterFilter, DeadLetterStore
-from worker.delivery.dedupe import done_key
 from worker.devtools.demo_record import handled, reset
 from worker.devtools.embedded import DEMO_QUEUE
 from worker.devtools.inject import post_webhook, send_to_mns
@@ -181,7 +181,7 @@ class Demo:
                 pending[event_type] = f"not handled [from {sample}]"
                 continue
             names = self.handler_names(event_type)
-            not_done = [n for n in names if not any(self.client.exists(done_key(i, n)) for i in ids)]
+            not_done = [n for n in names if not any(self.client.exists(keyspace.done(i, n)) for i in ids)]
             if not_done:
                 pending[event_type] = f"handlers not done: {', '.join(not_done)} [from {sample}]"
         return pending, failed

@@ -13,9 +13,10 @@ from typing import Any
 
 import redis
 
+from worker import keyspace
 from worker.events import Event
 
-LEDGER_KEY = "ims-worker:demo:handled"
+LEDGER_KEY = keyspace.DEMO_HANDLED
 
 
 def record(client: redis.Redis, event: Event) -> None:

@@ -10,7 +10,7 @@ worker still holds: running tasks, prefetched ones and retries waiting for their
 on a live worker is therefore never restored; a dead worker's messages are restored one lease after its last
 beat (plus one restore interval).
 
-The same beat records ``held_key(task id)`` -> the delivery tag for the outbox sweep
+The same beat records ``keyspace.held(task id)`` -> the delivery tag for the outbox sweep
 (``worker.delivery.outbox``): a
 copy whose task kombu holds under whatever delivery (a retry is a new message with a new delivery tag) is not
 lost. The key outlives the lease (``HELD_KEY_LEASES``), so that the tag is still known while kombu restores
@@ -33,7 +33,7 @@ from typing import Any
 import redis
 import structlog
 
-from worker.delivery.dedupe import PREFIX
+from worker import keyspace
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +41,7 @@ log = structlog.get_logger(__name__)
 HELD_KEY_LEASES = 5
 
 
-def held_key(task_id: str) -> str:
-    return f"{PREFIX}:held:{task_id}"
+held_key = keyspace.held  # kept for existing imports
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class LeaseKeeper(threading.Thread):
             with self._client.pipeline(transaction=False) as pipe:
                 for d in deliveries:
                     if d.task_id:
-                        pipe.set(held_key(d.task_id), d.tag, px=self._held_ttl_ms)
+                        pipe.set(keyspace.held(d.task_id), d.tag, px=self._held_ttl_ms)
                 pipe.execute()
         self.beats += 1
         self._last_ok = time.monotonic()

@@ -17,10 +17,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.delivery.deadletter import STREAM_KEY
-from worker.delivery.dedupe import OUTBOX_KEY
+from worker import keyspace, kombuadapter
 from worker.execution.flow.metrics import DeferralCollector
-from worker.journal.config import INDEX_KEY, STATS_KEY
 from worker.journal.stats import LAG_BUCKETS
 from worker.redisconn import REDIS_ERRORS, store_client, sync_client
 from worker.settings import Settings
@@ -43,10 +41,18 @@ _LAGS = {
 
 
 class RedisCollector(Collector):
-    def __init__(self, client: redis.Redis, queues: list[str], broker: redis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        queues: list[str],
+        broker: redis.Redis | None = None,
+        *,
+        unacked_key: str | None = None,
+    ) -> None:
         self._client = client  # the store: dead letters, outbox, journal, counters
         self._broker = broker or client  # the queues
         self._queues = queues
+        self._unacked_key = unacked_key or kombuadapter.unacked_key()  # as the broker channel names it
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ims_worker_redis_up", "1 if the worker's metrics could read Redis")
@@ -54,13 +60,13 @@ class RedisCollector(Collector):
             with self._broker.pipeline(transaction=False) as pipe:
                 for queue in self._queues:
                     pipe.llen(queue)
-                pipe.hlen("unacked")
+                pipe.hlen(self._unacked_key)
                 queued = pipe.execute()
             with self._client.pipeline(transaction=False) as pipe:
-                pipe.xlen(STREAM_KEY)
-                pipe.hlen(OUTBOX_KEY)
-                pipe.zcard(INDEX_KEY)
-                pipe.hgetall(STATS_KEY)
+                pipe.xlen(keyspace.DEADLETTERS)
+                pipe.hlen(keyspace.OUTBOX)
+                pipe.zcard(keyspace.JOURNAL_INDEX)
+                pipe.hgetall(keyspace.STATS)
                 replies = queued + pipe.execute()
         except REDIS_ERRORS:
             up.add_metric([], 0)
@@ -128,13 +134,14 @@ def serve(settings: Settings) -> int | None:
     global _started  # noqa: PLW0603 - one endpoint per worker main process
     if _started or not settings.worker_metrics_port or not settings.broker_is_redis:
         return None
-    from worker.execution.celeryconfig import all_queues  # noqa: PLC0415 - keeps kombu out of the import path
+    from worker.execution.celeryconfig import all_queues, celery_config  # noqa: PLC0415 - keeps kombu out of the import path
 
     registry = CollectorRegistry(auto_describe=False)
     store = store_client(settings)
     same = settings.broker_url == settings.effective_redis_url
     broker = None if same else sync_client(settings.broker_url, settings)
-    registry.register(RedisCollector(store, all_queues(settings), broker))
+    unacked = kombuadapter.unacked_key(celery_config(settings)["broker_transport_options"])
+    registry.register(RedisCollector(store, all_queues(settings), broker, unacked_key=unacked))
     registry.register(DeferralCollector(store))  # flow control's deferrals by handler and reason (fleet-wide)
     try:
         start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)

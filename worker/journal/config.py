@@ -1,4 +1,5 @@
-"""The journal's settings as the Lua fragment reads them, and the Python side of its entries."""
+"""The journal's settings as the Lua fragment (``worker/lua/journal.lua``) reads them, and the Python side of
+its entries."""
 
 from __future__ import annotations
 
@@ -9,26 +10,18 @@ from typing import Any
 
 import orjson
 
+from worker import keyspace
 from worker.events import Event
 from worker.providers import business_keys
 from worker.settings import Settings
 
-PREFIX = "ims-worker:j:"
-INDEX_KEY = f"{PREFIX}idx"
-FAILED_KEY = f"{PREFIX}failed"
-STATS_KEY = "ims-worker:stats"
-
-
-def entries_key(event_id: str) -> str:
-    return f"{PREFIX}e:{event_id}"
-
-
-def payload_key(event_id: str) -> str:
-    return f"{PREFIX}p:{event_id}"
-
-
-def value_key(value: str) -> str:
-    return f"{PREFIX}v:{value}"
+# Kept for existing imports; the names are worker.keyspace's.
+INDEX_KEY = keyspace.JOURNAL_INDEX
+FAILED_KEY = keyspace.JOURNAL_FAILED
+STATS_KEY = keyspace.STATS
+entries_key = keyspace.journal_entries
+payload_key = keyspace.journal_payload
+value_key = keyspace.journal_value
 
 
 def now_ms() -> int:
@@ -59,15 +52,20 @@ class JournalConfig:
             payload_seconds=min(settings.journal_payload_seconds, settings.journal_retention_seconds),
         )
 
-    def tail(self, now: int | None = None) -> str:
-        """The last argument of every journaling script: "" turns the journal off."""
+    def line(self, now: int | None = None) -> str:
+        """ARGV[1] of every journaling script (``journal.lua``): "" turns the journal off."""
         if not self.enabled:
             return ""
         return (
             f"{self.retention_seconds}|{self.max_entries_per_event}|{self.max_events}|"
-            f"{self.max_events_per_key}|{self.payload_seconds}|{now_ms() if now is None else now}"
+            f"{self.max_events_per_key}|{self.payload_seconds}|{now_ms() if now is None else now}|{_PREFIXES}"
         )
 
+
+# The per-event key families the fragment writes (it appends the id or value to the prefix).
+_PREFIXES = "|".join(
+    (keyspace.JOURNAL_ENTRIES_PREFIX, keyspace.JOURNAL_PAYLOAD_PREFIX, keyspace.JOURNAL_VALUE_PREFIX)
+)
 
 OFF = JournalConfig(False, 1, 1, 1, 1, 0)
 

@@ -1,12 +1,12 @@
 """Replay: run chosen handlers again for past events, from the task message the journal kept.
 
 Each replayed event gets a new task message (a new task id) and a *replay record* under that task id naming
-the handlers to run (``worker.delivery.dedupe.replay_key``). The ledger's begin script honours it: the named
-handlers
+the handlers to run (``worker.keyspace.replay``). The ledger's begin script honours it: the named handlers
 run even though their done markers say they succeeded, once per replay task (a Celery retry of the replay
 keeps its task id, so a handler that succeeded in it is not run twice); every other handler is skipped.
-The record, the enqueue and the "replayed" journal entry are one script. Replays bypass the dedupe marker and
-the outbox: a replay lost with Redis is seen in the journal (no "attempt" after "replayed") and run again.
+The record, the enqueue and the "replayed" journal entry are one script (``worker/lua/replay.lua``). Replays
+bypass the dedupe marker and the outbox: a replay lost with Redis is seen in the journal (no "attempt" after
+"replayed") and run again.
 """
 
 from __future__ import annotations
@@ -20,25 +20,13 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from worker.delivery.dedupe import replay_key
+from worker import keyspace, lua
 from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id
 from worker.events import Event
 from worker.execution.registry import REGISTRY
 from worker.journal.config import JournalConfig, entry, now_ms
-from worker.journal.lua import JOURNAL_LUA
 from worker.journal.reader import EventHistory, JournalReader
 from worker.settings import Settings
-
-# KEYS: queue, replay record. ARGV: message, handler names (a line each), ttl, event id, entry, journal.
-_REPLAY = (
-    JOURNAL_LUA
-    + """
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-redis.call('LPUSH', KEYS[1], ARGV[1])
-if J then jadd(ARGV[4], ARGV[5]) end
-return 1
-"""
-)
 
 
 def event_from_payload(payload: bytes) -> Event:
@@ -111,7 +99,7 @@ class Replayer:
         self._settings = settings
         self._journal = JournalConfig.from_settings(settings)
         self._builder = TaskMessageBuilder()
-        self._script = client.register_script(_REPLAY)
+        self._script = lua.register(client, "replay")
 
     def replay(
         self,
@@ -139,10 +127,10 @@ class Replayer:
             note = entry(
                 "replayed", now_ms(), replay=replay_id, task=task_id, handlers=list(candidate.handlers)
             )
-            keys = [message.queue, replay_key(task_id)]
+            keys = [*keyspace.JOURNAL_KEYS, message.queue, keyspace.replay(task_id)]
             ttl = self._settings.journal_retention_seconds
             args: list[bytes | str | int] = [
-                message.payload, "\n".join(candidate.handlers), ttl, event.id, note, self._journal.tail()
+                self._journal.line(), message.payload, "\n".join(candidate.handlers), ttl, event.id, note
             ]  # fmt: skip
             self._script(keys=keys, args=args)
             sent += 1

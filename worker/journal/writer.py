@@ -1,4 +1,5 @@
-"""Journal entries written outside the pipeline's hot path: retries (the failure path), replays."""
+"""Journal entries written outside the pipeline's hot path: retries (the failure path), replays
+(``worker/lua/journal_note.lua``)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,14 @@ from collections.abc import Sequence
 
 import redis
 
+from worker import keyspace, lua
 from worker.journal.config import JournalConfig, entry, now_ms, stats_blob
-from worker.journal.lua import JOURNAL_LUA
-
-# ARGV: event id, metrics counters, mark as failed (0/1), entries..., settings line.
-_NOTE = (
-    JOURNAL_LUA
-    + """
-if J and #ARGV > 4 then
-  jadd(ARGV[1], unpack(ARGV, 4, #ARGV - 1))
-  if ARGV[3] == '1' then jfailed(ARGV[1]) end
-end
-jstats(ARGV[2])
-return 1
-"""
-)
 
 
 class JournalWriter:
     def __init__(self, client: redis.Redis, config: JournalConfig) -> None:
         self._config = config
-        self._note = client.register_script(_NOTE)
+        self._note = lua.register(client, "journal_note")
 
     def note(
         self,
@@ -49,5 +37,5 @@ class JournalWriter:
         failed: bool = False,
         now: int | None = None,
     ) -> None:
-        args = [event_id, stats_blob(stats or {}), "1" if failed else "0", *entries, self._config.tail(now)]
-        self._note(keys=[], args=args)
+        args = [self._config.line(now), event_id, stats_blob(stats or {}), "1" if failed else "0", *entries]
+        self._note(keys=keyspace.JOURNAL_KEYS, args=args)

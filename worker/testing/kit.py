@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker import keyspace
 from worker.delivery.deadletter import DeadLetter, DeadLetterStore
-from worker.delivery.dedupe import done_key
 from worker.events import Event
 from worker.execution.registry import REGISTRY
 from worker.redisconn import store_client
@@ -80,7 +80,7 @@ class HandlerKit:
             raise RuntimeError(f"the task wrapper itself failed: {result.result!r}") from result.result
         new = [entry for entry in store.iter() if entry.id not in before and entry.event_id == event.id]
         done = {
-            name: bool(self._client.exists(done_key(event.id, name)))
+            name: bool(self._client.exists(keyspace.done(event.id, name)))
             for name in self.handlers_for(event.type)
         }
         return Outcome(

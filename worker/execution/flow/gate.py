@@ -1,5 +1,5 @@
 """Flow control around one handler run: ask Redis (one script call) whether the run may start now, keep its
-holds alive while it runs, let go when it ends.
+holds alive while it runs, let go when it ends (``worker/lua/flow_*.lua``; the keys: ``worker.keyspace``).
 
 ``FlowGate.enter`` answers with a ``Permit`` (run it; ``with permit:`` releases its holds), the ``STALE``
 permit (skip it: a newer event for its key was already handled), a ``policy.Held`` (defer it, by how long and
@@ -19,8 +19,8 @@ from types import TracebackType
 import redis
 import structlog
 
+from worker import keyspace, lua
 from worker.events import Event
-from worker.execution.flow import scripts
 from worker.execution.flow.options import MAX_KEY_CHARS, FlowOptions, key_value
 from worker.execution.policy import Failure, FailureKind, Held
 from worker.redisconn import redact_text
@@ -70,9 +70,9 @@ class FlowGate:
         self._lease_ms = int(lease_seconds * 1000)
         self._busy_retry = busy_retry_seconds
         self._newest_ttl = newest_ttl_seconds
-        self._acquire = client.register_script(scripts.ACQUIRE)
-        self._release = client.register_script(scripts.RELEASE)
-        self._renew = client.register_script(scripts.RENEW)
+        self._acquire = lua.register(client, "flow_acquire")
+        self._release = lua.register(client, "flow_release")
+        self._renew = lua.register(client, "flow_renew")
         self._held: dict[int, Permit] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -91,24 +91,27 @@ class FlowGate:
         if options.key is not None and key is None:
             # Nothing to serialize on: run it unkeyed (the rate and concurrency still apply), and say so.
             log.warning("flow.key_missing", handler=handler, key=options.describe()["key"])
-            self._client.hincrby(scripts.DEFERRALS_KEY, f"{handler}|{REASON_KEY_MISSING}", 1)
+            self._client.hincrby(keyspace.FLOW_DEFERRALS, f"{handler}|{REASON_KEY_MISSING}", 1)
         # A token per run, not per task: two deliveries of one task message running at once (a restore racing
         # a live run) must exclude each other like any two runs; a dead run's hold lapses with its lease.
         permit = Permit(gate=self, token=f"{task_id}|{handler}|{uuid.uuid4().hex[:12]}")
         if key is not None:
             part = _key_part(key)
-            permit.lock, permit.newest = scripts.lock_key(handler, part), scripts.newest_key(handler, part)
+            permit.lock, permit.newest = (
+                keyspace.flow_lock(handler, part),
+                keyspace.flow_newest(handler, part),
+            )
             if event.occurred_at is not None:
                 permit.occurred_ms = str(int(event.occurred_at.timestamp() * 1000))
         if options.concurrency:
-            permit.slots = scripts.slots_key(handler)
+            permit.slots = keyspace.flow_slots(handler)
         keys = [
-            permit.lock or scripts.lock_key(handler, ""),
-            permit.newest or scripts.newest_key(handler, ""),
-            permit.slots or scripts.slots_key(handler),
-            scripts.rate_key(handler),
-            scripts.booked_key(handler),
-            scripts.DEFERRALS_KEY,
+            permit.lock or keyspace.flow_lock(handler, ""),
+            permit.newest or keyspace.flow_newest(handler, ""),
+            permit.slots or keyspace.flow_slots(handler),
+            keyspace.flow_rate(handler),
+            keyspace.flow_booked(handler),
+            keyspace.FLOW_DEFERRALS,
         ]
         args: list[str | int | float] = [
             permit.token,

@@ -13,13 +13,13 @@ import redis
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from worker.execution.flow.scripts import DEFERRALS_KEY
+from worker import keyspace
 
 
 def deferral_counts(client: redis.Redis) -> dict[tuple[str, str], int]:
     """(handler, reason) -> count; reasons: key busy, concurrency limit, rate limited, stale, key missing."""
     counts: dict[tuple[str, str], int] = {}
-    for field, value in client.hgetall(DEFERRALS_KEY).items():
+    for field, value in client.hgetall(keyspace.FLOW_DEFERRALS).items():
         text = field.decode() if isinstance(field, bytes) else str(field)
         handler, _, reason = text.rpartition("|")
         counts[(handler, reason)] = int(value)
