@@ -66,14 +66,36 @@ def test_idle_connections_are_capped_and_closed_without_a_thread_each() -> None:
 
 
 def test_healthz_reports_a_silent_poller() -> None:
-    health = PollHealth(max_silence_seconds=0.05)
+    # 1 s, not less: the request after record_poll must arrive within it on a loaded machine.
+    health = PollHealth(max_silence_seconds=1.0)
     server = serve_health(health, "127.0.0.1", 0)
     try:
-        time.sleep(0.1)
+        time.sleep(1.2)
         answer = httpx.get(f"http://127.0.0.1:{server.server_port}/healthz", timeout=5)
         assert answer.status_code == 503 and answer.json()["ok"] is False
         health.record_poll()
         answer = httpx.get(f"http://127.0.0.1:{server.server_port}/healthz", timeout=5)
         assert answer.status_code == 200
+    finally:
+        server.shutdown()
+
+
+def test_huge_headers_get_431() -> None:
+    """The health server runs the shim's protocol: a 40 MB header is answered 431, not buffered."""
+    health = PollHealth(max_silence_seconds=60)
+    server = serve_health(health, "127.0.0.1", 0)
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.server_port))
+        sock.settimeout(10)
+        with contextlib.suppress(OSError):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: " + b"a" * (40 * 1024 * 1024))
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert HEALTH_LIMITS.max_header_bytes == 32 * 1024
+        assert httpx.get(f"http://127.0.0.1:{server.server_port}/healthz", timeout=5).status_code == 200
     finally:
         server.shutdown()

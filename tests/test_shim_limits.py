@@ -210,3 +210,64 @@ def test_stalled_connections_are_closed_within_the_header_timeout_and_capped(
     )
     assert float(dropped[b"refused_over_limit"]) >= 1
     assert float(dropped[b"header_timeout"]) >= STALLED
+
+
+HEADER_FLOOD = 8
+HEADER_FLOOD_BYTES = 40 * 1024 * 1024
+# Seen before the header bound: 8 x 40 MB headers took the shim from 118 MB to 393 MB RSS (limit 256 Mi).
+HEADER_FLOOD_GROWTH_LIMIT = 32 * MIB
+
+
+def send_and_read(host: str, port: int, request: bytes) -> bytes:
+    """Send ``request`` (as much of it as the server takes) and return the whole answer."""
+    sock = socket.create_connection((host, port))
+    sock.settimeout(30)
+    with contextlib.suppress(OSError):  # the server stops reading once it has answered
+        sock.sendall(request)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    sock.close()
+    return answer
+
+
+def test_huge_headers_get_431_and_do_not_grow_the_process(shim: tuple[str, int, psutil.Process]) -> None:
+    host, port, process = shim
+    head = f"POST {ENDPOINTS['tencent']} HTTP/1.1\r\nHost: {host}\r\nX-Flood: ".encode()
+    flood = head + b"a" * HEADER_FLOOD_BYTES
+    idle = process.memory_info().rss
+    stop, peaks = threading.Event(), [idle]
+    sampler = threading.Thread(target=peak_rss, args=(process, stop, peaks), daemon=True)
+    sampler.start()
+    answers: list[bytes] = []
+    try:
+        senders = [
+            threading.Thread(target=lambda: answers.append(send_and_read(host, port, flood)))
+            for _ in range(HEADER_FLOOD)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    finally:
+        stop.set()
+        sampler.join()
+    growth = max(peaks) - idle
+    print(
+        f"RSS idle {idle / MIB:.0f} MiB, peak growth {growth / MIB:.1f} MiB, {HEADER_FLOOD} x 40 MB headers"
+    )
+    assert len(answers) == HEADER_FLOOD
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "headers_too_large"
+    assert growth < HEADER_FLOOD_GROWTH_LIMIT, f"RSS grew {growth / MIB:.0f} MiB"
+    # Many short lines are bounded too (the default: 100 lines), and a request at the byte bound still passes.
+    lines = b"".join(b"X-L%d: 1\r\n" % n for n in range(DEFAULTS.shim_max_header_lines + 1))
+    answer = send_and_read(host, port, head.rpartition(b"X-Flood: ")[0] + lines + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    filler = b"a" * (DEFAULTS.shim_max_header_bytes - 200)
+    probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fill: " + filler + b"\r\nConnection: close\r\n\r\n"
+    assert send_and_read(host, port, probe).startswith(b"HTTP/1.1 200")
+    scrape = send_and_read(host, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b'ims_worker_http_connections_dropped_total{reason="headers_too_large"} ' in scrape

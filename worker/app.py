@@ -11,6 +11,7 @@ clear message rather than letting it run without its handlers. Logging goes thro
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,12 +25,13 @@ from worker.execution import metrics as workermetrics
 from worker.execution.celeryconfig import celery_config
 from worker.execution.lease import LeaseKeeper
 from worker.execution.profile import mismatch, pool_name, refusal
+from worker.execution.progress import ProgressRecorder, record_delivery
 from worker.execution.registry import REGISTRY, discover
 from worker.execution.taskruntime import runtime
 from worker.execution.tasks import run_event
 from worker.logging import configure_logging
 from worker.providers import load as load_providers
-from worker.redisconn import store_client
+from worker.redisconn import store_client, sync_client
 from worker.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -162,6 +164,13 @@ def _start_leases(consumer: Any) -> None:
         interval=settings.lease_heartbeat_seconds,
     )
     _leases.start()
+    # The queues this worker was started to consume (-Q), taken now: a cancelled consumer leaves the list.
+    queues = sorted(worker_app.amqp.queues.consume_from)
+    recorder = ProgressRecorder(
+        Path(settings.worker_progress_file), queues, sync_client(settings.broker_url, settings), channel
+    )
+    recorder.start()
+    log.info("worker.progress.recording", path=settings.worker_progress_file, queues=queues)
     log.info(
         "lease.heartbeat_started",
         lease_seconds=settings.visibility_timeout,
@@ -191,6 +200,7 @@ signals.worker_ready.connect(_on_worker_ready)
 signals.worker_ready.connect(workermetrics.on_worker_ready)
 signals.worker_shutdown.connect(_on_worker_shutdown)
 signals.task_retry.connect(_on_task_retry)
+signals.task_received.connect(record_delivery)
 signals.setup_logging.connect(_on_setup_logging)
 
 app = create_app(load_settings(), set_as_current=True)

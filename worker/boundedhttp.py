@@ -8,7 +8,11 @@ keeps accepting sockets). This subclass adds, per process:
 - a cap on open connections: one above it is answered ``503`` with ``Retry-After`` and closed at once;
 - a header deadline: from a connection's start, or a request's first byte, to the end of its headers;
 - a body deadline: from the end of the headers to the end of the body (the app answers 408 a second
-  earlier, when it is the one waiting).
+  earlier, when it is the one waiting);
+- a bound on header bytes (request line included) and on header lines: httptools buffers a header until its
+  end, and uvicorn appends every header to a list, so eight connections each sending one 40 MB header grew a
+  shim by 275 MB before the header deadline closed them. Over either bound: ``431`` and closed. The byte count
+  is taken after each read is parsed, so a connection holds at most the bound plus one read (64 KiB).
 
 A connection that misses a deadline is answered ``408`` (if nothing was answered yet) and closed. An answer
 given before the body was read to its end (401, 413, 503) is followed by a lingering close: the rest of the
@@ -56,6 +60,10 @@ _REFUSED = _canned(
     b'{"error":"too_many_connections","detail":"the shim is at its connection limit; retry later"}',
     b"retry-after: 5",
 )
+_HEADERS_TOO_LARGE = _canned(
+    b"HTTP/1.1 431 Request Header Fields Too Large",
+    b'{"error":"headers_too_large","detail":"the request line and headers exceed the server\'s limit"}',
+)
 _TIMED_OUT = _canned(
     b"HTTP/1.1 408 Request Timeout",
     b'{"error":"request_timeout","detail":"the request was not received in time"}',
@@ -67,6 +75,8 @@ class ConnectionLimits:
     max_connections: int = 1000
     header_timeout: float = 5.0
     body_timeout: float = 11.0
+    max_header_bytes: int = 32 * 1024
+    max_header_lines: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
@@ -75,6 +85,8 @@ class ConnectionLimits:
             header_timeout=settings.shim_header_timeout_seconds,
             # The app's own body timeout answers 408 first; this closes what it does not read.
             body_timeout=settings.shim_read_timeout_seconds + 1.0,
+            max_header_bytes=settings.shim_max_header_bytes,
+            max_header_lines=settings.shim_max_header_lines,
         )
 
 
@@ -82,7 +94,8 @@ class ConnectionLimits:
 DROPPED = Counter(
     "ims_worker_http_connections_dropped_total",
     "Connections the bounded HTTP server refused at its connection cap (refused_over_limit) or closed "
-    "because a request's headers or body missed their deadline (header_timeout, body_timeout)",
+    "because a request's headers or body missed their deadline (header_timeout, body_timeout) or its headers "
+    "exceeded their size or line bound (headers_too_large)",
     ["reason"],
 )
 
@@ -140,6 +153,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._lingering = False
         self._close_after_response = False
+        self._header_bytes = 0
+        self._header_lines = 0
+        self._too_large = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -160,15 +176,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not (self._refused or self._lingering):
-            super().data_received(data)
+        if self._refused or self._lingering or self._too_large:
+            return
+        super().data_received(data)
+        if self._in_headers and not self.transport.is_closing():
+            # Still inside a request's headers after this read: every byte of it went to them (a pipelined
+            # request that began inside the read counts the previous request's tail too: one read at most).
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._headers_too_large()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._too_large:
+            return  # the rest of the read is parsed to its end; nothing more of it is kept
+        self._header_lines += 1
+        if self._header_lines > self.limits.max_header_lines:
+            self._headers_too_large()
+            return
+        super().on_header(name, value)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
+        self._header_lines = 0
         self._in_headers = True
         self._arm(self.limits.header_timeout, "header_timeout")
 
     def on_headers_complete(self) -> None:
+        if self._too_large:
+            return
         self._in_headers = False
         self._arm(self.limits.body_timeout, "body_timeout")
         super().on_headers_complete()
@@ -178,7 +214,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._close_after_response = True
             self.cycle.keep_alive = True
 
+    def on_body(self, body: bytes) -> None:
+        if not self._too_large:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._too_large:
+            return
         self._disarm()
         super().on_message_complete()
 
@@ -201,6 +243,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm(LINGER_SECONDS, "linger")
         else:
             self.transport.close()
+
+    def _headers_too_large(self) -> None:
+        # Inside a parser callback or after a read: the rest of this read is parsed but nothing of it is kept.
+        self._too_large = True
+        if self.transport.is_closing() or self._lingering:
+            return
+        tally.add("headers_too_large")
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # an earlier pipelined answer is still being written: no answer to splice
+            return
+        self.transport.write(_HEADERS_TOO_LARGE)
+        # Lingering close, as for an early answer: the client reads the 431 rather than a connection reset.
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._arm(LINGER_SECONDS, "linger")
 
     def _arm(self, seconds: float, reason: str) -> None:
         self._disarm()

@@ -38,6 +38,8 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
+    # "OOM command not allowed": Redis is at maxmemory (noeviction), a refusal like the others, not a bug.
+    redis.exceptions.OutOfMemoryError,
     redis.exceptions.ClusterDownError,
     OSError,
 )

@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     shim_header_timeout_seconds: float = Field(
         default=5.0, gt=0, description="to send the request line and headers, else the connection is closed"
     )
+    shim_max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, description="request line + headers, bytes per request (431 above)"
+    )
+    shim_max_header_lines: int = Field(default=100, ge=8, description="header lines per request (431 above)")
     signature_window_seconds: int = Field(default=300, ge=1)
     ims_callback_key: SecretList = Field(default_factory=list)
     live_auth_key: SecretList = Field(default_factory=list)
@@ -234,6 +238,16 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(
         default=9102, ge=0, le=65535, description="the worker's /metrics (main process); 0 disables"
+    )
+    worker_progress_file: str = Field(
+        default="/tmp/ims-worker-progress.json",  # noqa: S108 - written by the worker, read by its probe
+        description="where a worker's main process records its progress, for `ims-worker probe` (Redis "
+        "brokers); one file per worker on a host",
+    )
+    worker_stall_seconds: float = Field(
+        default=120.0,
+        ge=10,
+        description="`ims-worker probe` fails when messages wait and the worker has taken none this long",
     )
 
     # --- operations -------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from worker.cli.terminal import escaped_output
 from worker.errors import ConfigurationError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parsers: func(args) -> exit code.
@@ -24,7 +26,11 @@ SUBCOMMAND_MODULES = (
     "emulator",
     "trace",
     "replay",
+    "probe",
 )
+# The commands that print what events carry (ids, keys, errors, bodies): their output is escaped
+# (worker.cli.terminal). The others print only what the operator configured, or drive a terminal on purpose.
+ESCAPED_COMMANDS = frozenset({"handlers", "dlq", "events", "trace", "replay"})
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process stopped by SIGPIPE
 
 
@@ -49,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    escaping = escaped_output() if args.command in ESCAPED_COMMANDS else contextlib.nullcontext()
     try:
-        code: int = args.func(args)
+        with escaping:
+            code: int = args.func(args)
     except ConfigurationError as exc:
         print(f"ims-worker: configuration error: {exc}", file=sys.stderr)
         return 2

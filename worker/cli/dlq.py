@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
@@ -47,14 +48,17 @@ def _shorten(text: str | None, width: int) -> str:
 def _table(entries: Sequence[DeadLetter]) -> str:
     header = ("ID", "DEAD-LETTERED (UTC)", "SOURCE", "TYPE", "REASON", "TRIES", "ERROR")
     rows = [
-        (
-            e.id,
-            e.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
-            e.source,
-            e.event_type or "-",
-            e.reason,
-            str(e.attempts),
-            _shorten(e.error, 60),
+        tuple(
+            printable(cell)
+            for cell in (
+                e.id,
+                e.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.source,
+                e.event_type or "-",
+                e.reason,
+                str(e.attempts),
+                _shorten(e.error, 60),
+            )
         )
         for e in entries
     ]

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
 from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
 from worker.settings import load_settings
@@ -40,7 +41,9 @@ _LABEL = {
 }
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], raw_rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned on the escaped text (``worker.cli.terminal``): the cells come from events."""
+    rows = [[printable(cell) for cell in row] for row in raw_rows]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = [
         "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()

@@ -29,6 +29,11 @@ _COUNTERS = {
     "handled": ("ims_worker_events_handled", "Events whose handlers all succeeded, by source and type"),
     "failed": ("ims_worker_task_failures", "Task attempts in which a handler failed, by source and type"),
     "retried": ("ims_worker_task_retries", "Retries scheduled, by source and type"),
+    "implausible_time": (
+        "ims_worker_event_time_implausible",
+        "Handled events whose own time lies over 7 days before or 5 minutes after their receipt, left out of "
+        "ims_worker_event_to_handled_seconds (the event keeps the time as sent), by source and type",
+    ),
     "deadlettered": (
         "ims_worker_dead_lettered",
         "Entries added to the dead-letter store, by source and type",

@@ -12,6 +12,11 @@ from datetime import datetime
 
 from worker.events import Event
 
+# An event time this far before its receipt, or this far after it, is not a latency but a sender's mistake or
+# an attack: one signed event dated year 1 added 6.4e10 s to the histogram's sum. 7 days is the longest MNS
+# keeps a message (so the longest a genuine event can wait); 5 minutes is the signature window's clock skew.
+PLAUSIBLE_PAST_SECONDS = 7 * 86400
+PLAUSIBLE_FUTURE_SECONDS = 300
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 
 
@@ -41,8 +46,20 @@ def attempt_stats(event: Event, *, handled: bool, failed: bool) -> dict[str, flo
         now = time.time()
         fields[f"handled|{key}"] = 1
         _lag(fields, "receipt_lag", event.source, event.received_at, now)
-        _lag(fields, "event_lag", event.source, event.occurred_at, now)
+        if plausible_event_time(event, now):
+            _lag(fields, "event_lag", event.source, event.occurred_at, now)
+        else:  # the event keeps its time as sent; only the latency metric leaves it out
+            fields[f"implausible_time|{key}"] = 1
     return fields
+
+
+def plausible_event_time(event: Event, now: float) -> bool:
+    """Whether the event's own time is one a latency can be measured from (None: nothing to measure)."""
+    if event.occurred_at is None:
+        return True
+    received = event.received_at.timestamp() if event.received_at is not None else now
+    lead = received - event.occurred_at.timestamp()
+    return -PLAUSIBLE_FUTURE_SECONDS <= lead <= PLAUSIBLE_PAST_SECONDS
 
 
 def retried_stats(event: Event) -> dict[str, float]:

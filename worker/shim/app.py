@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import orjson
 import pydantic
+import redis.exceptions
 import structlog
 
 from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
@@ -38,9 +39,11 @@ from worker.shim.errors import (
     ShimError,
 )
 from worker.shim.intake import Intake
-from worker.shim.memguard import memory_guard_for
+from worker.shim.memguard import RETRY_AFTER_SECONDS as MEMORY_RETRY_AFTER_SECONDS
+from worker.shim.memguard import RedisMemoryHigh, memory_guard_for
 from worker.shim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.shim.metrics import ShimMetrics
+from worker.shim.network import request_headers
 from worker.shim.openapi import build_openapi
 from worker.shim.providers import Provider, build_providers
 from worker.shim.types import Receive, Scope, Send
@@ -113,7 +116,7 @@ class ShimApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = request_headers(scope["headers"])
         given_id = headers.get("x-request-id")
         request_id = given_id if given_id and _REQUEST_ID.fullmatch(given_id) else os.urandom(16).hex()
         trace = Trace(request_id)
@@ -243,6 +246,15 @@ class ShimApp:
 
     def _classify(self, exc: Exception, request_id: str, trace: Trace) -> Answer:
         """Every failure of a request, turned into its answer; only unexpected ones log a traceback."""
+        if isinstance(exc, BrokerUnavailable) and isinstance(
+            exc.__cause__, redis.exceptions.OutOfMemoryError
+        ):
+            # Redis filled up between two readings of the memory guard (it reads INFO once a second).
+            log.warning("shim.redis_memory.full", request_id=request_id, provider=trace.provider)
+            detail = (
+                "Redis is at its maxmemory and refused the write; the event was not accepted, retry later"
+            )
+            exc = RedisMemoryHigh(detail, headers={"Retry-After": MEMORY_RETRY_AFTER_SECONDS})
         if isinstance(exc, ShimError):
             trace.error = exc.code
             if isinstance(exc, AuthFailure) and trace.provider is not None:

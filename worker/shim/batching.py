@@ -80,7 +80,9 @@ class PublishBatcher:
             return
         except BrokerUnavailable as exc:
             for _, future in batch:
-                _fail(future, BrokerUnavailable(str(exc)))
+                copy = BrokerUnavailable(str(exc))
+                copy.__cause__ = exc.__cause__  # what Redis said (OOM is answered apart from unreachable)
+                _fail(future, copy)
             return
         except asyncio.CancelledError:
             for _, future in batch:

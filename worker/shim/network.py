@@ -10,11 +10,22 @@ proxies and has no trustworthy address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by lower-case name; a field sent on several lines is joined in order with ", "
+    (RFC 9110, 5.3): with a dict alone the last ``X-Forwarded-For`` line would win, and a client could put
+    its own claim where a trusted proxy's entry is counted."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 def client_address(scope: Mapping[str, Any], headers: Mapping[str, str], hops: int) -> Address | None:

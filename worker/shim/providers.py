@@ -21,6 +21,7 @@ from worker.providers import ProviderSpec, active, providers
 from worker.settings import Settings
 from worker.shim import auth
 from worker.shim.arming import Arming
+from worker.shim.errors import BadRequest
 
 Headers = Mapping[str, str]
 # Each check returns True when the request was verified, False when it was accepted unsigned (opt-in), or
@@ -84,8 +85,16 @@ class _RequestURL:
         return auth.callback_host(headers.get("host", ""))
 
 
+_MAX_QUERY_FIELDS = 50
+
+
 def _token_of(query: str) -> str | None:
-    tokens = parse_qs(query, max_num_fields=50).get("token") if query else None
+    try:
+        tokens = parse_qs(query, max_num_fields=_MAX_QUERY_FIELDS).get("token") if query else None
+    except ValueError as exc:  # more fields than that: an answer, not a 500 with a traceback
+        raise BadRequest(
+            f"the query string has more than {_MAX_QUERY_FIELDS} fields", code="too_many_query_fields"
+        ) from exc
     return tokens[-1] if tokens else None
 
 
