@@ -1,10 +1,12 @@
 """ims-event-worker: IMS (via MNS) and media-provider webhooks, routed through Celery to handler plugins.
 
-The public API for plugin authors is ``Event``, ``handler``, ``Retry`` and ``Permanent``.
+The public API for plugin authors is ``Event``, ``handler``, ``Retry`` and ``Permanent``, and ``inbox``
+(``inbox.claim``: exactly-once effects for handlers that write to PostgreSQL).
 """
 
 from __future__ import annotations
 
+from worker import inbox
 from worker.errors import BrokerUnavailable, ConfigurationError, InvalidPayload, Permanent, Retry, WorkerError
 from worker.events import Event, Transport
 from worker.execution.registry import handler
@@ -20,5 +22,6 @@ __all__ = [
     "Transport",
     "WorkerError",
     "handler",
+    "inbox",
     "normalize",
 ]

@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "trace",
     "replay",
     "probe",
+    "inbox",
 )
 # The commands that print what events carry (ids, keys, errors, bodies): their output is escaped
 # (worker.cli.terminal). The others print only what the operator configured, or drive a terminal on purpose.

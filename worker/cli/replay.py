@@ -16,6 +16,15 @@ from worker.journal.replay import Candidate, Replayer, plan
 from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
 from worker.settings import Settings, load_settings
 
+INBOX_NOOP = (
+    "handlers that use worker.inbox.claim do nothing for an event their inbox says they applied "
+    "(--reapply forces them to apply it again)"
+)
+INBOX_REAPPLY = (
+    "--reapply: handlers that use worker.inbox.claim apply their effect again, even where their inbox says "
+    "it was applied (once per replayed event)"
+)
+
 
 def _select(reader: JournalReader, args: argparse.Namespace) -> list[EventHistory]:
     """Oldest first; every given criterion must hold."""
@@ -94,13 +103,18 @@ def _replay(args: argparse.Namespace, settings: Settings, reader: JournalReader,
         return 0
     _show(candidates)
     print(f"{len(ready)} of {len(candidates)} replayable")
+    print(INBOX_REAPPLY if args.reapply else INBOX_NOOP)
     if args.dry_run or not ready:
         return 0 if len(ready) == len(candidates) else 1
     if not _confirmed(args, len(ready)):
         return 1
     replay_id = f"replay-{int(time.time())}"
     sent = Replayer(client, settings).replay(
-        ready, rate=args.rate, replay_id=replay_id, progress=lambda c, t: print(f"{c.event_id}: task {t}")
+        ready,
+        rate=args.rate,
+        replay_id=replay_id,
+        progress=lambda c, t: print(f"{c.event_id}: task {t}"),
+        reapply=args.reapply,
     )
     print(f"{sent} event{'s' if sent != 1 else ''} replayed ({replay_id}); see: ims-worker trace EVENT_ID")
     return 0 if sent == len(candidates) else 1
@@ -143,6 +157,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--until", type=parse_when, help="first seen at or before: ISO time or 30m/2h/7d ago")
     parser.add_argument(
         "--handler", action="append", metavar="NAME", help="only this handler, module:qualname (repeatable)"
+    )
+    parser.add_argument(
+        "--reapply",
+        action="store_true",
+        help="handlers using worker.inbox.claim apply their effect again even if their inbox says it was "
+        "applied (without it, replaying an applied event is a no-op for them)",
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would run, change nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")

@@ -10,6 +10,8 @@ import os
 import threading
 from dataclasses import dataclass
 
+import redis
+
 from worker.delivery.deadletter import DeadLetterStore
 from worker.delivery.dedupe import HandlerLedger
 from worker.delivery.outbox import Outbox
@@ -25,6 +27,7 @@ class Runtime:
     """Per-process Redis resources (made after the prefork fork, never shared across processes)."""
 
     pid: int
+    client: redis.Redis  # the store (the few reads that need no script: a replay's --reapply record)
     ledger: HandlerLedger
     deadletters: DeadLetterStore
     outbox: Outbox
@@ -58,6 +61,7 @@ def _make(settings: Settings) -> Runtime:
         )
         _runtime = Runtime(
             pid=os.getpid(),
+            client=client,
             ledger=ledger,
             deadletters=DeadLetterStore(client, journal=journal),
             outbox=Outbox(client, settings.visibility_timeout),

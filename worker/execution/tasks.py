@@ -13,6 +13,7 @@ Nothing escapes as an ordinary failure: Celery would acknowledge it and the even
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,9 +32,11 @@ from worker.events import Event
 from worker.execution import policy
 from worker.execution.asyncrun import call_handler
 from worker.execution.flow.gate import Permit
+from worker.execution.inboxrun import journal_claims, reapply_requested
 from worker.execution.overrun import watching
 from worker.execution.registry import REGISTRY, Subscription, discover
 from worker.execution.taskruntime import Runtime, current_runtime, runtime
+from worker.inbox.context import running as inbox_running
 from worker.journal.stats import attempt_stats, retried_stats
 from worker.redisconn import REDIS_ERRORS, redact_text
 from worker.settings import Settings
@@ -208,13 +211,20 @@ def _run_one(
         rt.ledger.mark_done(event.id, task_id, sub.name)
         return SKIPPED_STALE
     began = time.perf_counter()
+    reapply = functools.partial(reapply_requested, rt.client, task_id, sub.name)  # asked only on a repeat
     try:
-        with permit, watching(sub.name, settings.task_soft_time_limit, settings.task_time_limit):
+        with (
+            permit,
+            watching(sub.name, settings.task_soft_time_limit, settings.task_time_limit),
+            inbox_running(sub.name, event.id, task_id, reapply=reapply) as run,
+        ):
             call_handler(sub.func, event, timeout=settings.task_soft_time_limit)
     except Exception as exc:  # the classifying boundary: every handler error is looked at below
         log.warning("task.handler_failed", handler=sub.name, error=summarize(exc), exc_info=exc)
         return _failure(sub.name, exc)
     ms = (time.perf_counter() - began) * 1000
+    if run.claims:  # the handler used worker.inbox: its database's answer is the truth (trace shows it)
+        journal_claims(rt.journal, event.id, sub.name, run.claims)
     rt.ledger.mark_done(event.id, task_id, sub.name, ms=ms)
     log.debug("task.handler_succeeded", handler=sub.name, ms=round(ms, 2))
     return RAN

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from worker import keyspace, lua
 from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id
 from worker.events import Event
+from worker.execution.inboxrun import REAPPLY_LINE
 from worker.execution.registry import REGISTRY
 from worker.journal.config import JournalConfig, entry, now_ms
 from worker.journal.reader import EventHistory, JournalReader
@@ -108,8 +109,11 @@ class Replayer:
         rate: float,
         replay_id: str,
         progress: Callable[[Candidate, str], None] | None = None,
+        reapply: bool = False,
     ) -> int:
-        """Enqueue each replayable candidate at most ``rate`` per second; returns how many were enqueued."""
+        """Enqueue each replayable candidate at most ``rate`` per second; returns how many were enqueued.
+        ``reapply``: handlers that use ``worker.inbox.claim`` apply their effect again (without it, their
+        claim answers False for an event they applied: the replay is a no-op for them)."""
         interval = 1.0 / rate
         sent = 0
         started = time.monotonic()
@@ -125,12 +129,18 @@ class Replayer:
                 event, self._queue_for(self._settings, event.type, event.source), task_id
             )
             note = entry(
-                "replayed", now_ms(), replay=replay_id, task=task_id, handlers=list(candidate.handlers)
+                "replayed",
+                now_ms(),
+                replay=replay_id,
+                task=task_id,
+                handlers=list(candidate.handlers),
+                reapply=True if reapply else None,
             )
+            record = [REAPPLY_LINE, *candidate.handlers] if reapply else list(candidate.handlers)
             keys = [*keyspace.JOURNAL_KEYS, message.queue, keyspace.replay(task_id)]
             ttl = self._settings.journal_retention_seconds
             args: list[bytes | str | int] = [
-                self._journal.line(), message.payload, "\n".join(candidate.handlers), ttl, event.id, note
+                self._journal.line(), message.payload, "\n".join(record), ttl, event.id, note
             ]  # fmt: skip
             self._script(keys=keys, args=args)
             sent += 1

@@ -5,6 +5,7 @@
 -- KEYS[4]     the queue     KEYS[5]  the replay record of the new task id
 -- ARGV[1]     the journal line (journal.lua)
 -- ARGV[2]     the task message (self-contained)     ARGV[3]  the handler names to run, one per line
+--             (a first line "!reapply": `replay --reapply`, read by worker.execution.inboxrun)
 -- ARGV[4]     the record's ttl (s)     ARGV[5]  event id     ARGV[6]  the "replayed" entry (JSON)
 -- Returns 1.
 --! include journal

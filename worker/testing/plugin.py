@@ -47,3 +47,28 @@ def ims_handlers(ims_redis_url: str) -> Iterator[Any]:
 @pytest.fixture
 def ims_sample() -> Callable[..., Any]:
     return sample_event
+
+
+@pytest.fixture(scope="session")
+def ims_postgres() -> Iterator[Any]:
+    """A private PostgreSQL for the session (``worker.testing.postgres.PrivatePostgres``: ``.dsn``,
+    ``.psql(sql)``) with the inbox table created; skipped, saying why, when no server binaries exist."""
+    from worker.testing.postgres import PostgresUnavailable, PrivatePostgres  # noqa: PLC0415
+
+    try:
+        server = PrivatePostgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        server.start()
+        server.create_inbox()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ims_postgres_dsn(ims_postgres: Any) -> str:
+    """The private PostgreSQL's DSN, with the inbox table emptied before the test."""
+    ims_postgres.psql("TRUNCATE ims_worker_inbox")
+    return str(ims_postgres.dsn)
