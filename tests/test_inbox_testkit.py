@@ -1,0 +1,62 @@
+"""worker.testing's private PostgreSQL (``ims_postgres``, ``ims_postgres_dsn``) as a plugin author uses it."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.cli import clean_env
+from worker.testing import postgres
+
+
+def test_the_fixture_serves_a_private_database_with_the_inbox_table(
+    ims_postgres: Any, ims_postgres_dsn: str
+) -> None:
+    assert ims_postgres.port != 5432 and "127.0.0.1" in ims_postgres_dsn
+    with psycopg.connect(ims_postgres_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM ims_worker_inbox").fetchone() == (0,)
+    owner = pwd.getpwuid(Path(ims_postgres.data).stat().st_uid).pw_name
+    # PostgreSQL refuses root: under root the server runs as an unprivileged user that owns its directory.
+    if os.geteuid() == 0:
+        assert owner in ("postgres", "nobody")
+    else:
+        assert owner == pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_no_server_binaries_is_a_clear_skip(tmp_path: Path) -> None:
+    (tmp_path / "test_needs_postgres.py").write_text(
+        "import worker.testing.postgres as pg\n"
+        "pg.shutil.which = lambda *args, **kwargs: None\n"
+        "pg.glob.glob = lambda *args, **kwargs: []\n"
+        "def test_it(ims_postgres_dsn):\n"
+        "    raise AssertionError('must not run')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", "test_needs_postgres.py"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 skipped" in done.stdout
+    assert "no PostgreSQL server binaries (initdb, pg_ctl)" in done.stdout
+    assert "apt-get install postgresql" in done.stdout
+
+
+def test_the_binaries_are_found_on_path_or_in_debians_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = postgres.postgres_bin_dir()
+    assert (found / "initdb").exists() and (found / "pg_ctl").exists()
+    monkeypatch.setattr(postgres.shutil, "which", lambda *args, **kwargs: None)
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if debian:
+        assert postgres.postgres_bin_dir().parent.parent == Path("/usr/lib/postgresql")
