@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_no_server_binaries_is_a_clear_skip(tmp_path: Path) -> None:
 def test_the_binaries_are_found_on_path_or_in_debians_layout(monkeypatch: pytest.MonkeyPatch) -> None:
     found = postgres.postgres_bin_dir()
     assert (found / "initdb").exists() and (found / "pg_ctl").exists()
-    monkeypatch.setattr(postgres.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if debian:
         assert postgres.postgres_bin_dir().parent.parent == Path("/usr/lib/postgresql")

@@ -57,10 +57,10 @@ def _init(args: argparse.Namespace) -> int:
     from worker.inbox import admin  # noqa: PLC0415
 
     try:
-        admin.init(args.dsn)
+        admin.init(args.dsn or "")
     except InboxError as exc:  # the database's answer (admin wraps psycopg's errors)
-        return _failed("init", args.dsn, exc)
-    print(f"inbox table {TABLE} ready in {_where(args.dsn)}")
+        return _failed("init", args.dsn or "", exc)
+    print(f"inbox table {TABLE} ready in {_where(args.dsn or '')}")
     return 0
 
 
@@ -78,10 +78,10 @@ def _purge(args: argparse.Namespace) -> int:
         return 2
     try:
         deleted = admin.purge(
-            args.dsn, args.older_than, batch=args.batch, progress=lambda n: print(f"{n} rows deleted")
+            args.dsn or "", args.older_than, batch=args.batch, progress=lambda n: print(f"{n} rows deleted")
         )
     except InboxError as exc:  # the database's answer; the batches done stay done
-        return _failed("purge", args.dsn, exc)
+        return _failed("purge", args.dsn or "", exc)
     print(f"purged {deleted} row{'s' if deleted != 1 else ''} applied more than {human(args.older_than)} ago")
     return 0
 
@@ -92,11 +92,13 @@ def register(subparsers: Any) -> None:
     )
     commands = parser.add_subparsers(dest="inbox_command", required=True, metavar="COMMAND")
     dsn_help = "libpq connection string or URL (default: the PGHOST, PGUSER, PGPASSWORD... variables)"
-    init = commands.add_parser("init", help="create the table if missing (idempotent)")
-    init.add_argument("--dsn", default="", help=dsn_help)
+    init = commands.add_parser("init", help=f"create the inbox table ({TABLE}) if missing (idempotent)")
+    init.add_argument("--dsn", help=dsn_help)
     init.set_defaults(func=_init)
-    purge = commands.add_parser("purge", help="delete rows older than a duration, in bounded batches")
-    purge.add_argument("--dsn", default="", help=dsn_help)
+    purge = commands.add_parser(
+        "purge", help="delete inbox rows applied longer ago than a duration, in bounded batches"
+    )
+    purge.add_argument("--dsn", help=dsn_help)
     purge.add_argument(
         "--older-than", type=parse_duration, required=True, help="e.g. 30d; at least the done-marker TTL"
     )
