@@ -26,7 +26,17 @@ def test_celery_command(argv: list[str], command: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["ops:change-me", "ops:", "ops", "a:real-pass-1,b:changeme", " , ", "ops:<password>"]
+    "value",
+    [
+        "ops:change-me",
+        "ops:",
+        "ops",
+        "a:real-pass-1,b:changeme",
+        " , ",
+        "ops:<password>",
+        "ops:a",
+        "ops:elevenchars",
+    ],
 )
 def test_flower_auth_refused(value: str) -> None:
     with pytest.raises(SystemExit) as refused:
@@ -47,7 +57,7 @@ def test_flower_without_auth_refuses_to_listen_beyond_loopback(address: str) -> 
         (None, "127.0.0.1"),
         (None, "localhost"),
         ("ops:Zq8-real-pass", "0.0.0.0"),
-        ("a:one-real-pass,b:x-y-z-w", ""),
+        ("a:one-real-pass,b:x-y-z-w-v-u-t", ""),
     ],
 )
 def test_flower_auth_accepted(value: str | None, address: str) -> None:

@@ -29,6 +29,7 @@ FLOWER_VARIABLES = {"FLOWER_BASIC_AUTH"}
 DEFAULTS = Settings(_env_file=None)
 SETTING_NAME = re.compile(r"\bIMS_WORKER_[A-Z0-9_]+\b")
 SHELL_DEFAULT = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
+SHELL_REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")  # compose refuses to start while it is unset
 SHELL_VARIABLE = re.compile(r"\$\$?\{?([A-Z0-9_]+)\}?")
 
 
@@ -200,6 +201,11 @@ def as_settings(env: dict[str, Any], where: str) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def compose_value(value: object) -> str:
+    """A compose value as compose passes it on once its required variables are set."""
+    return SHELL_REQUIRED.sub("set-by-operator", SHELL_DEFAULT.sub(lambda m: m[2], str(value)))
+
+
 def k8s_secrets() -> dict[str, dict[str, str]]:
     return {o["metadata"]["name"]: o["stringData"] for o in k8s_objects() if o["kind"] == "Secret"}
 
@@ -214,17 +220,29 @@ def test_configmap_secret_compose_and_env_example_values_validate() -> None:
     assert settings.mns_access_key_secret is not None
     for name, service in compose()["services"].items():
         if name != "redis":
-            as_settings(service["environment"], f"compose {name}")
-    as_settings(env_example(), "ims-worker.env.example")
+            env = {k: compose_value(v) for k, v in service["environment"].items()}
+            as_settings(env, f"compose {name}")
+    as_settings(env_example(), "systemd/*.env.example")
     for key in secret:
         assert (
             any(word in key for word in ("SECRET", "KEY", "TOKEN", "BROKER_URL")) or key in FLOWER_VARIABLES
         )
 
 
-def env_example() -> dict[str, str]:
-    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()
+def env_file(name: str) -> dict[str, str]:
+    example = (DEPLOY / "systemd" / f"{name}.env.example").read_text()
     return dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
+
+
+ROLE_FILES = ("consumer", "shim", "flower")
+
+
+def env_example() -> dict[str, str]:
+    """Every example file together: what the shared file and the role files configure."""
+    merged: dict[str, str] = {}
+    for name in ("ims-worker", *ROLE_FILES):
+        merged.update(env_file(name))
+    return merged
 
 
 # --- safe as shipped ----------------------------------------------------------------------------------------
@@ -264,6 +282,21 @@ def test_each_component_gets_only_the_secrets_it_needs() -> None:
         for name in mounted:
             assert name in ("ims-worker-broker", f"ims-worker-{component}"), (component, name)
     assert not set(config) & CREDENTIAL_VARIABLES
+
+
+def test_each_role_reads_only_its_own_env_file_under_systemd_and_compose() -> None:
+    """Flower must not see the MNS secret or a webhook key (it read one env file with all of them)."""
+    assert not set(env_file("ims-worker")) & CREDENTIAL_VARIABLES
+    for role in ROLE_FILES:
+        assert set(env_file(role)) == COMPONENT_SECRETS[role], role
+    services = compose()["services"]
+    for component, wanted in COMPONENT_SECRETS.items():
+        unit = systemd_unit(DEPLOY / "systemd" / f"ims-worker-{component}.service")
+        files = unit_value(unit, "Service", "EnvironmentFile")
+        own = ["/etc/ims-worker/ims-worker.env"] + ([f"/etc/ims-worker/{component}.env"] if wanted else [])
+        assert files == own, component
+        paths = [entry["path"] for entry in services[component]["env_file"]]
+        assert paths == ["ims-worker.env"] + ([f"{component}.env"] if wanted else []), component
 
 
 def test_no_shipped_credential_is_one_a_process_would_accept() -> None:
@@ -318,7 +351,10 @@ def test_a_network_policy_denies_by_default_and_opens_only_the_shim_to_the_world
     assert any_ingress["ims-worker-worker"] == {9102}  # its /metrics, from the monitoring namespace only
 
 
-def test_images_are_pinned_by_tag() -> None:
+DIGEST = re.compile(r"[a-z0-9.-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}")
+
+
+def test_images_are_pinned_by_tag_and_base_images_by_digest() -> None:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     images = [c["image"] for d in deployments().values() for c in d["spec"]["template"]["spec"]["containers"]]
     images += [s["image"] for s in compose()["services"].values()]
@@ -327,12 +363,34 @@ def test_images_are_pinned_by_tag() -> None:
         name, _, tag = image.partition(":")
         assert tag and tag != "latest" and not tag.startswith("7-"), image
         if name == "ims-event-worker":
-            assert tag == version, image
+            assert tag == version, image  # ours: built from this checkout
+        else:
+            assert DIGEST.fullmatch(image), f"{image}: a base image is pinned by digest"
+    bases = [
+        line.split()[1]
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("FROM ")
+    ]
+    assert bases and all(DIGEST.fullmatch(base) for base in bases), bases
 
 
-def test_compose_requires_the_env_file_and_publishes_only_the_shim_on_loopback() -> None:
+def test_the_build_backend_is_installed_with_hashes() -> None:
+    """pip's build isolation fetched setuptools with no hash: the image installs it from a hashed lock."""
+    backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    lock = (DEPLOY / "build-requirements.lock").read_text()
+    for requirement in backend:
+        name = re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0]
+        assert re.search(rf"^{name}==[^\s]+ \\\n\s+--hash=sha256:[0-9a-f]{{64}}", lock, re.MULTILINE), name
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "pip install --require-hashes -r build-requirements.lock" in text
+    assert "pip install --no-deps --no-build-isolation ." in text
+    assert "!deploy/build-requirements.lock" in (DEPLOY / "Dockerfile.dockerignore").read_text()
+
+
+def test_compose_requires_the_env_files_and_publishes_only_the_shim_on_loopback() -> None:
     document = compose()
-    assert document["x-app"]["env_file"] == [{"path": "ims-worker.env", "required": True}]
+    for name in PROCESS_TYPES:
+        assert all(entry["required"] is True for entry in document["services"][name]["env_file"]), name
     published = {name: s["ports"] for name, s in document["services"].items() if s.get("ports")}
     assert set(published) == {"shim"}
     (mapping,) = published["shim"]
@@ -408,11 +466,16 @@ def test_compose_redis_is_durable_and_stop_periods_outlast_the_processes() -> No
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
+    # Without maxmemory the near-full 503 and the consumer's pause never engage; without a password anyone on
+    # the network reads and drops events. Compose refuses to start without REDIS_PASSWORD.
+    assert "--maxmemory ${REDIS_MAXMEMORY:-1gb}" in redis_command
+    assert re.search(r"--requirepass \$\{REDIS_PASSWORD:\?", redis_command)
     assert seconds(services["consumer"]["stop_grace_period"]) > DEFAULTS.consumer_grace_seconds
     assert seconds(services["worker"]["stop_grace_period"]) > DEFAULTS.task_time_limit
     for name in PROCESS_TYPES:
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
-        assert services[name]["environment"]["IMS_WORKER_BROKER_URL"] == "redis://redis:6379/0"
+        broker = compose_value(services[name]["environment"]["IMS_WORKER_BROKER_URL"])
+        assert broker == "redis://:set-by-operator@redis:6379/0"
 
 
 def test_systemd_units_run_unprivileged_restart_on_failure_and_outwait_the_grace_periods() -> None:
@@ -422,7 +485,7 @@ def test_systemd_units_run_unprivileged_restart_on_failure_and_outwait_the_grace
         assert {"Unit", "Service", "Install"} <= set(unit), name
         assert unit_value(unit, "Service", "User") == ["ims-worker"], name
         assert unit_value(unit, "Service", "Restart") == ["on-failure"], name
-        assert unit_value(unit, "Service", "EnvironmentFile") == ["/etc/ims-worker/ims-worker.env"], name
+        assert unit_value(unit, "Service", "EnvironmentFile")[0] == "/etc/ims-worker/ims-worker.env", name
         assert unit_value(unit, "Service", "KillMode") == ["mixed"], name
     stop = {name: float(unit_value(u, "Service", "TimeoutStopSec")[0]) for name, u in units.items()}
     assert stop["ims-worker-consumer"] > DEFAULTS.consumer_grace_seconds

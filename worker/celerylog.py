@@ -8,10 +8,11 @@
   imported: the worker logs before ``setup_logging`` (``worker_init`` loads the handlers), and Flower sends
   no Celery signal at all (tornado installs its own root handler only when the root logger has none).
   Flower's own access log is already off (``tornado.access`` goes to a NullHandler).
-- Flower refuses to start (exit 2, one line) when ``FLOWER_BASIC_AUTH`` is set but a password in it is
-  empty or a placeholder (``ops:change-me`` as shipped in deploy/): it would otherwise serve with it; and when
-  it is unset while Flower listens beyond loopback (its default address is every interface): a missing
-  secret must not leave the task history open to the network.
+- Flower refuses to start (exit 2, one line) when its basic auth (``FLOWER_BASIC_AUTH``, or ``--basic-auth``
+  / ``--basic_auth`` on its command line, which wins over the variable) holds a password that is a placeholder
+  (``ops:change-me`` as shipped in deploy/) or shorter than ``FLOWER_MIN_PASSWORD_LENGTH`` (``ops:a`` was
+  served with); and when there is none while Flower listens beyond loopback (its default address is every
+  interface): a missing secret must not leave the task history open to the network.
 - The worker's shutdown notices (``worker: Warm shutdown (MainProcess)``) are written from signal handlers
   with ``os.write``, outside logging; in JSON mode they are written as JSON lines the same way.
 """
@@ -50,8 +51,11 @@ def celery_command(argv: list[str] | None = None) -> str | None:
 _COMMANDS = ("worker", "flower", "inspect", "beat", "events", "status", "control", "purge", "shell")
 
 
+FLOWER_MIN_PASSWORD_LENGTH = 12
+
+
 def check_flower_auth(value: str | None, address: str) -> None:
-    """Exit 2 when Flower's basic auth is a placeholder, or missing while Flower listens beyond loopback."""
+    """Exit 2 when Flower's basic auth is weak, or missing while Flower listens beyond loopback."""
     if value is None:
         if address not in LOOPBACK:
             log.error(
@@ -64,14 +68,27 @@ def check_flower_auth(value: str | None, address: str) -> None:
         return
     pairs = [pair for pair in value.split(",") if pair.strip()]
     passwords = [pair.split(":", 1)[1] if ":" in pair else "" for pair in pairs]
-    weak = [password for password in passwords if not password.strip() or is_placeholder(password)]
+    weak = [p for p in passwords if len(p.strip()) < FLOWER_MIN_PASSWORD_LENGTH or is_placeholder(p)]
     if not pairs or weak:
         log.error(
             "flower.auth.refused",
-            detail="FLOWER_BASIC_AUTH is set but a password in it is empty or a placeholder (change-me...): "
-            "set user:password with a real password, or unset it for a local Flower",
+            detail="Flower's basic auth has a password that is a placeholder (change-me...) or shorter than "
+            f"{FLOWER_MIN_PASSWORD_LENGTH} characters: set user:password with a real password, or leave it "
+            "out for a local Flower",
         )
         raise SystemExit(2)
+
+
+def flower_auth(argv: list[str]) -> str | None:
+    """Flower's basic auth: ``--basic-auth`` / ``--basic_auth`` on its command line (tornado's options, which
+    override the environment), else ``FLOWER_BASIC_AUTH``."""
+    for index, arg in enumerate(argv):
+        for flag in ("--basic-auth", "--basic_auth"):
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+            if arg == flag and index + 1 < len(argv):
+                return argv[index + 1]
+    return os.environ.get("FLOWER_BASIC_AUTH")
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -119,6 +136,6 @@ def install(settings: Settings) -> None:
         return
     configure_logging(settings, process_name=command)
     if command == "flower":
-        check_flower_auth(os.environ.get("FLOWER_BASIC_AUTH"), flower_address(sys.argv))
+        check_flower_auth(flower_auth(sys.argv), flower_address(sys.argv))
     if command == "worker" and use_json(settings, sys.stderr):
         celery_worker_app.safe_say = _json_say(command)
