@@ -243,6 +243,7 @@ def test_honcho_start_runs_the_procfile_as_deploy_readme_says(tmp_path: Path, re
                     f"IMS_WORKER_MNS_QUEUES={DEFAULT_QUEUE}",
                     "IMS_WORKER_IMS_CALLBACK_KEY=honcho-test-callback-key-0815",
                     "IMS_WORKER_CONSUMER_METRICS_PORT=0",
+                    "IMS_WORKER_WORKER_METRICS_PORT=0",  # 9102 may be held (tests/test_run_ports.py)
                     f"IMS_WORKER_FLOWER_PORT={free_port()}",
                     "IMS_WORKER_WORKER_CONCURRENCY=1",
                 ]

@@ -3,6 +3,7 @@ credentials left in URLs, configured secrets; and lets through what is known and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.chaos.logscan import scan
@@ -69,3 +70,23 @@ def test_only_the_emulators_ready_line_is_exempt_in_its_log(tmp_path: Path) -> N
     ]
     _, findings = scan([write(tmp_path, "shim-1.log", [ready])], {})
     assert len(findings) == 2  # the exemption is the emulator's own, not any process's
+
+
+def test_a_childs_wrapped_non_json_line_under_run_is_still_a_finding(tmp_path: Path) -> None:
+    """``ims-worker run`` without a terminal wraps a child's plain line into JSON (``run.output``); the check
+    judges what the child printed, so a stray line or an uncaught traceback is still found."""
+
+    def line(process: str, text: str) -> str:
+        return json.dumps({"process": process, "event": "run.output", "level": "info", "line": text})
+
+    wrapped = [
+        line("shim", "INFO:     Started server process [42]"),
+        line("consumer", "Traceback (most recent call last):"),
+        line("consumer", '  File "x.py", line 1, in f'),
+        line("consumer", "OSError: boom"),
+        '{"process":"shim",' + GOOD[1:],
+    ]
+    stats, findings = scan([write(tmp_path, "run-1.log", wrapped)], {})
+    assert "a line that is not JSON in run-1.log line 1: INFO:     Started server process [42]" in findings
+    assert stats.uncaught == ["run-1.log line 2: OSError: boom"]
+    assert stats.events["handler.tencent.relay"] == 1

@@ -90,6 +90,11 @@ def test_demo_on_a_terminal_is_readable_and_summarized(tmp_path: Path) -> None:
     assert rows["rtc"] == ["2", "2", "0", "2", "0", "0"]
     assert rows["total"] == ["43", "43", "0", "43", "0", "0"]
     assert not (tmp_path / ".ims-worker" / ENV_FILE_NAME).exists()
+    # No status line counts fewer events in than handled (the consumer reports what it received at most
+    # every 10 s; the workers report each event at once).
+    for line in (x for x in lines if x.startswith("status")):
+        for received, handled in re.findall(r"(\d+) in, (\d+) handled", line):
+            assert int(received) >= int(handled), line
 
 
 def test_the_lines_the_summary_counts_are_still_logged_under_those_names() -> None:
@@ -125,6 +130,12 @@ def test_status_line_and_render_rules() -> None:
     assert view.stats.status_line().endswith(
         "ims 3 in, 0 handled (1 duplicates); rtc 2 in, 1 handled (1 duplicates, 1 dead-lettered)"
     )
+    # Handled before the consumer's next progress line: received and enqueued are at least what finished.
+    lagging = RunView(level="INFO", colors=False)
+    for _ in range(2):
+        lagging.render("worker", handled.replace('"rtc"', '"ims"'))
+    assert lagging.stats.status_line().endswith("ims 2 in, 2 handled")
+    assert lagging.stats.shown("ims")["enqueued"] == 2
     printed: list[str] = []
     tick = status_printer(view, printed.append)
     tick()

@@ -96,6 +96,11 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         # Celery logs and swallows exceptions from signal receivers; SystemExit is the way to stop the start.
         print(f"ims-worker: cannot load handlers: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
+    try:
+        workermetrics.check_port(worker_app.settings)
+    except ConfigurationError as exc:
+        print(f"ims-worker: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
     log.info("worker.handlers_loaded", modules=modules)
     for sub in REGISTRY.subscriptions:
         warning = mismatch(sub.name, sub.waits, worker_app.settings.worker_profile)

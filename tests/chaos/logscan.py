@@ -1,13 +1,15 @@
 """Reading every log line a scenario produced: secrets that must never be there, and what the lines count.
 
-Lines are JSON (``IMS_WORKER_LOG_FORMAT=json``); under ``ims-worker run`` each is prefixed with the child's
-name (``consumer | {...}``). Every line of our processes must be JSON (uvicorn's, Celery's and Flower's own
-lines go through the same pipeline): anything else is a finding, except Redis's own log file, the MNS
-emulator's one ready line (``EMULATOR_READY``) and the one known block Python prints outside logging (see
-``_terminated_pool_child``). Every line must also be free of
-credentials: a configured secret or signature value anywhere, or any credential-named URL parameter, form
-field or JSON member (``sign``, ``token``, ``txSecret``, ``Signature``, ``OSSAccessKeyId``...) whose value
-is not ``[REDACTED]`` (``worker.redact`` decides which names carry credentials).
+Lines are JSON (``IMS_WORKER_LOG_FORMAT=json``); under ``ims-worker run`` each carries the child's name
+(``{"process": "consumer", ...}``), and a child's line that was not JSON arrives wrapped as
+``{"event": "run.output", "line": ...}``: it is unwrapped here and judged as the child printed it. Every
+line of our processes must be JSON (uvicorn's, Celery's and Flower's own lines go through the same
+pipeline): anything else is a finding, except Redis's own log file, the MNS emulator's one ready line
+(``EMULATOR_READY``) and the one known block Python prints outside logging (see ``_terminated_pool_child``).
+Every line must also be free of credentials: a configured secret or signature value anywhere, or any
+credential-named URL parameter, form field or JSON member (``sign``, ``token``, ``txSecret``, ``Signature``,
+``OSSAccessKeyId``...) whose value is not ``[REDACTED]`` (``worker.redact`` decides which names carry
+credentials).
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def _json(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _unwrapped(line: str) -> str:
+    """What a child of ``ims-worker run`` printed, when ``run`` wrapped a non-JSON line into a JSON one."""
+    if '"run.output"' not in line:
+        return line
+    record = _json(line)
+    if record is None or record.get("event") != "run.output":
+        return line
+    return str(record.get("line", ""))
+
+
 def _count(stats: LogStats, record: dict[str, Any]) -> None:
     name = str(record.get("event", ""))
     stats.events[name if len(name) < 60 else name[:60]] += 1
@@ -121,7 +133,7 @@ def scan(files: Iterable[Path], secrets: dict[str, str]) -> tuple[LogStats, list
                 findings.append(f"{label} appears in {path.name} line {line_no}")
         ours = not path.name.startswith(FOREIGN_LOGS)
         emulator = path.name.startswith("mns-emulator")
-        lines = text.splitlines()
+        lines = [_unwrapped(line) for line in text.splitlines()]
         exempt_until = -1
         for index, line in enumerate(lines):
             stats.lines += 1

@@ -9,10 +9,11 @@ from typing import Any
 
 import structlog
 
-from worker.cli.preflight import load_handlers, require_mns
+from worker.cli.preflight import load_handlers, require_free_port, require_mns
 from worker.logging import configure_logging
 from worker.mns.consumer import Consumer
 from worker.mns.health import serve_health
+from worker.ports import PortTaken, is_taken_error, taken_message
 from worker.settings import load_settings
 
 log = structlog.get_logger(__name__)
@@ -23,6 +24,13 @@ def _consume(args: argparse.Namespace) -> int:
     configure_logging(settings)
     require_mns(settings, queues_given=bool(args.queue))
     load_handlers(settings)  # events acknowledged here must have handlers that can run
+    # Before anything reaches MNS: a taken port is one line and exit 2, not a traceback and a restart loop.
+    require_free_port(
+        settings.consumer_metrics_host,
+        settings.consumer_metrics_port,
+        "ims-worker consume: the /healthz and /metrics server",
+        "IMS_WORKER_CONSUMER_METRICS_PORT (0 turns it off)",
+    )
     consumer = Consumer(settings, queues=args.queue or None)
     consumer.check_queues()
 
@@ -33,7 +41,21 @@ def _consume(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     if settings.consumer_metrics_port:
-        server = serve_health(consumer.health, settings.consumer_metrics_host, settings.consumer_metrics_port)
+        try:
+            server = serve_health(
+                consumer.health, settings.consumer_metrics_host, settings.consumer_metrics_port
+            )
+        except OSError as exc:  # taken since the check above
+            if not is_taken_error(exc):
+                raise
+            raise PortTaken(
+                taken_message(
+                    "ims-worker consume: the /healthz and /metrics server",
+                    settings.consumer_metrics_host,
+                    settings.consumer_metrics_port,
+                    "IMS_WORKER_CONSUMER_METRICS_PORT (0 turns it off)",
+                )
+            ) from exc
         log.info(
             "mns.consumer.health", url=f"http://{settings.consumer_metrics_host}:{server.server_port}/healthz"
         )

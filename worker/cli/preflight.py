@@ -1,4 +1,4 @@
-"""Checks a command makes before it starts serving: handlers load, required settings, a free port.
+"""Checks a command makes before it starts serving: handlers load, required settings, free ports.
 
 Each raises ``ConfigurationError`` with the real cause, so ``ims-worker`` exits 2 with one clear message
 instead of starting a process that would crash-loop (or, worse, acknowledge events nobody can handle).
@@ -6,10 +6,7 @@ instead of starting a process that would crash-loop (or, worse, acknowledge even
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import socket
-
+from worker import ports
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY, discover
 from worker.settings import Settings
@@ -41,20 +38,9 @@ def require_mns(settings: Settings, *, queues_given: bool = False) -> None:
         raise problem
 
 
-def require_free_port(host: str, port: int, what: str) -> None:
-    """Fail now, with the address, when ``port`` is taken (uvicorn would exit and be restarted forever)."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with contextlib.closing(socket.socket(family, socket.SOCK_STREAM)) as sock:
-        # The same option uvicorn sets: a port in TIME_WAIT from our own previous run is not "busy".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigurationError(
-                    f"{what}: port {port} on {host} is already in use (another process listens there); "
-                    f"stop it or choose another port (IMS_WORKER_SHIM_PORT / --port)"
-                ) from exc
-            raise ConfigurationError(f"{what}: cannot bind {host}:{port}: {exc.strerror or exc}") from exc
+def require_free_port(
+    host: str, port: int, what: str, setting: str = "IMS_WORKER_SHIM_PORT / --port"
+) -> None:
+    """Fail now, naming the port and its setting, when ``port`` is taken (the server would exit with a
+    traceback and be restarted forever)."""
+    ports.require_free_port(host, port, what, setting)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from typing import Any, TextIO, cast
 
 import structlog
 
 from worker.cli.preflight import load_handlers, require_free_port
-from worker.devtools.demo import Demo, DemoFailed, demo_environment
+from worker.devtools.demo import Demo, demo_environment, demo_ports
+from worker.devtools.demorun import Announcer, DemoRunner
 from worker.devtools.embedded import EmbeddedServices
-from worker.devtools.runview import RunView, ViewStream, status_printer
+from worker.devtools.runview import RunView, ViewStream, json_line, status_printer
 from worker.devtools.supervisor import ChildSpec, Supervisor
 from worker.logging import configure_logging
 from worker.redisconn import redact_url
@@ -34,6 +34,7 @@ GRACE_MARGIN_SECONDS = 5.0
 # Every ims-worker command, and the Celery worker when its handlers cannot load, exits 2 on a configuration
 # error: restarting cannot fix that, so the supervisor stops everything instead of crash-looping.
 FATAL_EXIT_CODES = frozenset({2})
+FLOWER_PORT_SETTING = "IMS_WORKER_FLOWER_PORT / --flower-port"
 
 
 def readable_view(settings: Settings) -> RunView | None:
@@ -110,43 +111,9 @@ def child_specs(
     return specs
 
 
-class DemoRunner:
-    """Runs the demo beside the supervisor; with ``exit_when_done`` it stops the supervisor at the end."""
-
-    def __init__(self, demo: Demo, supervisor: Supervisor, *, exit_when_done: bool) -> None:
-        self.demo = demo
-        self.supervisor = supervisor
-        self.exit_when_done = exit_when_done
-        self.code = 0
-        self.thread = threading.Thread(target=self._run, name="demo", daemon=True)
-
-    def _fail(self, reason: str) -> None:
-        log.warning("demo.failed", error=reason)
-        print(f"demo failed: {reason}", file=sys.stderr, flush=True)
-        self.code = 1
-
-    def _run(self) -> None:
-        should_stop = lambda: self.supervisor.stop_requested  # noqa: E731 - a one-line predicate
-        try:
-            self.demo.seed(should_stop)
-            log.info("demo.seeded", events=len(self.demo.expected))
-            if not self.exit_when_done:
-                return
-            missing = self.demo.wait_until_handled(should_stop)
-            report = self.demo.report(missing)
-            print(report, flush=True)
-            if missing:
-                self.code = 1
-            else:
-                print(self.demo.summary(), flush=True)
-        except DemoFailed as exc:
-            self._fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - whatever breaks, the demo must not leave run hanging
-            self._fail(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.demo.close()
-            if self.exit_when_done:
-                self.supervisor.request_stop()
+def json_lines_wanted(settings: Settings, view: RunView | None) -> bool:
+    """No terminal view and no console format asked for: every line ``run`` writes is a JSON object."""
+    return view is None and settings.log_format != "console"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -157,45 +124,50 @@ def _run(args: argparse.Namespace) -> int:
     else:  # the supervisor's own lines go through the view too: one format for every process
         as_json = settings.model_copy(update={"log_format": "json"})
         configure_logging(as_json, stream=cast(TextIO, ViewStream(view, "run", sys.stderr)))
+    announcer = Announcer(json_lines=json_lines_wanted(settings, view))
     # Refuse to start rather than run inputs that acknowledge events beside a worker that cannot handle them.
     load_handlers(settings)
     with EmbeddedServices(settings, demo=args.demo) as embedded:
         overrides = dict(embedded.env)
         if args.demo:
             overrides.update(demo_environment(settings))
+            overrides.update(demo_ports(settings))
         overrides["PYTHONUNBUFFERED"] = "1"  # children's lines reach the prefixed output as they happen
         if view is not None:
             overrides["IMS_WORKER_LOG_FORMAT"] = "json"  # parsed, counted and rendered by the view
         warning = not_for_production(embedded)
         if warning:
-            print(warning, file=sys.stderr, flush=True)
+            announcer.say("run.embedded", warning, level="warning")
         os.environ.update(overrides)  # the children inherit it, and our own settings now see the same
         settings = load_settings()
         shim = serves_webhooks(settings)
-        if shim:
-            require_free_port(settings.shim_host, settings.shim_port, "ims-worker run: the shim")
+        require_free_ports(settings, shim=shim, flower=args.flower)
         supervisor = Supervisor(
             child_specs(settings, dict(os.environ), flower=args.flower, shim=shim),
             grace_seconds=grace_seconds(settings),
             fatal_codes=FATAL_EXIT_CODES,
-            render=view.render if view else None,
+            render=view.render if view else (json_line if announcer.json_lines else None),
         )
         if view is not None:
             supervisor.on_tick = status_printer(view, supervisor.write_line)
         shim_url = f"http://{_connect_host(settings.shim_host)}:{settings.shim_port}"
+        addresses = served_addresses(settings, shim=shim, flower=args.flower)
         log.info(
             "run.started",
             broker=redact_url(settings.broker_url),
             mns_endpoint=settings.mns_endpoint,
             queues=settings.mns_queues,
-            shim=shim_url if shim else None,
-            flower=f"http://{settings.flower_host}:{settings.flower_port}" if args.flower else None,
+            **addresses,
             embedded=sorted(k for k in embedded.env if not k.endswith("SECRET")),
         )
+        if args.demo:  # the ports were chosen free for this run: say where everything listens
+            listening = {name: url for name, url in addresses.items() if url}
+            text = "demo: " + ", ".join(f"{name.replace('_', ' ')} {url}" for name, url in listening.items())
+            announcer.say("run.listening", text, fields=listening)
         runner = None
         if args.demo:
             demo = Demo(settings, shim_url=shim_url, timeout=args.timeout)
-            runner = DemoRunner(demo, supervisor, exit_when_done=args.exit_when_done)
+            runner = DemoRunner(demo, supervisor, exit_when_done=args.exit_when_done, announcer=announcer)
             runner.thread.start()
         code = supervisor.run()
         if runner is not None:
@@ -204,16 +176,41 @@ def _run(args: argparse.Namespace) -> int:
             print(view.stats.summary(), flush=True)
         if supervisor.fatal is not None:
             name, child_code = supervisor.fatal
-            print(
+            announcer.say(
+                "run.fatal",
                 f"ims-worker run: the {name} exited {child_code} (a configuration error, see its lines "
                 "above); stopped everything instead of restarting it",
-                file=sys.stderr,
-                flush=True,
+                level="error",
+                fields={"child": name, "code": child_code},
             )
             return 2
         if runner is not None and args.exit_when_done:
             return runner.code or code
     return code
+
+
+def require_free_ports(settings: Settings, *, shim: bool, flower: bool) -> None:
+    """The ports only ``run`` chooses for its children (the consumer and the worker check their own)."""
+    if shim:
+        require_free_port(settings.shim_host, settings.shim_port, "ims-worker run: the shim")
+    if flower:
+        require_free_port(
+            settings.flower_host, settings.flower_port, "ims-worker run: Flower", FLOWER_PORT_SETTING
+        )
+
+
+def served_addresses(settings: Settings, *, shim: bool, flower: bool) -> dict[str, str | None]:
+    """Where each child listens: the shim, the consumer's and the worker's /metrics, Flower (None: not)."""
+
+    def url(host: str, port: int, path: str = "") -> str | None:
+        return f"http://{_connect_host(host)}:{port}{path}" if port else None
+
+    return {
+        "shim": url(settings.shim_host, settings.shim_port) if shim else None,
+        "consumer_metrics": url(settings.consumer_metrics_host, settings.consumer_metrics_port, "/metrics"),
+        "worker_metrics": url(settings.worker_metrics_host, settings.worker_metrics_port, "/metrics"),
+        "flower": url(settings.flower_host, settings.flower_port) if flower else None,
+    }
 
 
 def _connect_host(bind: str) -> str:

@@ -28,7 +28,7 @@ import structlog
 from worker import keyspace
 from worker.delivery.deadletter import DeadLetterFilter, DeadLetterStore
 from worker.devtools.demo_record import handled, reset
-from worker.devtools.embedded import DEMO_QUEUE
+from worker.devtools.embedded import DEMO_QUEUE, free_port
 from worker.devtools.inject import post_webhook, send_to_mns
 from worker.execution.registry import REGISTRY, discover
 from worker.providers import normalize, providers
@@ -90,6 +90,20 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         if field not in settings.model_fields_set:
             env[variable] = value
     return env
+
+
+# What the demo's children listen on. Fixed defaults (8080, 9101, 9102, 5555) are often taken on a developer's
+# machine; the demo must not depend on them, so each one not set explicitly gets a free port.
+DEMO_PORTS = ("shim_port", "consumer_metrics_port", "worker_metrics_port", "flower_port")
+
+
+def demo_ports(settings: Settings) -> dict[str, str]:
+    """A free port for every listening setting the user did not set (a setting given, even 0, is kept)."""
+    return {
+        f"IMS_WORKER_{field.upper()}": str(free_port())
+        for field in DEMO_PORTS
+        if field not in settings.model_fields_set
+    }
 
 
 def wait_for_http(url: str, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
@@ -203,7 +217,10 @@ class Demo:
         lines += [f"  {event_type}: {why}" for event_type, why in sorted(missing.items())]
         return "\n".join(lines)
 
-    def summary(self) -> str:
-        """Handled events counted by source and transport, e.g. ``ims via mns: 29``."""
+    def counts(self) -> dict[str, int]:
+        """Handled events counted by source and transport, e.g. ``{"ims via mns": 29}``."""
         counts = Counter(f"{e.get('source')} via {e.get('transport')}" for e in handled(self.client).values())
-        return "\n".join(f"  {key}: {count}" for key, count in sorted(counts.items()))
+        return dict(sorted(counts.items()))
+
+    def summary(self) -> str:
+        return "\n".join(f"  {key}: {count}" for key, count in self.counts().items())

@@ -24,6 +24,7 @@ import structlog
 
 FIELDS = ("received", "enqueued", "duplicates", "handled", "retried", "dead_lettered")
 HEADERS = ("received", "enqueued", "duplicates", "handled", "retried", "dead-lettered")
+FINISHED = "finished"  # handled or dead-lettered by a worker: a lower bound of what the inputs received
 
 # Routine INFO lines that are counted (or are noise on a terminal) instead of printed.
 QUIET_LOGGERS = frozenset(
@@ -102,19 +103,32 @@ class RunStats:
             )
         elif event in ("task.handled", "task.retrying", "task.dead_lettered"):
             field = {"task.handled": "handled", "task.retrying": "retried"}.get(event, "dead_lettered")
-            self.add(str(record.get("source") or "unknown"), **{field: 1})
+            source = str(record.get("source") or "unknown")
+            self.add(source, **{field: 1})
+            if field != "retried":  # reached a worker: received and enqueued, whatever the inputs said yet
+                self.add(source, **{FINISHED: 1})
+
+    def shown(self, source: str) -> Counter[str]:
+        """The counts of ``source`` as reported, but never fewer received or enqueued than the workers
+        finished: the consumer reports what it received at most every 10 s (``mns.progress``), the workers
+        report each event at once, so "ims 0 in, 29 handled" would be a lag, not a fact."""
+        counts = Counter(self.by_source.get(source, Counter()))
+        finished = counts.pop(FINISHED, 0)
+        for field in ("received", "enqueued"):
+            counts[field] = max(counts[field], finished)
+        return counts
 
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
-        for counter in self.by_source.values():
-            total.update(counter)
+        for source in self.by_source:
+            total.update(self.shown(source))
         return total
 
     def status_line(self) -> str:
         elapsed = time.monotonic() - self.started
         parts = []
         for source in sorted(self.by_source):
-            c = self.by_source[source]
+            c = self.shown(source)
             text = f"{source} {c['received']} in, {c['handled']} handled"
             extra = [f"{c[f]} {h}" for f, h in zip(FIELDS, HEADERS, strict=True) if f in
                      ("duplicates", "retried", "dead_lettered") and c[f]]  # fmt: skip
@@ -125,7 +139,7 @@ class RunStats:
         elapsed = time.monotonic() - self.started
         rows: list[tuple[str, ...]] = [("source", *HEADERS)]
         for source in sorted(self.by_source):
-            rows.append((source, *(str(self.by_source[source][f]) for f in FIELDS)))
+            rows.append((source, *(str(self.shown(source)[f]) for f in FIELDS)))
         total = self.totals()
         rows.append(("total", *(str(total[f]) for f in FIELDS)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -186,6 +200,21 @@ class RunView:
             del fields["attempt"]
         rendered = str(self._renderer(None, method, fields))
         return rendered.replace("\n", "\n" + " " * (self.width + 3))
+
+
+def json_line(name: str, line: str) -> str:
+    """Without a terminal: each child's line as one JSON object with its process name, so the whole output
+    is JSON lines (``jq``, a log shipper) instead of ``shim     | {...}``. A line that is not a JSON object
+    (a library printing to stdout, a crash's traceback) becomes ``{"event": "run.output", "line": ...}``."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return json.dumps({"process": name, **record}, separators=(",", ":"), ensure_ascii=False)
+    wrapped = {"process": name, "event": "run.output", "level": "info", "line": line}
+    return json.dumps(wrapped, separators=(",", ":"), ensure_ascii=False)
 
 
 def status_printer(view: RunView, write: Callable[[str], None]) -> Callable[[], None]:

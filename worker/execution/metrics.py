@@ -8,6 +8,7 @@ dashboard aggregates them with ``max`` (not ``sum``) across workers.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from prometheus_client.registry import Collector
 from worker import keyspace, kombuadapter
 from worker.execution.flow.metrics import DeferralCollector
 from worker.journal.stats import LAG_BUCKETS
+from worker.ports import PortTaken, port_taken, taken_message
 from worker.redisconn import REDIS_ERRORS, store_client, sync_client
 from worker.settings import Settings
 
@@ -153,11 +155,39 @@ def serve(settings: Settings) -> int | None:
     except (
         OSError
     ) as exc:  # a second worker on the same host: one endpoint is enough (the numbers are global)
-        log.warning("worker.metrics.unavailable", port=settings.worker_metrics_port, error=str(exc))
+        log.warning(
+            "worker.metrics.unavailable", port=settings.worker_metrics_port, setting=SETTING, error=str(exc)
+        )
         return None
     _started = True
     log.info("worker.metrics.started", host=settings.worker_metrics_host, port=settings.worker_metrics_port)
     return settings.worker_metrics_port
+
+
+SETTING = "IMS_WORKER_WORKER_METRICS_PORT (0 turns it off)"
+
+
+def _ours(host: str, port: int) -> bool:
+    """Whether ``host:port`` is another worker's /metrics (several workers on one host share one endpoint)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as answer:
+            return b"ims_worker_redis_up" in answer.read(1 << 20)
+    except (OSError, ValueError):
+        return False
+
+
+def check_port(settings: Settings) -> None:
+    """At worker start: exit 2 with one line when the metrics port is held by something that is not ours."""
+    if not settings.worker_metrics_port or not settings.broker_is_redis:
+        return
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    if not port_taken(host, port):
+        return
+    probe = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - comparing, not binding
+    if _ours(probe, port):
+        log.info("worker.metrics.shared", port=port, detail="another worker on this host serves /metrics")
+        return
+    raise PortTaken(taken_message("celery worker: the /metrics server", host, port, SETTING))
 
 
 def on_worker_ready(sender: Any = None, **_: Any) -> None:

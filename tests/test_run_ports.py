@@ -1,0 +1,149 @@
+"""Ports on a machine where other services run: the demo never needs a fixed one, a production process whose
+configured port is taken stops at once with one line, and ``ims-worker run`` without a terminal writes JSON
+lines only. Each through the real commands, as a newcomer and an operator run them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import clean_env, cli
+from tests.servers import free_port
+
+# The defaults a newcomer's machine often has in use already: the shim, the consumer's and the worker's
+# /metrics, Flower.
+DEFAULT_PORTS = (8080, 9101, 9102, 5555)
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+@contextlib.contextmanager
+def held(*ports: int) -> Iterator[list[int]]:
+    """Listen on each port (as another service would); one already taken by someone else is held anyway."""
+    with contextlib.ExitStack() as stack:
+        holding = []
+        for port in ports:
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # another process holds it: that is the situation under test too
+            sock.listen()
+            holding.append(port)
+        yield holding
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    """Every line as JSON; fails on the first line that is not a JSON object."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        record = json.loads(line)
+        assert isinstance(record, dict), (number, line)
+        found.append(record)
+    return found
+
+
+@pytest.mark.integration
+def test_the_demo_completes_with_the_default_ports_held_and_prints_its_own(tmp_path: Path) -> None:
+    with held(*DEFAULT_PORTS):
+        done = cli("run", "--demo", "--exit-when-done", "--timeout", "90", cwd=tmp_path, timeout=150)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "Traceback" not in output and "Address already in use" not in output
+    # Without a terminal every line is JSON; each child's line names its process.
+    out, err = records(done.stdout), records(done.stderr)
+    report = next(r for r in out + err if r.get("event") == "demo.report")
+    assert report["handled"] == report["expected"] == 43, report
+    children = [r for r in out if "process" in r]
+    assert {r["process"] for r in children} >= {"consumer", "shim", "worker"}
+    assert not [r for r in children if r.get("event") == "run.output"], "a child printed a non-JSON line"
+    # Where everything listens: free ports chosen for this run, none of the defaults.
+    listening = next(r for r in out + err if r.get("event") == "run.listening")
+    urls = [listening[name] for name in ("shim", "consumer_metrics", "worker_metrics")]
+    assert all(url.startswith("http://127.0.0.1:") for url in urls), listening
+    ports = {int(url.split(":")[2].split("/")[0]) for url in urls}
+    assert not ports & set(DEFAULT_PORTS), listening
+    assert all(str(port) in listening["message"] for port in ports)
+    assert not [r for r in out + err if r.get("event") == "supervisor.child.restart_scheduled"]
+
+
+def one_line_naming(stderr: str, port: int, setting: str) -> str:
+    lines = [line for line in stderr.splitlines() if f"port {port}" in line]
+    assert len(lines) == 1 and setting in lines[0], stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+def test_a_consumer_whose_metrics_port_is_taken_exits_at_once(tmp_path: Path) -> None:
+    with held(port := free_port()):
+        env = {
+            "IMS_WORKER_CONSUMER_METRICS_PORT": str(port),
+            "IMS_WORKER_MNS_ENDPOINT": "http://127.0.0.1:1",  # never reached: the port is checked first
+            "IMS_WORKER_MNS_ACCESS_KEY_ID": "id",
+            "IMS_WORKER_MNS_ACCESS_KEY_SECRET": "a-secret-that-is-no-placeholder",
+            "IMS_WORKER_MNS_QUEUES": "ice-callback-test",
+        }
+        began = time.monotonic()
+        done = cli("consume", env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert time.monotonic() - began < 20
+    line = one_line_naming(done.stderr, port, "IMS_WORKER_CONSUMER_METRICS_PORT")
+    assert "already in use by another process" in line
+
+
+@pytest.mark.integration
+def test_a_worker_whose_metrics_port_is_taken_by_another_service_exits_at_once(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with held(port := free_port()):
+        env = clean_env({"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_WORKER_METRICS_PORT": str(port)})
+        began = time.monotonic()
+        done = subprocess.run(
+            [CELERY, "-A", "worker.app", "worker", "--concurrency", "1", "--pool", "solo"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert time.monotonic() - began < 30
+    one_line_naming(done.stderr, port, "IMS_WORKER_WORKER_METRICS_PORT")
+
+
+@pytest.mark.integration
+def test_run_stops_instead_of_restarting_a_child_whose_port_is_taken(tmp_path: Path) -> None:
+    """Production mode (no --demo): the consumer finds its port taken, exits 2, and is not restarted."""
+    with held(port := free_port()):
+        env = {
+            "IMS_WORKER_CONSUMER_METRICS_PORT": str(port),
+            "IMS_WORKER_WORKER_METRICS_PORT": "0",
+            "IMS_WORKER_LOG_FORMAT": "json",
+        }
+        began = time.monotonic()
+        done = cli("run", env=env, cwd=tmp_path, timeout=90)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert time.monotonic() - began < 45
+    out = records(done.stdout)
+    consumer = [r for r in out if r.get("process") == "consumer"]
+    assert any(f"port {port}" in str(r.get("line", "")) for r in consumer), consumer[-5:]
+    assert not [r for r in records(done.stderr) if r.get("event") == "supervisor.child.restart_scheduled"]
+    fatal = [r for r in records(done.stderr) if r.get("event") == "run.fatal"]
+    assert fatal and fatal[0]["child"] == "consumer" and fatal[0]["code"] == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_run_refuses_a_taken_flower_port_naming_the_setting(tmp_path: Path) -> None:
+    with held(port := free_port()):
+        done = cli("run", "--flower", "--flower-port", str(port), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    one_line_naming(done.stderr, port, "IMS_WORKER_FLOWER_PORT")
