@@ -8,9 +8,12 @@ from typing import Any
 
 FAILURE_STATUSES = frozenset({"fail", "failed", "failure", "error", "exception", "timeout"})
 
-# Names structlog and the log pipeline use themselves; a provider field of that name is renamed.
+# Names structlog and the log pipeline use themselves, and the context the task wrapper binds to every line of
+# an event (worker.logging.merge_bound_context): a provider field of that name is logged as provider_<name>
+# (Tencent's numeric ``event_type`` 314 must not stand where the normalized type belongs).
 RESERVED = frozenset(
     {"event", "level", "log_level", "logger", "logger_name", "timestamp", "exc_info", "stack_info"}
+    | {"event_id", "event_type", "source", "task_id", "attempt", "process_name"}
 )
 
 

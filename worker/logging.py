@@ -115,6 +115,18 @@ def use_json(settings: Settings, stream: TextIO) -> bool:
     return not (callable(isatty) and isatty())
 
 
+def merge_bound_context(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """The bound context (``event_id``, ``event_type``, ``source``, ``task_id``, ``attempt`` in a task;
+    ``queue`` and ``poller`` in the consumer) on every line, never replaced by a field of the same name that
+    a log call passes: that value is kept as ``logged_<name>``. Every line about an event then names the
+    event it is about, whatever a handler logs (structlog's own ``merge_contextvars`` lets the call win)."""
+    for key, value in structlog.contextvars.get_contextvars().items():
+        if key in event_dict and event_dict[key] != value:
+            event_dict[f"logged_{key}"] = event_dict[key]
+        event_dict[key] = value
+    return event_dict
+
+
 def configure_logging(
     settings: Settings, *, stream: TextIO | None = None, process_name: str | None = None
 ) -> None:
@@ -129,7 +141,6 @@ def configure_logging(
     if not isinstance(level, int):
         level = logging.INFO
     shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -144,7 +155,7 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), merge_bound_context],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.StackInfoRenderer(),
@@ -169,6 +180,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,  # skip the work for lines below the level
+            merge_bound_context,
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

