@@ -26,7 +26,7 @@ from bench.mnsutil import start_emulator
 from bench.payloads import ims_messages
 from bench.plugin import COUNTER_KEY
 from bench.procs import Stack, tool
-from worker.delivery.dedupe import OUTBOX_KEY
+from worker import keyspace
 from worker.settings import Settings
 
 QUEUES = ("ims", "unknown")
@@ -136,7 +136,7 @@ def run(total: int, workdir: Path, high_water: int | None = None) -> dict[str, A
                 "drain_s": round(drained, 1),
                 "handled": int(client.get(COUNTER_KEY) or 0),
                 "queued_after": _backlog(client),
-                "outbox_after": int(client.hlen(OUTBOX_KEY)),
+                "outbox_after": int(client.hlen(keyspace.OUTBOX)),
                 "pauses": len(_log_events(consumer.log_path, "mns.backpressure.paused")),
                 "resumes": len(_log_events(consumer.log_path, "mns.backpressure.resumed")),
             }

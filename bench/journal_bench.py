@@ -26,10 +26,10 @@ from bench.payloads import ims_messages
 from bench.procs import Stack, tool, wait_for_port
 from bench.shim_bench import CASTER_TOKEN, PUBLIC_URL, RTC_KEY, _segment, _Target
 from bench.stats import Benchmark, Metrics, Row, check, fmt, ratio
-from worker.delivery.dedupe import HandlerLedger
 from worker.delivery.publish import Publisher
 from worker.devtools.embedded import free_port
 from worker.events import Event
+from worker.execution.ledger import HandlerLedger
 from worker.journal.config import JournalConfig
 from worker.journal.stats import attempt_stats
 from worker.providers import normalize

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from bench.procs import Stack, wait_for_port
-from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker import keyspace
 from worker.delivery.outbox import SWEEP_BATCH, UNACKED_KEY, Outbox
 from worker.delivery.taskmessage import TaskMessageBuilder
 from worker.devtools.embedded import free_port, redis_server_binary
@@ -113,9 +113,9 @@ def fill(client: redis.Redis, queued: int, overdue: int, lost: int) -> None:
         # consuming that long before they stopped): more than the sweep's clock margin.
         at = oldest + int(i * spacing) + (0 if i < lost else 10_000)
         deadline = at if i < overdue else now + 3_600_000 + i
-        pipe.zadd(OUTBOX_DUE_KEY, {message.task_id: deadline})
+        pipe.zadd(keyspace.OUTBOX_DUE, {message.task_id: deadline})
         if i < overdue:
-            pipe.hset(OUTBOX_KEY, message.task_id, QUEUE.encode() + b"\n" + message.payload)
+            pipe.hset(keyspace.OUTBOX, message.task_id, QUEUE.encode() + b"\n" + message.payload)
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -146,7 +146,7 @@ def ours(client: redis.Redis, url: str) -> dict[str, Any]:
 
 def naive(client: redis.Redis, url: str, max_calls: int, overdue: int) -> dict[str, Any]:
     script = client.register_script(NAIVE_SWEEP)
-    keys = [OUTBOX_KEY, OUTBOX_DUE_KEY, UNACKED_KEY]
+    keys = [keyspace.OUTBOX, keyspace.OUTBOX_DUE, UNACKED_KEY]
     calls: list[float] = []
     pushed = 0
     sampler = PingSampler(url)
@@ -158,7 +158,7 @@ def naive(client: redis.Redis, url: str, max_calls: int, overdue: int) -> dict[s
         t = time.perf_counter()
         pushed += int(script(keys=keys, args=[now, now + DEADLINE_SECONDS * 1000, SWEEP_BATCH]))
         calls.append((time.perf_counter() - t) * 1000)
-        if not client.zcount(OUTBOX_DUE_KEY, "-inf", now):
+        if not client.zcount(keyspace.OUTBOX_DUE, "-inf", now):
             break
     total = time.perf_counter() - began
     complete = len(calls) * SWEEP_BATCH >= overdue
@@ -213,7 +213,7 @@ def main() -> None:
         info = client.info("memory")
         setup = {
             "queued": client.llen(QUEUE),
-            "overdue_copies": client.zcount(OUTBOX_DUE_KEY, "-inf", int(time.time() * 1000)),
+            "overdue_copies": client.zcount(keyspace.OUTBOX_DUE, "-inf", int(time.time() * 1000)),
             "lost": args.lost,
             "redis_used_memory_mb": round(int(info["used_memory"]) / 2**20),
             "fill_s": round(time.perf_counter() - began, 1),

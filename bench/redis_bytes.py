@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY, dedupe_key
+from worker import keyspace
 from worker.delivery.publish import Publisher
 from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id, task_argsrepr
 from worker.devtools.demo import load_samples
@@ -151,7 +151,7 @@ class Measure:
         """Where one small event's bytes go (``MEMORY USAGE`` of each structure, per event)."""
         _, total = self.ours(case)  # its keys stay for the look below
         queues = [k for k in self.client.scan_iter() if self.client.type(k) == b"list"]
-        marker = next(self.client.scan_iter(dedupe_key("*")))
+        marker = next(self.client.scan_iter(keyspace.dedupe("*")))
 
         def usage(key: Any) -> float:
             return float(self.client.memory_usage(key, samples=0) or 0)
@@ -159,8 +159,8 @@ class Measure:
         parts: dict[str, Any] = {
             "case": f"floor: {case.name}",
             "task message": round(sum(usage(q) for q in queues) / self.copies),
-            "outbox record (the event)": round(usage(OUTBOX_KEY) / self.copies),
-            "outbox deadline": round(usage(OUTBOX_DUE_KEY) / self.copies),
+            "outbox record (the event)": round(usage(keyspace.OUTBOX) / self.copies),
+            "outbox deadline": round(usage(keyspace.OUTBOX_DUE) / self.copies),
             "dedupe marker": round(usage(marker)),
         }
         # What no key reports: the keyspace's own tables (a bucket and an expiry entry per marker).
@@ -181,9 +181,9 @@ class Measure:
             args: list[Any] = [deadline]
             for e in events:
                 queue = queue_for(self.settings, e.source)
-                keys += (dedupe_key(f"{e.id}:{k}"), queue)
+                keys += (keyspace.dedupe(f"{e.id}:{k}"), queue)
                 args += (new_task_id(), 86400, render(e, queue))
-            self.whole_copy_script(keys=[*keys, OUTBOX_KEY, OUTBOX_DUE_KEY], args=args)
+            self.whole_copy_script(keys=[*keys, keyspace.OUTBOX, keyspace.OUTBOX_DUE], args=args)
 
         return self._per_request(publish)
 

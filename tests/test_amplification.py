@@ -17,8 +17,8 @@ from tests.celery_worker import wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port, is_queue
 from tests.shim_server import serving
+from worker import keyspace
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import OUTBOX_KEY
 from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.mns.batch import BatchHandler
@@ -93,7 +93,7 @@ def test_at_the_bound_each_event_stores_only_its_own_item(shim: Any, store: redi
     stored = 0
     for message in messages:
         (event_id,) = json.loads(message["body"])[0]  # the message refers to its event by id
-        record = cast(bytes | None, store.hget(OUTBOX_KEY, message["headers"]["id"]))  # the event, once
+        record = cast(bytes | None, store.hget(keyspace.OUTBOX, message["headers"]["id"]))  # the event, once
         assert record is not None
         event = Event.model_validate_json(record.partition(b"\n")[2])
         assert event.id == event_id

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.delivery.dedupe import HandlerLedger, HandlerState, claim_key, done_key
+from worker import keyspace
+from worker.execution.ledger import HandlerLedger, HandlerState
 from worker.execution.tasks import backoff, summarize
 from worker.settings import Settings
 
@@ -27,9 +28,9 @@ def test_done_handlers_are_skipped_and_others_claimed(ledger: HandlerLedger, red
     assert start.states == (RUN, RUN) and start.redeliveries == 0
     ledger.mark_done("ev1", "task-a", "h1")
     client = redis.Redis.from_url(redis_url)
-    assert client.exists(done_key("ev1", "h1")) and not client.exists(claim_key("ev1", "h1"))
-    assert 3500 < client.ttl(done_key("ev1", "h1")) <= 3600
-    assert 0 < client.ttl(claim_key("ev1", "h2")) <= 30
+    assert client.exists(keyspace.done("ev1", "h1")) and not client.exists(keyspace.claim("ev1", "h1"))
+    assert 3500 < client.ttl(keyspace.done("ev1", "h1")) <= 3600
+    assert 0 < client.ttl(keyspace.claim("ev1", "h2")) <= 30
     client.close()
     assert ledger.begin("ev1", "task-a", ["h1", "h2"], redelivered=True).states == (DONE, RUN)
 
@@ -59,7 +60,7 @@ def test_summarize_names_the_type_and_hides_credentials() -> None:
     assert summarize(ValueError("bad value")) == "ValueError: bad value"
     assert summarize(KeyError()) == "KeyError"
     text = summarize(ConnectionError("cannot reach amqp://user:pa55@rabbit:5672//"))
-    assert text == "ConnectionError: cannot reach amqp://***@rabbit:5672//"
+    assert text == "ConnectionError: cannot reach amqp://[REDACTED]@rabbit:5672//"
     assert len(summarize(RuntimeError("x" * 5000))) < 1100
 
 

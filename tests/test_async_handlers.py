@@ -11,8 +11,8 @@ import redis
 
 from tests.celery_worker import running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
+from worker import keyspace
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import done_key
 from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.execution.asyncrun import HandlerTimeout, call_handler, close_loop, event_loop
@@ -58,19 +58,21 @@ def test_async_handlers_retry_dead_letter_time_out_and_reuse_one_loop(
         publisher = Publisher(Settings(broker_url=redis_url))
         publisher.publish([flaky, doomed, hung, plain])
         publisher.close()
-        wait_until(lambda: client.exists(done_key(flaky.id, ASYNC)) and store.count() == 2, timeout=30)
+        wait_until(lambda: client.exists(keyspace.done(flaky.id, ASYNC)) and store.count() == 2, timeout=30)
         output = worker.output()
     store.close()
     # Retry asked once, then success: two awaited runs, recorded done once.
     assert client.get(f"async:runs:{flaky.id}") == "2"
-    assert client.exists(done_key(plain.id, ASYNC)) and client.get(f"async:runs:{plain.id}") == "1"
+    assert client.exists(keyspace.done(plain.id, ASYNC)) and client.get(f"async:runs:{plain.id}") == "1"
     letters = {e.event_id: e for e in DeadLetterStore(redis_url).list()}
     assert letters[doomed.id].reason == "permanent failure" and letters[doomed.id].attempts == 1
     assert "async handler says never" in (letters[doomed.id].error or "")
     # A hung await is cut at the soft time limit, each attempt, until the attempts are spent.
     assert letters[hung.id].reason == "retries exhausted" and letters[hung.id].attempts == 2
     assert "HandlerTimeout" in (letters[hung.id].error or "")
-    assert not client.exists(done_key(doomed.id, ASYNC)) and not client.exists(done_key(hung.id, ASYNC))
+    assert not client.exists(keyspace.done(doomed.id, ASYNC)) and not client.exists(
+        keyspace.done(hung.id, ASYNC)
+    )
     # One worker process (concurrency 1), one loop reused by every run.
     loops = set(client.lrange("async:loops", 0, -1))
     assert len(loops) == 1, loops

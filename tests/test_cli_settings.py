@@ -44,7 +44,7 @@ def test_every_command_lists_every_invalid_setting_at_once(tmp_path: Path, comma
     assert "5 invalid settings" in err
     assert "less than or equal to 30 (got '99')" in err
     assert "got '{bad'" in err and "must be a JSON object" in err
-    assert "hunter2-secret" not in err and "foo://***@broker:1234/0" in err
+    assert "hunter2-secret" not in err and "foo://[REDACTED]@broker:1234/0" in err
 
 
 def test_an_unreadable_env_file_is_a_settings_error(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from tests.conftest import SAMPLES_DIR
+from worker import keyspace
 from worker.delivery.deadletter import STREAM_KEY, DeadLetterFilter, DeadLetterStore
-from worker.delivery.dedupe import dedupe_key
 from worker.delivery.publish import Publisher
 from worker.delivery.redrive import CannotRedrive, rebuild_events, redrive
 from worker.events import Event, Transport
@@ -143,7 +143,7 @@ def test_redrive_republishes_and_removes_only_what_it_could(redis_url: str, stor
     assert [e.id for e in store.list()] == [bad]
     client = redis.Redis.from_url(redis_url)
     assert client.llen("ims") == 2  # the original and the redrive, despite the dedupe marker
-    assert client.exists(dedupe_key(event.id))
+    assert client.exists(keyspace.dedupe(event.id))
     assert client.exists(STREAM_KEY)
     client.close()
 

@@ -19,9 +19,9 @@ from tests.cli import IMS_WORKER, REPO_ROOT, clean_env, cli
 from tests.mns_emulator import DEFAULT_QUEUE, running_emulator
 from tests.servers import free_port
 from worker.cli import build_parser
-from worker.devtools import clidoc, logdoc, settingsdoc
 from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from worker.devtools.settingsdoc import required, shown_default, table
+from worker.docgen import clidoc, logdoc, settingsdoc
+from worker.docgen.settingsdoc import required, shown_default, table
 from worker.mns.progress import PROGRESS_INTERVAL_SECONDS
 from worker.settings import Settings
 
@@ -50,9 +50,9 @@ def all_spans() -> list[tuple[str, str]]:
 
 
 def generator_check(module: str) -> subprocess.CompletedProcess[str]:
-    """``python -m worker.devtools.<module> --check`` as a contributor runs it, from the repository root."""
+    """``python -m worker.docgen.<module> --check`` as a contributor runs it, from the repository root."""
     return subprocess.run(
-        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.devtools.{module}", "--check"],
+        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.docgen.{module}", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -85,13 +85,13 @@ def test_every_generated_reference_is_current(module: object, tmp_path: Path) ->
     head, generated = path.read_text().split(module.BEGIN, 1)  # type: ignore[attr-defined]
     stale.write_text(head + module.BEGIN + generated.replace("| `", "| `x", 1))  # type: ignore[attr-defined]
     again = subprocess.run(
-        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.devtools.{name}", str(stale), "--check"],
+        [str(Path(IMS_WORKER).with_name("python")), "-m", f"worker.docgen.{name}", str(stale), "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert again.returncode == 1 and f"python -m worker.devtools.{name}" in again.stderr
+    assert again.returncode == 1 and f"python -m worker.docgen.{name}" in again.stderr
 
 
 def test_the_required_settings_are_what_the_commands_refuse_to_start_without(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ from tests.conftest import SAMPLES_DIR
 from tests.plugins.recorder import runs_key
 from tests.servers import RedisServer, free_port
 from tests.shim_server import serving
+from worker import keyspace
 from worker.cli import main
 from worker.delivery.publish import Publisher
 from worker.events import Transport
-from worker.journal.config import payload_key
 from worker.providers import normalize
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, create_app, sign_request
@@ -241,7 +241,7 @@ def test_replay_of_one_handler_for_a_time_window_runs_exactly_it_once_per_event(
     assert [s["h"] for s in replay_part if s["step"] == "succeeded"] == [RECORD]
     assert {s["why"] for s in replay_part if s["step"] == "skipped"} == {"not replayed"}
 
-    store.delete(payload_key(inside[1]))  # as if its payload had aged out
+    store.delete(keyspace.journal_payload(inside[1]))  # as if its payload had aged out
     assert main(["replay", "--event", inside[1], "--event", inside[2], "--handler", RECORD, "--dry-run"]) == 1
     listed = capsys.readouterr().out
     assert "payload aged out" in listed and "1 of 2 replayable" in listed

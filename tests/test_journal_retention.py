@@ -10,10 +10,11 @@ import pytest
 import redis
 
 from tests.conftest import SAMPLES_DIR
-from worker.delivery.dedupe import HandlerLedger
+from worker import keyspace
 from worker.delivery.publish import Publisher
 from worker.events import Event
-from worker.journal.config import INDEX_KEY, JournalConfig, entries_key, payload_key, value_key
+from worker.execution.ledger import HandlerLedger
+from worker.journal.config import JournalConfig
 from worker.journal.reader import JournalReader
 from worker.journal.writer import JournalWriter
 from worker.providers import normalize
@@ -62,11 +63,11 @@ def publish(redis_url: str, batch: list[Event], size: int = 10, **settings: obje
 def test_the_size_cap_drops_the_oldest_events_whole(redis_url: str, client: redis.Redis) -> None:
     batch = events(150)
     publish(redis_url, batch, journal_max_events=100)
-    assert client.zcard(INDEX_KEY) == 100
-    kept = [e for e in batch if client.exists(entries_key(e.id))]
+    assert client.zcard(keyspace.JOURNAL_INDEX) == 100
+    kept = [e for e in batch if client.exists(keyspace.journal_entries(e.id))]
     assert kept == batch[50:]
-    assert not any(client.exists(payload_key(e.id)) for e in batch[:50])
-    assert all(client.exists(payload_key(e.id)) for e in batch[50:])
+    assert not any(client.exists(keyspace.journal_payload(e.id)) for e in batch[:50])
+    assert all(client.exists(keyspace.journal_payload(e.id)) for e in batch[50:])
     # The business-key index still names dropped events; readers skip what is gone.
     reader = JournalReader(client)
     assert {h.event_id for h in reader.histories(reader.resolve(MEDIA))} == {e.id for e in batch[50:]}
@@ -75,16 +76,18 @@ def test_the_size_cap_drops_the_oldest_events_whole(redis_url: str, client: redi
 def test_events_older_than_the_retention_are_dropped_and_every_key_expires(
     redis_url: str, client: redis.Redis
 ) -> None:
-    client.zadd(INDEX_KEY, {"ims:old": 1_000})  # first seen in 1970
-    client.rpush(entries_key("ims:old"), '{"t":1000,"e":"received"}')
-    client.set(payload_key("ims:old"), "x")
+    client.zadd(keyspace.JOURNAL_INDEX, {"ims:old": 1_000})  # first seen in 1970
+    client.rpush(keyspace.journal_entries("ims:old"), '{"t":1000,"e":"received"}')
+    client.set(keyspace.journal_payload("ims:old"), "x")
     (event,) = events(1)
     publish(redis_url, [event], journal_retention_seconds=3600, journal_payload_seconds=7200)
-    assert client.zrange(INDEX_KEY, 0, -1) == [event.id.encode()]
-    assert not client.exists(entries_key("ims:old"), payload_key("ims:old"))
-    assert 3590 <= client.ttl(entries_key(event.id)) <= 3600
-    assert 3590 <= client.ttl(value_key(MEDIA)) <= 3600
-    assert 3590 <= client.ttl(payload_key(event.id)) <= 3600  # never kept longer than the journal itself
+    assert client.zrange(keyspace.JOURNAL_INDEX, 0, -1) == [event.id.encode()]
+    assert not client.exists(keyspace.journal_entries("ims:old"), keyspace.journal_payload("ims:old"))
+    assert 3590 <= client.ttl(keyspace.journal_entries(event.id)) <= 3600
+    assert 3590 <= client.ttl(keyspace.journal_value(MEDIA)) <= 3600
+    assert (
+        3590 <= client.ttl(keyspace.journal_payload(event.id)) <= 3600
+    )  # never kept longer than the journal itself
 
 
 def test_per_event_and_per_key_caps_keep_the_first_entry_and_the_newest_events(

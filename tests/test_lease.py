@@ -14,9 +14,9 @@ from kombu.connection import Connection
 from tests.celery_worker import running_worker, wait_until
 from tests.test_outbox import only_task_id
 from tests.test_pipeline import SLOW, Probe, base_env, load
-from worker.delivery.dedupe import redeliveries_key
+from worker import keyspace
 from worker.delivery.publish import Publisher
-from worker.execution.lease import LeaseKeeper, held_deliveries, held_key
+from worker.execution.lease import LeaseKeeper, held_deliveries
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,10 @@ def test_beat_rescores_what_the_channel_holds_and_nothing_else(redis_url: str) -
         before = time.time()
         assert keeper.beat() == 1
         assert (client.zscore("unacked_index", tag) or 0) >= before
-        assert client.get(held_key(message.headers["id"])) == tag.encode()
-        assert 295_000 < client.pttl(held_key(message.headers["id"])) <= 300_000  # outlives kombu's restore
+        assert client.get(keyspace.held(message.headers["id"])) == tag.encode()
+        assert (
+            295_000 < client.pttl(keyspace.held(message.headers["id"])) <= 300_000
+        )  # outlives kombu's restore
         channel.basic_ack(tag)
         assert keeper.beat() == 0
         assert client.zscore("unacked_index", tag) is None
@@ -74,7 +76,7 @@ def test_a_task_running_three_leases_long_runs_once(redis_url: str, probe: Probe
         time.sleep(2.5)  # a late duplicate would start within one more lease
         output = worker.output()
     assert probe.started(event) == 1 and probe.runs("slow", event) == 1
-    assert probe.client.get(redeliveries_key(task_id)) is None  # never restored, not even to be skipped
+    assert probe.client.get(keyspace.redeliveries(task_id)) is None  # never restored, not even to be skipped
     assert "lease.heartbeat_started" in output
 
 
@@ -96,7 +98,7 @@ def test_a_retry_waiting_for_its_countdown_keeps_its_lease(redis_url: str, probe
         time.sleep(2.5)
     assert probe.runs("flaky", event) == 2 and probe.runs("record", event) == 1
     # The retry was not restored (and delivered again) while it waited for its countdown.
-    assert probe.client.get(redeliveries_key(task_id)) is None
+    assert probe.client.get(keyspace.redeliveries(task_id)) is None
 
 
 def test_a_killed_workers_message_comes_back_after_one_lease(redis_url: str, probe: Probe) -> None:

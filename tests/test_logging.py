@@ -184,7 +184,7 @@ def test_stdlib_and_celery_loggers_share_the_pipeline_and_the_redaction() -> Non
     for secret in [*ALL_SECRET_VALUES, "ffff", "t-1"]:
         assert secret not in output
     first, second, third = lines(stream)
-    assert first["event"] == f"connected to redis://:{REDACTED}@host:6379/0"
+    assert first["event"] == f"connected to redis://{REDACTED}@host:6379/0"
     assert (first["logger"], first["level"], first["event_id"]) == ("celery.worker", "info", "ims:abc")
     assert (second["logger"], second["x_ice_signature"]) == ("kombu", REDACTED)
     assert third["token"] == REDACTED and third["ok"] == "fine"

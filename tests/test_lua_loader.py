@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,10 +52,16 @@ def test_no_python_module_holds_lua_source() -> None:
 
 def test_an_installed_wheel_finds_its_scripts(tmp_path: Path) -> None:
     """Built and installed as a user would (pip), then loaded from another directory."""
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # Built from a copy: building in place would leave build/ and *.egg-info in the working tree.
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("worker", "handlers"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True, capture_output=True
+        [*pip, "wheel", "--no-deps", "-w", str(wheels), str(source)], check=True, capture_output=True
     )
     (wheel,) = wheels.glob("*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)

@@ -12,12 +12,11 @@ import redis
 from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.plugins.recorder import runs_key
-from worker.delivery.dedupe import OUTBOX_DUE_KEY, OUTBOX_KEY
+from worker import keyspace
 from worker.delivery.outbox import Outbox
 from worker.delivery.publish import Publisher
 from worker.delivery.taskmessage import TaskMessageBuilder
 from worker.events import Event
-from worker.execution.lease import held_key
 from worker.providers import normalize
 from worker.settings import Settings
 
@@ -40,10 +39,10 @@ def test_publish_keeps_a_copy_until_the_task_finishes(redis_url: str) -> None:
     events = [sample("FileUploadComplete"), sample("ProduceMediaComplete")]
     publish(redis_url, events)
     client = redis.Redis.from_url(redis_url)
-    assert client.hlen(OUTBOX_KEY) == 2 and client.zcard(OUTBOX_DUE_KEY) == 2
+    assert client.hlen(keyspace.OUTBOX) == 2 and client.zcard(keyspace.OUTBOX_DUE) == 2
     with running_worker({"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}):
-        wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=20)
-    assert client.zcard(OUTBOX_DUE_KEY) == 0
+        wait_until(lambda: client.hlen(keyspace.OUTBOX) == 0, timeout=20)
+    assert client.zcard(keyspace.OUTBOX_DUE) == 0
     assert [client.get(runs_key("record", e.id)) for e in events] == [b"1", b"1"]
     client.close()
 
@@ -61,14 +60,14 @@ def test_a_message_lost_between_brpop_and_unacked_is_enqueued_again(redis_url: s
     }
     with running_worker(env) as worker:
         wait_until(lambda: client.get(runs_key("record", event.id)) == b"1", timeout=30)
-        wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
+        wait_until(lambda: client.hlen(keyspace.OUTBOX) == 0, timeout=10)
     assert "outbox.reenqueued" in worker.output()
     assert client.get(runs_key("record", event.id)) == b"1"
     client.close()
 
 
 def only_task_id(client: redis.Redis) -> str:
-    (raw_task_id,) = client.hkeys(OUTBOX_KEY)
+    (raw_task_id,) = client.hkeys(keyspace.OUTBOX)
     return raw_task_id.decode() if isinstance(raw_task_id, bytes) else str(raw_task_id)
 
 
@@ -77,28 +76,28 @@ def test_sweep_copies_only_what_is_due_and_nowhere_else(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0)
     task_id = only_task_id(client)
-    client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
+    client.zadd(keyspace.OUTBOX_DUE, {task_id: 0})
     assert outbox.sweep() == 0  # due, but still waiting in its queue: a backlog, not a loss
     assert client.llen("ims") == 1
-    assert client.zscore(OUTBOX_DUE_KEY, task_id) == 0  # a queued copy keeps its place in the order
+    assert client.zscore(keyspace.OUTBOX_DUE, task_id) == 0  # a queued copy keeps its place in the order
     message = client.rpop("ims")
     assert isinstance(message, bytes)
     tag = json.loads(message)["properties"]["delivery_tag"]
     client.hset("unacked", tag, "held by a worker")
     assert outbox.sweep() == 0  # its own delivery is held: kombu restores it if that worker dies
     client.delete("unacked")
-    client.set(held_key(task_id), "another-delivery", px=5000)
+    client.set(keyspace.held(task_id), "another-delivery", px=5000)
     client.hset("unacked", "another-delivery", "a retry of the task")
     assert outbox.sweep() == 0  # kombu holds the task under another delivery (a retry)
     client.delete("unacked")
     assert outbox.sweep() == 1  # that delivery was acked or restored: the key alone does not hold it
     client.rpop("ims")
-    client.delete(held_key(task_id))
+    client.delete(keyspace.held(task_id))
     assert outbox.sweep() == 1  # held by nobody, queued nowhere: lost
     assert client.lrange("ims", 0, -1) == [message]
     assert outbox.sweep() == 0  # waiting in its queue again
-    assert client.zscore(OUTBOX_DUE_KEY, task_id) == 0  # deadlines are never moved by the sweep
-    client.zadd(OUTBOX_DUE_KEY, {task_id: time.time() * 1000 + 60_000})
+    assert client.zscore(keyspace.OUTBOX_DUE, task_id) == 0  # deadlines are never moved by the sweep
+    client.zadd(keyspace.OUTBOX_DUE, {task_id: time.time() * 1000 + 60_000})
     client.delete("ims")
     assert outbox.sweep() == 0  # not due yet
     client.close()
@@ -110,7 +109,7 @@ def test_a_copy_found_nowhere_is_re_enqueued_only_if_still_nowhere_after_the_gra
     client = redis.Redis.from_url(redis_url)
     outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0.5)
     task_id = only_task_id(client)
-    client.zadd(OUTBOX_DUE_KEY, {task_id: 0})
+    client.zadd(keyspace.OUTBOX_DUE, {task_id: 0})
     message = client.rpop("ims")
     assert outbox.sweep() == 0  # nowhere, for the first time
     time.sleep(0.6)
@@ -131,7 +130,7 @@ def test_sweep_decides_with_a_deep_backlog_from_the_tail_alone(redis_url: str) -
     outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0, window=8)
     ids = [json.loads(m)["headers"]["id"] for m in client.lrange("ims", 0, -1)][::-1]  # oldest first
     for age, task_id in enumerate(ids):  # enqueue order, 10 s apart (the clock margin is 5 s)
-        client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * age})
+        client.zadd(keyspace.OUTBOX_DUE, {task_id: 1_000_000 + 10_000 * age})
     taken = client.rpop("ims")  # the oldest, taken by a BRPOP whose reply was lost
     assert isinstance(taken, bytes) and json.loads(taken)["headers"]["id"] == ids[0]
     assert outbox.sweep() == 1  # ids[20] is beyond the 8-message window, but younger than it: queued
@@ -139,10 +138,10 @@ def test_sweep_decides_with_a_deep_backlog_from_the_tail_alone(redis_url: str) -
     assert outbox.calls == 1
     for task_id in ids[:30]:
         client.rpop("ims")  # taken and finished
-        client.hdel(OUTBOX_KEY, task_id)
-    client.zadd(OUTBOX_DUE_KEY, {ids[0]: 0})
+        client.hdel(keyspace.OUTBOX, task_id)
+    client.zadd(keyspace.OUTBOX_DUE, {ids[0]: 0})
     assert outbox.sweep() == 0  # the queue is within the window now and holds the rest
-    assert client.zcard(OUTBOX_DUE_KEY) == 10
+    assert client.zcard(keyspace.OUTBOX_DUE) == 10
     client.close()
 
 
@@ -155,7 +154,7 @@ def test_sweep_pages_through_many_overdue_copies_in_bounded_calls(redis_url: str
     client = redis.Redis.from_url(redis_url)
     ids = [json.loads(m)["headers"]["id"] for m in client.lrange("ims", 0, -1)][::-1]  # oldest first
     for position, task_id in enumerate(ids):  # five publish batches of 50, 10 s apart, one deadline each
-        client.zadd(OUTBOX_DUE_KEY, {task_id: 1_000_000 + 10_000 * (position // 50)})
+        client.zadd(keyspace.OUTBOX_DUE, {task_id: 1_000_000 + 10_000 * (position // 50)})
     lost = [str(client.rpop("ims")) for _ in range(50)]  # the whole oldest batch
     outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0, window=16)
     assert outbox.sweep() == 50
@@ -172,7 +171,7 @@ def test_a_dead_lettered_event_leaves_no_copy(redis_url: str) -> None:
     publish(redis_url, [event])
     with running_worker({"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}):
         wait_until(lambda: client.xlen("ims-worker:deadletters") == 1, timeout=20)
-        wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
+        wait_until(lambda: client.hlen(keyspace.OUTBOX) == 0, timeout=10)
     client.close()
 
 
@@ -182,7 +181,7 @@ def test_a_message_whose_event_already_reached_its_outcome_is_skipped_and_said(r
     event = sample("FileUploadComplete")
     publish(redis_url, [event])
     client = redis.Redis.from_url(redis_url)
-    client.hdel(OUTBOX_KEY, only_task_id(client))
+    client.hdel(keyspace.OUTBOX, only_task_id(client))
     env = {"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}
     with running_worker(env) as worker:
         wait_until(lambda: "task.already_finished" in worker.output(), timeout=20)
@@ -198,12 +197,12 @@ def test_a_record_kept_by_an_earlier_release_is_re_enqueued_as_it_is(redis_url: 
     event = sample("FileUploadComplete")
     message = TaskMessageBuilder().build(event, "ims")
     client = redis.Redis.from_url(redis_url)
-    client.hset(OUTBOX_KEY, message.task_id, b"ims\n" + message.payload)
-    client.zadd(OUTBOX_DUE_KEY, {message.task_id: 0})
+    client.hset(keyspace.OUTBOX, message.task_id, b"ims\n" + message.payload)
+    client.zadd(keyspace.OUTBOX_DUE, {message.task_id: 0})
     outbox = Outbox(client, deadline_seconds=3600, grace_seconds=0)
     assert outbox.sweep() == 1
     assert client.lrange("ims", 0, -1) == [message.payload]
     with running_worker({"IMS_WORKER_BROKER_URL": redis_url, "IMS_WORKER_HANDLER_MODULES": RECORDER}):
         wait_until(lambda: client.get(runs_key("record", event.id)) == b"1", timeout=20)
-        wait_until(lambda: client.hlen(OUTBOX_KEY) == 0, timeout=10)
+        wait_until(lambda: client.hlen(keyspace.OUTBOX) == 0, timeout=10)
     client.close()

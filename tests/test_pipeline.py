@@ -22,10 +22,10 @@ import redis
 from tests.celery_worker import RECORDER, running_worker, wait_until
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer
+from worker import keyspace
 from worker.app import create_app
 from worker.cli import main
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import OUTBOX_KEY, done_key
 from worker.delivery.publish import Publisher
 from worker.events import Event, model_for
 from worker.providers import normalize, queue_for
@@ -79,7 +79,7 @@ class Probe:
         return int(self.client.get(f"test:started:{event.id}") or 0)
 
     def done(self, handler_name: str, event: Event) -> bool:
-        return bool(self.client.exists(done_key(event.id, handler_name)))
+        return bool(self.client.exists(keyspace.done(event.id, handler_name)))
 
     def flag(self, kind: str, event: Event, value: str | int = 1) -> None:
         self.client.set(f"test:{kind}:{event.id}", value)
@@ -192,9 +192,9 @@ def test_permanent_failure_and_bad_messages_go_straight_to_dead_letters(
     (other,) = load("ims", "FileUploadComplete", "ims")
     Publisher(Settings(broker_url=redis_url)).publish([other])
     store = redis.Redis.from_url(redis_url)
-    (task_id,) = store.hkeys(OUTBOX_KEY)
+    (task_id,) = store.hkeys(keyspace.OUTBOX)
     corrupt = b'{"type":"ims.FileUploadComplete","id":"' + other.id.encode() + b'","source":7}'
-    store.hset(OUTBOX_KEY, task_id, b"ims\n" + corrupt)
+    store.hset(keyspace.OUTBOX, task_id, b"ims\n" + corrupt)
     store.close()
     with running_worker(base_env(redis_url)):
         Publisher(Settings(broker_url=redis_url)).publish([event])
@@ -232,7 +232,7 @@ def test_exhausted_retries_dead_letter_then_redrive_after_the_fix(
         (entry,) = deadletters.list()
         assert entry.reason == "retries exhausted" and entry.attempts == 5
         assert entry.handlers == (FRAGILE,) and entry.event_id == event.id and entry.source == "live.caster"
-        assert "RuntimeError: fragile is broken for redis://***@example.com/0" in (entry.error or "")
+        assert "RuntimeError: fragile is broken for redis://[REDACTED]@example.com/0" in (entry.error or "")
         assert "hunter2" not in (entry.error or "")
         assert probe.runs("fragile", event) == 5 and probe.runs("record", event) == 1
 

@@ -15,7 +15,7 @@ from celery import Celery
 
 from tests.conftest import SAMPLES_DIR
 from tests.servers import RedisServer, free_port
-from worker.delivery.dedupe import OUTBOX_KEY, dedupe_key
+from worker import keyspace
 from worker.delivery.publish import AsyncPublisher, Publisher, PublishResult
 from worker.delivery.taskmessage import new_task_id
 from worker.devtools.demo import load_samples
@@ -92,7 +92,7 @@ def test_message_is_what_celery_send_task_would_put(redis_url: str, publisher: P
 
     # The event is in Redis once: in the message's outbox record, which the task reads.
     client = redis.Redis.from_url(redis_url)
-    record = cast(bytes | None, client.hget(OUTBOX_KEY, task_id))
+    record = cast(bytes | None, client.hget(keyspace.OUTBOX, task_id))
     assert record is not None and record.startswith(b"ims\n")
     stored = json.loads(record.partition(b"\n")[2])
     assert "data" not in stored  # derived again from raw
@@ -145,9 +145,9 @@ def test_duplicates_are_skipped_within_a_batch_and_across_batches(
     assert [r.enqueued for r in first + second] == [True, False, False]
     assert len(queued(redis_url, "tencent")) == 1
     client = redis.Redis.from_url(redis_url)
-    ttl = client.ttl(dedupe_key(event.id))
+    ttl = client.ttl(keyspace.dedupe(event.id))
     assert dedupe_ttl(settings, "tencent") - 5 <= ttl <= dedupe_ttl(settings, "tencent")
-    assert client.get(dedupe_key(event.id)) == b"1"
+    assert client.get(keyspace.dedupe(event.id)) == b"1"
     client.close()
 
 
@@ -159,8 +159,8 @@ def test_dedupe_window_is_per_source(redis_url: str) -> None:
     publisher.publish([record, unknown_event()])
     publisher.close()
     client = redis.Redis.from_url(redis_url)
-    assert 55 <= client.ttl(dedupe_key(record.id)) <= 60
-    assert 7 * 86400 - 5 <= client.ttl(dedupe_key(unknown_event().id)) <= 7 * 86400
+    assert 55 <= client.ttl(keyspace.dedupe(record.id)) <= 60
+    assert 7 * 86400 - 5 <= client.ttl(keyspace.dedupe(unknown_event().id)) <= 7 * 86400
     client.close()
 
 
@@ -253,7 +253,7 @@ def test_markers_on_another_redis_go_through_kombu(redis_url: str) -> None:
     assert "data" not in args
     assert Event.model_validate(args) == event
     marker = redis.Redis.from_url(redis_url)
-    assert marker.get(dedupe_key(event.id)) == b"1"
+    assert marker.get(keyspace.dedupe(event.id)) == b"1"
     marker.close()
 
 
@@ -266,7 +266,7 @@ def test_failed_send_removes_markers_so_the_retry_is_not_a_duplicate(redis_url: 
     publisher.close()
     assert "topsecret" not in str(caught.value)
     marker = redis.Redis.from_url(redis_url)
-    assert marker.exists(dedupe_key(event.id)) == 0
+    assert marker.exists(keyspace.dedupe(event.id)) == 0
     marker.close()
 
 

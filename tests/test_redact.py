@@ -41,8 +41,15 @@ SECRET = "s3cr3tV4lue"
         (f"?x-oss-credential=LTAI/20240101/cn/oss&x-oss-signature={SECRET}", None),
         (f"?AccessKeyId={SECRET}&sign={SECRET}&SIGN={SECRET}", None),
         (f"?X-Amz-Signature={SECRET}&X-Amz-Credential={SECRET}&X-Amz-Security-Token={SECRET}", None),
-        (f"redis://:{SECRET}@redis:6379/0", f"redis://:{REDACTED}@redis:6379/0"),
-        (f"amqp://user:{SECRET}@rabbit:5672/ims", f"amqp://user:{REDACTED}@rabbit:5672/ims"),
+        (f"redis://:{SECRET}@redis:6379/0", f"redis://{REDACTED}@redis:6379/0"),
+        (f"amqp://user:{SECRET}@rabbit:5672/ims", f"amqp://{REDACTED}@rabbit:5672/ims"),
+        # a userinfo without a password may be a token; an unescaped "@" inside a password is covered
+        (f"https://{SECRET}@example.com/path", f"https://{REDACTED}@example.com/path"),
+        (f"redis://:p@{SECRET}@redis:6379/0", f"redis://{REDACTED}@redis:6379/0"),
+        (
+            f"sentinel://:{SECRET}@h1:26379/0;sentinel://u:{SECRET}@h2:26379/0",
+            f"sentinel://{REDACTED}@h1:26379/0;sentinel://{REDACTED}@h2:26379/0",
+        ),
         (
             f"url=https%3A%2F%2Fh%2Fa%3Ftoken%3D{SECRET}%26b%3D1",
             f"url=https%3A%2F%2Fh%2Fa%3Ftoken%3D{REDACTED}%26b%3D1",
@@ -65,7 +72,7 @@ def test_credentials_in_text_are_redacted(text: str, expected: str | None) -> No
         "https://example.com/a.mp4?Expires=1700000000&txTime=65A1B2C3&stream=s1&design=1",
         "plain message, count=3, user=alice@example.com",
         '{"Signed": true, "MediaId": "abc", "designation": "x"}',
-        "https://user@example.com/path",
+        "https://example.com/path?mail=bob@example.com",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:

@@ -14,8 +14,8 @@ from tests.celery_worker import running_worker, wait_until
 from tests.cli import cli
 from tests.flowutil import upload_event
 from tests.plugins.overlap import RUNS
+from worker import keyspace
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import done_key
 from worker.delivery.publish import Publisher
 from worker.events import Event
 from worker.execution.celeryconfig import celery_config
@@ -82,8 +82,8 @@ def test_the_io_profile_runs_sync_and_async_waits_side_by_side_in_one_process(
     assert most_at_once([r for r in runs if r["kind"] == "async"]) >= 8
     # Async handlers await on the process's one loop thread, not in the pool threads.
     assert {r["thread"] for r in runs if r["kind"] == "async"} == {"async-handlers"}
-    assert all(client.exists(done_key(e.id, SYNC)) for e in sync)
-    assert all(client.exists(done_key(e.id, ASYNC)) for e in waits)
+    assert all(client.exists(keyspace.done(e.id, SYNC)) for e in sync)
+    assert all(client.exists(keyspace.done(e.id, ASYNC)) for e in waits)
 
 
 def test_threads_pool_cuts_a_hung_await_and_keeps_each_failure_its_own(
@@ -104,7 +104,7 @@ def test_threads_pool_cuts_a_hung_await_and_keeps_each_failure_its_own(
     store = DeadLetterStore(redis_url)
     with running_worker(env, pool="threads", concurrency=8) as worker:
         publish(redis_url, [hung, failing, *fine, slow])
-        wait_until(lambda: store.count() == 2 and client.exists(done_key(slow.id, SYNC)), timeout=60)
+        wait_until(lambda: store.count() == 2 and client.exists(keyspace.done(slow.id, SYNC)), timeout=60)
         wait_until(lambda: "task.handler_overran" in worker.output(), timeout=10)
         output = worker.output()
     letters = {e.event_id: e for e in store.list()}
@@ -113,7 +113,7 @@ def test_threads_pool_cuts_a_hung_await_and_keeps_each_failure_its_own(
         letters[hung.id].error or ""
     )
     assert letters[failing.id].reason == "permanent failure"
-    assert all(client.exists(done_key(e.id, ASYNC)) for e in fine)
+    assert all(client.exists(keyspace.done(e.id, ASYNC)) for e in fine)
     # The sync one was not stopped (a thread cannot be): it finished, is recorded done, and was reported.
     assert "task.handler_overrunning" in output and "task.handler_stuck" in output
     assert "NotImplementedError" not in output and "was never awaited" not in output

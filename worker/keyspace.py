@@ -21,7 +21,7 @@ OUTBOX_SWEEPING = f"{PREFIX}:outbox:sweeping"  # the sweep lock (one worker swee
 SUSPECT_PREFIX = f"{PREFIX}:outbox:suspect:"  # + task id: when a sweep first found the copy nowhere
 HELD_PREFIX = f"{PREFIX}:held:"  # + task id: the delivery tag kombu holds it under (worker.execution.lease)
 
-# --- the handler ledger (worker.delivery.dedupe.HandlerLedger) ------------------------------------------
+# --- the handler ledger (worker.execution.ledger) ----------------------------------------------------------
 DONE_PREFIX = f"{PREFIX}:done:"  # + "<event id>:<handler>": the handler succeeded for the event
 CLAIM_PREFIX = f"{PREFIX}:claim:"  # + "<event id>:<handler>": a task runs the handler now (its task id)
 REDELIVERIES_PREFIX = f"{PREFIX}:redeliveries:"  # + task id: redeliveries after a worker loss

@@ -1,4 +1,9 @@
-"""Credentials inside text: URL query parameters, form fields and JSON members whose name says "secret".
+"""The one redaction of the worker: credentials inside any text (log lines, error messages, URLs shown to
+operators), replaced by one placeholder, ``[REDACTED]``.
+
+What counts as a credential: the userinfo of a URL (``redis://user:password@host`` ->
+``redis://[REDACTED]@host``; the user name goes too, and a userinfo without a password, which may be a token,
+as well), and URL query parameters, form fields and JSON members whose name says "secret".
 
 Provider URLs carry their credentials in the query string: OSS pre-signed URLs (``OSSAccessKeyId``,
 ``Signature``, ``security-token``, ``x-oss-credential``/``x-oss-signature``), Alibaba CDN URL signing
@@ -28,8 +33,9 @@ _PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_.-]{0,63})(=)([^&#\s
 _ENCODED_PAIR = re.compile(
     r"(?<=%3[Ff]|%26)([A-Za-z][A-Za-z0-9_.-]{0,63})(%3[Dd])((?:(?!%26)[^&#\s\"'<>,;])*)"
 )
-# scheme://user:password@ (the password part; a user alone is kept).
-_USERINFO = re.compile(r"(://[^/@\s:]*:)(?!\[REDACTED\])[^/@\s]+@")
+# scheme://userinfo@ (all of it: user, password, or a token; up to the last "@" before the path, so that an
+# unescaped "@" inside a password is covered too).
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]+@")
 # "name": "value" inside JSON text (a raw body, a repr).
 _JSON_MEMBER = re.compile(r"(\"([A-Za-z][A-Za-z0-9_.-]{0,63})\"\s*:\s*\")((?:[^\"\\]|\\.)*)(\")")
 
@@ -55,8 +61,8 @@ def _member(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every credential-named parameter's or member's value, and every password in a URL's
-    userinfo (``redis://:password@host``), replaced by ``[REDACTED]``."""
+    """``text`` with every credential-named parameter's or member's value, and every URL's userinfo
+    (``redis://user:password@host``), replaced by ``[REDACTED]``."""
     if "@" in text:
         text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     if "%3" in text:
@@ -69,5 +75,6 @@ def redact_text(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A URL safe to log: credential query parameters and userinfo passwords replaced."""
+    """A URL safe to log or print (``sentinel://a;sentinel://b`` lists too): the userinfo and credential query
+    parameters replaced."""
     return redact_text(url)

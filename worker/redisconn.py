@@ -1,4 +1,4 @@
-"""Redis clients for dedupe markers, handler ledgers and dead letters, and URL redaction for messages.
+"""Redis clients for dedupe markers, handler ledgers and dead letters.
 
 ``store_client(settings)`` is the way in: it applies the production settings to the store URL. ``rediss://``
 gets the TLS files (``redis_tls_*``), ``redis://user:password@`` is an ACL login, and
@@ -13,10 +13,9 @@ longer here would only make the shim miss the provider's 3-second budget.
 
 from __future__ import annotations
 
-import re
 import ssl
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -27,6 +26,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from worker.errors import ConfigurationError
+from worker.redact import redact_url
 from worker.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -43,28 +43,6 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ClusterDownError,
     OSError,
 )
-
-_CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-
-
-def redact_url(url: str) -> str:
-    """``redis://user:secret@host:6379/0`` -> ``redis://***@host:6379/0``; others unchanged."""
-    if ";" in url:  # sentinel://a:1;sentinel://user:pw@b:2 - each part may carry credentials
-        return ";".join(redact_url(part) for part in url.split(";"))
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
-
-
-def redact_text(text: str) -> str:
-    """Remove credentials from any URL embedded in ``text`` (exception messages, log lines)."""
-    return _CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", text)
-
 
 _COMMON: dict[str, Any] = {
     "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,

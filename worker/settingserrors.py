@@ -8,7 +8,6 @@ A leaf like ``settings``: it imports nothing from the rest of ``worker`` but the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,15 +15,15 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from worker.errors import ConfigurationError
 from worker.placeholders import is_placeholder
+from worker.redact import REDACTED, redact_text
 
 ENV_PREFIX = "IMS_WORKER_"
-MASK = "****"
+MASK = REDACTED  # the one placeholder (worker.redact)
 MAX_VALUE_CHARS = 80
 
 # Field names that hold secrets even when their type does not say so (e.g. a URL with a password is redacted
-# separately, below).
+# separately, below, by worker.redact).
 _SECRET_NAME_PARTS = ("secret", "token", "password", "key", "auth")
-_CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 
 
 class SettingsInvalid(ConfigurationError):
@@ -54,7 +53,7 @@ def shown_value(model: type[BaseModel], field: str | None, value: Any) -> str:
     if field is not None and is_secret_field(model, field):
         return MASK
     text = value if isinstance(value, str) else repr(value)
-    text = _CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", text)
+    text = redact_text(text)
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 1] + "…"
     return repr(text) if isinstance(value, str) else text

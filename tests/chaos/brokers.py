@@ -25,7 +25,7 @@ import redis
 from tests.chaos.budget import results_dir
 from tests.chaos.ledger import read_ledger
 from tests.chaos.spec import handlers_for
-from worker.delivery.dedupe import OUTBOX_KEY
+from worker import keyspace
 from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable
 from worker.events import Event
@@ -165,7 +165,7 @@ def still_queued(store: redis.Redis, queues: list[str]) -> str:
     for queue in queues:
         parts += store.lrange(queue, 0, -1)  # type: ignore[arg-type]
     parts += store.hvals("unacked")  # type: ignore[arg-type]
-    parts += store.hvals(OUTBOX_KEY)  # type: ignore[arg-type]
+    parts += store.hvals(keyspace.OUTBOX)  # type: ignore[arg-type]
     return b"\n".join(parts).decode(errors="replace")
 
 

@@ -25,7 +25,7 @@ from tests.chaos.procs import Service, children, find_child, kill9, wait_for
 from tests.chaos.spec import PLUGIN
 from tests.mns_emulator import SubprocessEmulator, emulator_command
 from tests.servers import RedisServer, free_port
-from worker.delivery.dedupe import OUTBOX_KEY
+from worker import keyspace
 from worker.devtools.mns_emulator import DEFAULT_ACCESS_KEY_ID
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
@@ -248,7 +248,7 @@ class Stack:
                 busy = (
                     any(client.llen(q) for q in ALL_QUEUES)
                     or client.hlen("unacked")
-                    or client.hlen(OUTBOX_KEY)
+                    or client.hlen(keyspace.OUTBOX)
                 )
             finally:
                 client.close()

@@ -15,7 +15,8 @@ from worker.cli.handlers import format_subscription, profile_warnings, subscript
 from worker.cli.preflight import load_handlers
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY
-from worker.redisconn import redact_text, redact_url, sync_client
+from worker.redact import redact_text, redact_url
+from worker.redisconn import sync_client
 from worker.settings import Settings, load_settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0

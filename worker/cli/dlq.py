@@ -15,7 +15,8 @@ from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
-from worker.redisconn import REDIS_ERRORS, redact_text, redact_url
+from worker.redact import redact_text, redact_url
+from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings, load_settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")

@@ -11,9 +11,10 @@ from typing import Any
 from worker.cli.trace import table
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY, discover
+from worker.execution.replay import Candidate, Replayer, plan
 from worker.journal.reader import EventHistory, JournalReader
-from worker.journal.replay import Candidate, Replayer, plan
-from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
+from worker.redact import redact_text, redact_url
+from worker.redisconn import REDIS_ERRORS, store_client
 from worker.settings import Settings, load_settings
 
 INBOX_NOOP = (

@@ -23,7 +23,7 @@ from worker.devtools.embedded import EmbeddedServices
 from worker.devtools.runview import RunView, ViewStream, json_line, status_printer
 from worker.devtools.supervisor import ChildSpec, Supervisor
 from worker.logging import configure_logging
-from worker.redisconn import redact_url
+from worker.redact import redact_url
 from worker.settings import Settings, load_settings
 from worker.shim.arming import NothingArmed
 from worker.shim.arming import check as check_arming

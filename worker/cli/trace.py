@@ -10,7 +10,8 @@ from typing import Any
 
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
-from worker.redisconn import REDIS_ERRORS, redact_text, redact_url, store_client
+from worker.redact import redact_text, redact_url
+from worker.redisconn import REDIS_ERRORS, store_client
 from worker.settings import load_settings
 
 _SHOWN = (

@@ -27,13 +27,15 @@ import redis.asyncio
 
 from worker import keyspace, lua
 from worker.delivery.replication import run_replicated, run_replicated_async
+from worker.delivery.routing import queue_for
 from worker.delivery.sender import KombuSender
 from worker.delivery.taskmessage import encode_event, new_task_id
 from worker.errors import BrokerUnavailable
 from worker.events import Event
 from worker.journal.config import JournalConfig, now_ms, received_blob
 from worker.providers import dedupe_ttl
-from worker.redisconn import REDIS_ERRORS, async_store_client, redact_text, redact_url, store_client
+from worker.redact import redact_text, redact_url
+from worker.redisconn import REDIS_ERRORS, async_store_client, store_client
 from worker.settings import Settings
 
 # Batches larger than this are split, so one script never holds Redis for long (a redrive may pass thousands).
@@ -52,8 +54,6 @@ class _Batch:
     publishers."""
 
     def __init__(self, settings: Settings, events: Sequence[Event], bypass: bool):
-        from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
-
         journal = JournalConfig.from_settings(settings)
         now, kind = (
             now_ms(),

@@ -12,11 +12,11 @@ import orjson
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from worker.delivery.routing import broker_config
 from worker.delivery.taskmessage import encode_event, task_argsrepr
 from worker.errors import BrokerUnavailable
 from worker.events import Event
-from worker.execution.celeryconfig import celery_config
-from worker.redisconn import redact_text, redact_url
+from worker.redact import redact_text, redact_url
 from worker.settings import Settings
 
 
@@ -24,7 +24,7 @@ class KombuSender:
     def __init__(self, settings: Settings) -> None:
         self._url = settings.broker_url
         self._app = Celery("ims-worker-publisher", set_as_current=False)
-        self._app.conf.update(celery_config(settings))
+        self._app.conf.update(broker_config(settings))
         connection = self._app.connection_for_write()
         self._errors: tuple[type[BaseException], ...] = (
             OperationalError,

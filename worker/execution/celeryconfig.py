@@ -1,95 +1,21 @@
-"""Celery configuration derived from ``Settings``: routing and the reliability settings of ARCHITECTURE.md.
-
-Shared by the worker app (``worker.app``) and the non-Redis publishing path (``worker.delivery.publish``), so
-a message
-sent by either lands on the queue the worker consumes, declared with the same arguments.
+"""The worker app's Celery configuration: the broker half (``worker.delivery.routing.broker_config``) plus the
+worker's reliability settings of ARCHITECTURE.md (acks late, prefetch 1, time limits, the pool).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kombu.entity import Exchange, Queue
-
-from worker.events.catalogue import CATALOGUE
+from worker.delivery.routing import all_queues, broker_config, declare_queue, queue_for
 from worker.execution.profile import pool_config
-from worker.providers import active as active_providers
-from worker.providers import queue_for as source_queue
-from worker.redisconn import broker_options
 from worker.settings import Settings
 
-UNKNOWN_PREFIX = "unknown."
-
-
-def queue_for(settings: Settings, event_type: str, source: str) -> str:
-    """The queue of an event: its source's queue; ``unknown.*`` events share the ``unknown`` queue."""
-    if event_type.startswith(UNKNOWN_PREFIX):
-        return source_queue(settings, "unknown")
-    return source_queue(settings, source)
-
-
-def all_queues(settings: Settings) -> list[str]:
-    # Every provider this process routes, plugin providers included (loaded by worker.app).
-    names = {source_queue(settings, spec.name) for spec in active_providers(settings)}
-    names.add(source_queue(settings, "unknown"))
-    return sorted(names)
-
-
-def declare_queue(name: str, *, quorum: bool = False) -> Queue:
-    # The default exchange routes by queue name: no bindings to declare (AMQP) or look up (Redis restores).
-    exchange = Exchange("")  # type: ignore[no-untyped-call]
-    # Quorum queues (RabbitMQ) are replicated and survive a node loss; Celery then skips global QoS itself.
-    arguments = {"x-queue-type": "quorum"} if quorum else None
-    return Queue(name, exchange, routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
-
-
-def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
-    return {name: {"queue": queue_for(settings, name, spec.source)} for name, spec in CATALOGUE.items()}
-
-
-def lease_transport_options(visibility_timeout: int) -> dict[str, int]:
-    """kombu Redis transport options for short, heartbeat-renewed leases (``worker.execution.lease``).
-
-    A message held by a worker whose heartbeat stopped is put back by any live worker's event loop once its
-    lease is ``visibility_timeout`` old; kombu looks for such messages every ``unacked_restore_interval`` s
-    (10 s x a throttle of 10 by default: too rarely for a 60 s lease). The look is guarded by a Redis mutex
-    that expires after 5 minutes by default: a worker killed while holding it would stall every restore that
-    long, so it expires after a few restore intervals here."""
-    interval = max(1, min(10, visibility_timeout // 6))
-    return {
-        "visibility_timeout": visibility_timeout,
-        "unacked_restore_interval": interval,
-        "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": max(5, 3 * interval),
-    }
+__all__ = ["all_queues", "celery_config", "declare_queue", "queue_for"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport_options: dict[str, Any] = {}
-    broker_use_ssl: dict[str, Any] | None = None
-    if settings.broker_is_redis:
-        # TLS files and the Sentinel master, the same as the store's connections (worker.redisconn).
-        extra, broker_use_ssl = broker_options(settings)
-        transport_options.update(extra)
-        transport_options.update(lease_transport_options(settings.visibility_timeout))
-        # Bodies stored as JSON text, not base64 (a third smaller), as ``worker.delivery.taskmessage`` writes
-        # them.
-        transport_options["body_encoding"] = "utf-8"
-    else:
-        # AMQP: publish returns only once the broker has the message (then upstream may be acknowledged).
-        transport_options["confirm_publish"] = True
-    quorum = settings.broker_quorum_queues and not settings.broker_is_redis
     return {
-        "broker_url": settings.broker_url,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": transport_options,
-        "broker_use_ssl": broker_use_ssl,
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "event_serializer": "json",
-        "accept_content": ["json"],
-        "task_ignore_result": True,
-        "result_backend": None,
+        **broker_config(settings),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         # A hard time limit kills the child: requeue, so the redelivery cap (not a silent ack) decides.
@@ -97,14 +23,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Lost connection: the broker redelivers acks-late tasks anyway, so stop running them here.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_send_sent_event": True,
         "worker_send_task_events": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_queues": [declare_queue(name, quorum=quorum) for name in all_queues(settings)],
-        "task_default_queue": source_queue(settings, "unknown"),
-        "task_routes": task_routes(settings),
-        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         # IMS_WORKER_WORKER_PROFILE: used when the worker is started without -P / -c.
         **pool_config(settings),
     }

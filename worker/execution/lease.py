@@ -41,9 +41,6 @@ log = structlog.get_logger(__name__)
 HELD_KEY_LEASES = 5
 
 
-held_key = keyspace.held  # kept for existing imports
-
-
 @dataclass(frozen=True)
 class Delivery:
     tag: str

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from worker import keyspace, kombuadapter
+from worker.delivery.routing import all_queues, broker_config
 from worker.execution.flow.metrics import DeferralCollector
 from worker.journal.stats import LAG_BUCKETS
 from worker.ports import PortTaken, port_taken, taken_message
@@ -141,13 +142,12 @@ def serve(settings: Settings) -> int | None:
     global _started  # noqa: PLW0603 - one endpoint per worker main process
     if _started or not settings.worker_metrics_port or not settings.broker_is_redis:
         return None
-    from worker.execution.celeryconfig import all_queues, celery_config  # noqa: PLC0415 - keeps kombu out of the import path
 
     registry = CollectorRegistry(auto_describe=False)
     store = store_client(settings)
     same = settings.broker_url == settings.effective_redis_url
     broker = None if same else sync_client(settings.broker_url, settings)
-    unacked = kombuadapter.unacked_key(celery_config(settings)["broker_transport_options"])
+    unacked = kombuadapter.unacked_key(broker_config(settings)["broker_transport_options"])
     registry.register(RedisCollector(store, all_queues(settings), broker, unacked_key=unacked))
     registry.register(DeferralCollector(store))  # flow control's deferrals by handler and reason (fleet-wide)
     try:

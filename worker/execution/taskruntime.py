@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import redis
 
 from worker.delivery.deadletter import DeadLetterStore
-from worker.delivery.dedupe import HandlerLedger
 from worker.delivery.outbox import Outbox
 from worker.execution.flow.gate import FlowGate
+from worker.execution.ledger import HandlerLedger
 from worker.journal.config import JournalConfig
 from worker.journal.writer import JournalWriter
 from worker.redisconn import store_client

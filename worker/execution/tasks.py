@@ -24,7 +24,6 @@ from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
-from worker.delivery.dedupe import HandlerState
 from worker.delivery.taskmessage import task_argsrepr
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
@@ -33,12 +32,14 @@ from worker.execution import policy
 from worker.execution.asyncrun import call_handler
 from worker.execution.flow.gate import Permit
 from worker.execution.inboxrun import journal_claims, reapply_requested
+from worker.execution.ledger import HandlerState
 from worker.execution.overrun import watching
 from worker.execution.registry import REGISTRY, Subscription, discover
 from worker.execution.taskruntime import Runtime, current_runtime, runtime
 from worker.inbox.context import running as inbox_running
 from worker.journal.stats import attempt_stats, retried_stats
-from worker.redisconn import REDIS_ERRORS, redact_text
+from worker.redact import redact_text
+from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)

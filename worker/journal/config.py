@@ -15,14 +15,6 @@ from worker.events import Event
 from worker.providers import business_keys
 from worker.settings import Settings
 
-# Kept for existing imports; the names are worker.keyspace's.
-INDEX_KEY = keyspace.JOURNAL_INDEX
-FAILED_KEY = keyspace.JOURNAL_FAILED
-STATS_KEY = keyspace.STATS
-entries_key = keyspace.journal_entries
-payload_key = keyspace.journal_payload
-value_key = keyspace.journal_value
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)

@@ -11,7 +11,7 @@ from typing import Any, cast
 import orjson
 import redis
 
-from worker.journal.config import FAILED_KEY, INDEX_KEY, entries_key, payload_key, value_key
+from worker import keyspace
 
 _PAGE = 200
 # Steps that are details of an attempt rather than where the event stands.
@@ -100,7 +100,7 @@ class JournalReader:
         """Each event's steps, oldest first; ids with no journal left are left out."""
         with self._client.pipeline(transaction=False) as pipe:
             for event_id in event_ids:
-                pipe.lrange(entries_key(event_id), 0, -1)
+                pipe.lrange(keyspace.journal_entries(event_id), 0, -1)
             pages = cast(list[list[bytes]], pipe.execute())
         found = []
         for event_id, raw in zip(event_ids, pages, strict=True):
@@ -111,13 +111,13 @@ class JournalReader:
     def resolve(self, key: str) -> list[str]:
         """Event ids for KEY: an event id, a business key value, or ``Name=value``; oldest first."""
         name, _, value = key.partition("=") if "=" in key else ("", "", key)
-        members = cast(list[bytes], self._client.zrange(value_key(value), 0, -1))
+        members = cast(list[bytes], self._client.zrange(keyspace.journal_value(value), 0, -1))
         ids: list[str] = []
         for member in members:
             member_name, _, event_id = member.decode().partition("|")
             if (not name or member_name == name) and event_id not in ids:
                 ids.append(event_id)
-        if not name and self._client.exists(entries_key(key)) and key not in ids:
+        if not name and self._client.exists(keyspace.journal_entries(key)) and key not in ids:
             ids.insert(0, key)
         return ids
 
@@ -131,7 +131,7 @@ class JournalReader:
         self, *, since: datetime | None = None, until: datetime | None = None, failed: bool = False
     ) -> Iterator[str]:
         """Event ids, newest first (by first seen, or by failure time with ``failed``)."""
-        key = FAILED_KEY if failed else INDEX_KEY
+        key = keyspace.JOURNAL_FAILED if failed else keyspace.JOURNAL_INDEX
         low = int(since.timestamp() * 1000) if since else "-inf"
         high: int | str = int(until.timestamp() * 1000) if until else "+inf"
         offset = 0
@@ -176,4 +176,4 @@ class JournalReader:
         return found
 
     def payload(self, event_id: str) -> bytes | None:
-        return cast(bytes | None, self._client.get(payload_key(event_id)))
+        return cast(bytes | None, self._client.get(keyspace.journal_payload(event_id)))

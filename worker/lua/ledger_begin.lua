@@ -1,4 +1,4 @@
--- A task starts (worker.delivery.dedupe.HandlerLedger.begin): count a redelivery, push the task's outbox
+-- A task starts (worker.execution.ledger.HandlerLedger.begin): count a redelivery, push the task's outbox
 -- deadline out (so the sweeper does not copy it while it runs), skip the handlers already done, claim the
 -- rest or report them busy. A replay's task (its replay record exists) runs only the handlers the record
 -- names, even if done before, once per replay task id.

@@ -1,4 +1,4 @@
--- A handler succeeded (worker.delivery.dedupe.HandlerLedger.mark_done): set its done marker, drop this
+-- A handler succeeded (worker.execution.ledger.HandlerLedger.mark_done): set its done marker, drop this
 -- task's claim on it, journal it.
 --
 -- KEYS[1..3]  the journal's (journal.lua)

@@ -1,4 +1,4 @@
--- A task ends (worker.delivery.dedupe.HandlerLedger.finish): release its claims, count a failed attempt,
+-- A task ends (worker.execution.ledger.HandlerLedger.finish): release its claims, count a failed attempt,
 -- and when the event is handled (nothing left to do for it) drop its outbox copy; journal the failures and
 -- add the metrics counters.
 --

@@ -1,4 +1,4 @@
--- Enqueue one replay (worker.journal.replay.Replayer): the replay record, the task message and the
+-- Enqueue one replay (worker.execution.replay.Replayer): the replay record, the task message and the
 -- "replayed" journal entry in one step. Replays bypass the dedupe marker and the outbox.
 --
 -- KEYS[1..3]  the journal's (journal.lua)

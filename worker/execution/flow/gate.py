@@ -23,7 +23,7 @@ from worker import keyspace, lua
 from worker.events import Event
 from worker.execution.flow.options import MAX_KEY_CHARS, FlowOptions, key_value
 from worker.execution.policy import Failure, FailureKind, Held
-from worker.redisconn import redact_text
+from worker.redact import redact_text
 
 log = structlog.get_logger(__name__)
 

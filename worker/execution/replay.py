@@ -21,6 +21,7 @@ import redis
 from pydantic import ValidationError
 
 from worker import keyspace, lua
+from worker.delivery.routing import queue_for
 from worker.delivery.taskmessage import TaskMessageBuilder, new_task_id
 from worker.events import Event
 from worker.execution.inboxrun import REAPPLY_LINE
@@ -94,8 +95,6 @@ def plan(
 
 class Replayer:
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
-        from worker.execution.celeryconfig import queue_for  # noqa: PLC0415 - keeps kombu out of the import path here
-
         self._queue_for = queue_for
         self._settings = settings
         self._journal = JournalConfig.from_settings(settings)

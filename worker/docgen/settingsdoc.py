@@ -1,7 +1,7 @@
 """The settings reference (``docs/settings.md``), generated from ``Settings``: each field's variable, when it
 is required, its meaning and real default.
 
-``python -m worker.devtools.settingsdoc`` rewrites the table in docs/settings.md between the two marker
+``python -m worker.docgen.settingsdoc`` rewrites the table in docs/settings.md between the two marker
 comments; ``--check`` exits 1 if it is stale (``tests/test_docs.py`` runs the same check). A new setting
 needs a meaning: ``Field(description=...)`` in ``worker/settings.py`` (preferred), or an entry in ``MEANINGS``
 below; the default is always read from the model, never written by hand. When a setting is required comes
@@ -17,13 +17,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from worker.cli.preflight import MNS_CREDENTIALS
-from worker.devtools.docgen import begin_marker, end_marker, replace_between
-from worker.devtools.docgen import main as generate
+from worker.docgen import begin_marker, end_marker, replace_between
+from worker.docgen import main as generate
 from worker.providers import providers
 from worker.settings import Settings
 from worker.settingserrors import env_name
 
-COMMAND = "python -m worker.devtools.settingsdoc"
+COMMAND = "python -m worker.docgen.settingsdoc"
 BEGIN = begin_marker("settings-table", COMMAND)
 END = end_marker("settings-table")
 PATH = "docs/settings.md"
@@ -125,8 +125,8 @@ def meaning(field: str) -> str:
     if not text:
         raise LookupError(
             f"setting {field!r} has no description: add Field(description=...) in worker/settings.py "
-            "(or an entry in worker/devtools/settingsdoc.MEANINGS), "
-            "then run `python -m worker.devtools.settingsdoc`"
+            "(or an entry in worker/docgen/settingsdoc.MEANINGS), "
+            "then run `python -m worker.docgen.settingsdoc`"
         )
     return text.replace("|", "\\|")
 

@@ -2,7 +2,7 @@
 
 Every log call in ``worker/`` and ``handlers/`` whose event is a literal dotted name
 (``log.info("mns.progress", ...)``) is listed with its level(s) and the module(s) that emit it.
-``python -m worker.devtools.logdoc`` rewrites the section between the markers; ``--check`` exits 1 if it is
+``python -m worker.docgen.logdoc`` rewrites the section between the markers; ``--check`` exits 1 if it is
 stale (``tests/test_docs.py``), so a new log event is in the reference as soon as the code emits it.
 """
 
@@ -14,10 +14,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from worker.devtools.docgen import begin_marker, end_marker, replace_between
-from worker.devtools.docgen import main as generate
+from worker.docgen import begin_marker, end_marker, replace_between
+from worker.docgen import main as generate
 
-COMMAND = "python -m worker.devtools.logdoc"
+COMMAND = "python -m worker.docgen.logdoc"
 BEGIN = begin_marker("log-events", COMMAND)
 END = end_marker("log-events")
 PATH = "docs/log-events.md"

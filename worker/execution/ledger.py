@@ -1,4 +1,4 @@
-"""Redis keys that make delivery idempotent, and the per-handler ledger used by the task wrapper.
+"""The per-handler ledger of the task wrapper: what makes running an event's handlers idempotent.
 
 Two layers absorb duplicates (ARCHITECTURE.md, "Delivery semantics and their windows"):
 
@@ -33,17 +33,6 @@ from worker.journal.config import (
     payload_json,
     stats_blob,
 )
-
-# Kept for existing imports; the names are worker.keyspace's.
-PREFIX = keyspace.PREFIX
-OUTBOX_KEY = keyspace.OUTBOX
-OUTBOX_DUE_KEY = keyspace.OUTBOX_DUE
-dedupe_key = keyspace.dedupe
-done_key = keyspace.done
-claim_key = keyspace.claim
-redeliveries_key = keyspace.redeliveries
-failures_key = keyspace.failures
-replay_key = keyspace.replay
 
 
 class HandlerState(IntEnum):

@@ -1,6 +1,6 @@
 """The command reference (``docs/cli.md``), generated from the ``ims-worker`` argument parser.
 
-``python -m worker.devtools.clidoc`` rewrites the section between the markers: every command, its description,
+``python -m worker.docgen.clidoc`` rewrites the section between the markers: every command, its description,
 arguments and options with their help and defaults, read from ``worker.cli.build_parser`` (so a new command or
 option is in the reference as soon as it exists); ``--check`` exits 1 if it is stale (``tests/test_docs.py``).
 Rendered by hand rather than with argparse's own usage text, whose wrapping depends on the terminal and on the
@@ -14,10 +14,10 @@ import sys
 from collections.abc import Iterator
 
 from worker.cli import build_parser
-from worker.devtools.docgen import begin_marker, end_marker, replace_between
-from worker.devtools.docgen import main as generate
+from worker.docgen import begin_marker, end_marker, replace_between
+from worker.docgen import main as generate
 
-COMMAND = "python -m worker.devtools.clidoc"
+COMMAND = "python -m worker.docgen.clidoc"
 BEGIN = begin_marker("command-reference", COMMAND)
 END = end_marker("command-reference")
 PATH = "docs/cli.md"
