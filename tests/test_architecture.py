@@ -40,7 +40,6 @@ def test_architecture_md_states_the_contracts_layers() -> None:
     assert [line for line in stated if line] == CONTRACTS["layers"]["layers"]
 
 
-
 def test_handlers_use_only_the_public_plugin_api() -> None:
     # The contract keeps handlers/ out of worker's modules; this keeps them to the documented names of worker.
     for path in (ROOT / "handlers").rglob("*.py"):
