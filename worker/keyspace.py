@@ -6,10 +6,20 @@ keys, or for a family its prefix, as arguments and only append an id to a prefix
 takes a key name apart. kombu's own keys (its queues, ``unacked``, ``unacked_index``) are named by kombu's
 channel, not here (``worker.execution.lease``, ``worker.delivery.outbox``).
 
+Text from a payload (an event id, a business key value, a flow key) comes from whoever can send an event: it
+goes through ``part`` before it becomes part of a name. A 63 KB ``MsgId`` made 63 KB key names (20x the body
+in Redis, for the 14 days of a ``done:`` key), and one holding a newline wrote history under another event's
+id. Short plain ASCII stands as is; anything else is named by its digest (``sha256~<hex>``), so the same text
+always gets the same name: lookups (``trace``) and deduplication still work. Event ids use it too
+(``worker.events.ids``).
+
 A leaf module: it imports nothing of the worker, so every layer may use it.
 """
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 PREFIX = "ims-worker"
 
@@ -39,7 +49,8 @@ JOURNAL_INDEX = f"{JOURNAL_PREFIX}idx"  # sorted set: event id -> first seen (un
 JOURNAL_FAILED = f"{JOURNAL_PREFIX}failed"  # sorted set: event id -> when it failed or was dead-lettered
 JOURNAL_ENTRIES_PREFIX = f"{JOURNAL_PREFIX}e:"  # + event id: list of JSON entries
 JOURNAL_PAYLOAD_PREFIX = f"{JOURNAL_PREFIX}p:"  # + event id: the event as JSON, for replay
-JOURNAL_VALUE_PREFIX = f"{JOURNAL_PREFIX}v:"  # + business key value: sorted set "<Name>|<event id>"
+JOURNAL_VALUE_PREFIX = f"{JOURNAL_PREFIX}v:"  # + part(business key value): sorted set "<Name>|<event id>"
+JOURNAL_KEYS_OF_PREFIX = f"{JOURNAL_PREFIX}k:"  # + event id: hash, value key -> its member (for the trim)
 # What every journaling script gets first in KEYS (see worker/lua/journal.lua).
 JOURNAL_KEYS = (STATS, JOURNAL_INDEX, JOURNAL_FAILED)
 
@@ -49,6 +60,19 @@ FLOW_DEFERRALS = f"{FLOW_PREFIX}deferrals"  # hash "<handler>|<reason>" -> defer
 
 # --- the demo (worker.devtools) ----------------------------------------------------------------------------
 DEMO_HANDLED = f"{PREFIX}:demo:handled"
+
+
+MAX_PART = 128
+# Printable ASCII without space, "|" or "\" (the separators of the scripts' records), at most MAX_PART long.
+SAFE_PART = re.compile(r"[!-{}~]{1,128}")
+_SEPARATORS = frozenset("|\\")
+
+
+def part(value: str) -> str:
+    """``value`` as it may appear in a key name or record: itself when short and plain, else its digest."""
+    if SAFE_PART.fullmatch(value) and not _SEPARATORS.intersection(value):
+        return value
+    return "sha256~" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def dedupe(event_id: str) -> str:
@@ -96,17 +120,17 @@ def journal_payload(event_id: str) -> str:
 
 
 def journal_value(value: str) -> str:
-    return JOURNAL_VALUE_PREFIX + value
+    return JOURNAL_VALUE_PREFIX + part(value)
 
 
 def flow_lock(handler: str, key: str) -> str:
     """The key lock, a lease (``SET NX PX``) holding the run's token."""
-    return f"{FLOW_PREFIX}lock:{handler}:{key}"
+    return f"{FLOW_PREFIX}lock:{handler}:{part(key) if key else key}"
 
 
 def flow_newest(handler: str, key: str) -> str:
     """``occurred_at`` (unix ms) of the newest event completed for that key."""
-    return f"{FLOW_PREFIX}newest:{handler}:{key}"
+    return f"{FLOW_PREFIX}newest:{handler}:{part(key) if key else key}"
 
 
 def flow_slots(handler: str) -> str:

@@ -4,7 +4,11 @@ The per-source rules below are declared by each provider definition (``worker.pr
 ``IdRules`` and an ``occurred_at`` function; this module applies them. Event id, per source (the same
 on every redelivery of the same provider event, by MNS or by HTTP):
 
-- ``rtc``: ``rtc:<MsgId>:<index of the item in Contents>``; without a MsgId, as below plus ``:<index>``.
+- ``rtc``: ``rtc:<MsgId>:<index of the item in Contents>``; without a MsgId, as below plus ``:<index>``. A
+  MsgId that is not short plain ASCII (``worker.keyspace.part``: at most 128 characters, no space, newline,
+  ``|`` or control character) stands in the id as ``sha256~<hex>`` of itself: the id becomes part of Redis key
+  names and line-oriented records (a 63 KB MsgId made 63 KB keys; one with a newline wrote history under
+  another event's id). The same MsgId always gives the same id, so redeliveries still deduplicate.
 - every other source: ``<source>:<digest>``, the digest being the first 128 bits of the SHA-256 of the
   canonical payload (sorted keys, compact JSON), so formatting on the wire does not matter. Tencent's
   per-delivery authentication fields ``t`` and ``sign`` are left out, since a retry may be signed anew.
@@ -33,6 +37,7 @@ from typing import Any
 import orjson
 
 from worker.events.parse import canonical
+from worker.keyspace import part
 
 RECEIPT_BUCKET_SECONDS = 600
 
@@ -101,7 +106,7 @@ def event_id(
     if rules.native_id is not None:
         native = rules.native_id(payload)
         if native:
-            return f"{source}:{native}:{index}"
+            return f"{source}:{part(native)}:{index}"
     if rules.per_delivery_fields:
         payload = {key: value for key, value in payload.items() if key not in rules.per_delivery_fields}
     unique = rules.unique is not None and rules.unique(payload)

@@ -56,7 +56,12 @@ class JournalConfig:
 
 # The per-event key families the fragment writes (it appends the id or value to the prefix).
 _PREFIXES = "|".join(
-    (keyspace.JOURNAL_ENTRIES_PREFIX, keyspace.JOURNAL_PAYLOAD_PREFIX, keyspace.JOURNAL_VALUE_PREFIX)
+    (
+        keyspace.JOURNAL_ENTRIES_PREFIX,
+        keyspace.JOURNAL_PAYLOAD_PREFIX,
+        keyspace.JOURNAL_VALUE_PREFIX,
+        keyspace.JOURNAL_KEYS_OF_PREFIX,
+    )
 )
 
 OFF = JournalConfig(False, 1, 1, 1, 1, 0)
@@ -96,12 +101,15 @@ def _plain(value: str) -> str:
             return value
         if isinstance(inner, dict) and isinstance(inner.get("media"), str):
             return str(inner["media"])
-    return _oneline(value)
+    return value
 
 
 def index_blob(event: Event) -> str:
-    """What ``jindex`` reads: one ``Name=value`` line per business key (``worker.providers``)."""
-    return "\n".join(f"{name}={_plain(value)}" for name, value in business_keys(event).items())
+    """What ``jindex`` reads: a JSON list of ``[name, value key suffix]``, one per business key
+    (``worker.providers``). Structured, not newline-joined (a value holding a newline forged another entry);
+    the suffix is ``keyspace.part`` of the value (a long or odd value: its digest, not a key of its size)."""
+    pairs = [[name, keyspace.part(_plain(value))] for name, value in business_keys(event).items()]
+    return orjson.dumps(pairs).decode()
 
 
 def payload_json(event: Event) -> str:
