@@ -112,6 +112,9 @@ def worker_env(env: Mapping[str, str]) -> dict[str, str]:
     base.setdefault("IMS_WORKER_LOG_LEVEL", "INFO")
     base.setdefault("IMS_WORKER_WORKER_METRICS_PORT", "0")  # tests that scrape it pass a free port
     base["IMS_WORKER_LOG_FORMAT"] = "console"
+    spool = os.environ.get("IMS_WORKER_SHIM_SPOOL_DIR")  # the test's own (tests/conftest.py), never the cwd's
+    if spool and "IMS_WORKER_STATE_DIR" not in env:
+        base["IMS_WORKER_SHIM_SPOOL_DIR"] = spool
     base.update(env)
     return base
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import redis
 
 from tests.servers import RedisServer, running_redis
 
+SPOOL_DIR_VAR = "IMS_WORKER_SHIM_SPOOL_DIR"  # kept in the environment of subprocesses: see _shim_spool_dir
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "worker" / "samples"
 
 
@@ -28,3 +30,15 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_shim_spool_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Shims made by module-scoped fixtures keep their spool (worker.shim.spool) here, never in the cwd."""
+    os.environ["IMS_WORKER_SHIM_SPOOL_DIR"] = str(tmp_path_factory.mktemp("shim-spool"))
+
+
+@pytest.fixture(autouse=True)
+def _shim_spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own shims keep their spool in the test's directory."""
+    monkeypatch.setenv("IMS_WORKER_SHIM_SPOOL_DIR", str(tmp_path / "shim-spool"))

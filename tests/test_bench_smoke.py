@@ -17,6 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import SPOOL_DIR_VAR
+
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.integration
@@ -35,7 +37,7 @@ def test_smoke_run_produces_every_metric(tmp_path: Path) -> None:
         names.remove("journal")
     args = [sys.executable, "-m", "bench.run_all", "--smoke", "--output", str(output)]
     args += [arg for name in names for arg in ("--only", name)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_") or k == SPOOL_DIR_VAR}
     before = _descendants()
     done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=170, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]

@@ -107,10 +107,17 @@ def test_a_publish_that_never_confirms_is_a_503_not_a_hung_request() -> None:
     assert "did not" not in answer.json()["detail"]  # the client learns "retry", the log has the specifics
 
 
-def test_readiness_follows_the_publishers_ping() -> None:
-    assert request(app_with(StandIn(ready=False)), "GET", "/readyz").status_code == 503
-    assert request(app_with(StandIn(delay=5)), "GET", "/readyz").status_code == 503
-    assert request(app_with(StandIn()), "GET", "/readyz").status_code == 200
+def test_readiness_follows_the_publishers_ping_without_a_spool() -> None:
+    off = {"shim_spool_enabled": False}
+    assert request(app_with(StandIn(ready=False), **off), "GET", "/readyz").status_code == 503
+    assert request(app_with(StandIn(delay=5), **off), "GET", "/readyz").status_code == 503
+    assert request(app_with(StandIn(), **off), "GET", "/readyz").status_code == 200
+
+
+def test_with_a_spool_that_can_accept_the_shim_stays_ready_when_redis_is_out() -> None:
+    answer = request(app_with(StandIn(ready=False)), "GET", "/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "redis": "unavailable", "spool": "accepting"}
 
 
 def test_the_events_passed_on_carry_the_http_transport_and_request_id() -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import SAMPLES_DIR
+from tests.conftest import SAMPLES_DIR, SPOOL_DIR_VAR
 from tests.servers import free_port
 from tests.shim_server import serving
 from worker.delivery.deadletter import DeadLetterStore
@@ -86,7 +86,7 @@ def post(
 
 
 def shim_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_") or k == SPOOL_DIR_VAR}
     argv = [sys.executable, "-m", "worker.cli", "shim", "--port", str(free_port())]
     return subprocess.run(argv, env={**clean, **env}, capture_output=True, text=True, timeout=60, check=False)
 

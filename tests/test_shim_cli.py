@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SAMPLES_DIR
+from tests.conftest import SAMPLES_DIR, SPOOL_DIR_VAR
 from tests.servers import free_port, wait_for_port
 from worker.settings import load_settings
 from worker.shim import ENDPOINTS, sign_request
@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_shim(redis_url: str, port: int, workers: int, metrics_dir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_") or k == SPOOL_DIR_VAR}
     env.update(
         IMS_WORKER_BROKER_URL=redis_url,
         IMS_WORKER_IMS_CALLBACK_KEY="cli-key",

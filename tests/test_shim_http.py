@@ -349,24 +349,23 @@ def test_request_id_is_echoed_and_the_access_log_holds_no_secret(shim: Shim, sto
         assert secret not in text
 
 
-def test_redis_outage_is_503_then_the_retry_succeeds(
+def test_redis_outage_is_answered_from_the_spool_and_the_retry_is_a_duplicate(
     shim: Shim, store: redis.Redis, redis_server: RedisServer
 ) -> None:
+    """The spool's own cases are in test_shim_spool.py; here: the served app's outage path end to end."""
     redis_server.stop()
     try:
         answer = shim.post("ims", IMS)
-        assert answer.status_code == 503, answer.text
-        assert answer.headers["retry-after"].isdigit()
-        assert answer.json()["error"] == "broker_unavailable"
-        ready = shim.client.get("/readyz")
-        assert ready.status_code == 503 and ready.headers["retry-after"]
+        assert answer.status_code == 200 and answer.json()["spooled"] is True, answer.text
+        assert shim.client.get("/readyz").json()["spool"] == "accepting"
     finally:
         redis_server.start()
+    wait_until(lambda: queued(store) == 1, timeout=20)
     retry = shim.post("ims", IMS)
     assert retry.status_code == 200, retry.text
-    assert not retry.json()["events"][0]["duplicate"]
+    assert retry.json()["events"][0]["duplicate"]
     assert queued(store) == 1
-    assert shim.client.get("/readyz").status_code == 200
+    assert shim.client.get("/readyz").json() == {"status": "ready"}
 
 
 def test_each_sample_runs_its_handlers_exactly_once_through_a_real_celery_worker(

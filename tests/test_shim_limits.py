@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import SAMPLES_DIR
+from tests.conftest import SAMPLES_DIR, SPOOL_DIR_VAR
 from tests.servers import RedisServer, free_port, wait_for_port
 from worker.settings import Settings
 from worker.shim import ENDPOINTS, sign_request
@@ -54,6 +54,7 @@ def shim(redis_server: RedisServer) -> Iterator[tuple[str, int, psutil.Process]]
         redis_server.start()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMS_WORKER_", "PROMETHEUS_MULTIPROC"))}
+    env[SPOOL_DIR_VAR] = os.environ[SPOOL_DIR_VAR]  # the test's own (tests/conftest.py)
     env.update(
         IMS_WORKER_BROKER_URL=redis_server.url,
         IMS_WORKER_TENCENT_CALLBACK_KEY=KEY,

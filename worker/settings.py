@@ -215,6 +215,25 @@ class Settings(BaseSettings):
     shim_trusted_proxy_hops: int = Field(
         default=0, ge=0, le=10, description="X-Forwarded-For entries appended by proxies you run"
     )
+    # The durable local spool (worker/shim/spool.py): authenticated requests Redis cannot take in time.
+    shim_spool_enabled: bool = Field(
+        default=True,
+        description="keep authenticated requests on local disk when Redis cannot take them in time "
+        "(false: answer 503 instead)",
+    )
+    shim_spool_dir: str | None = Field(
+        default=None,
+        description="where each shim process keeps its spool file; default: <state_dir>/shim-spool",
+    )
+    shim_spool_after_ms: int = Field(
+        default=500, ge=10, le=2500, description="a publish not confirmed within this is spooled instead"
+    )
+    shim_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=64 * 1024, description="spooled bytes per shim process (503 above)"
+    )
+    shim_spool_drain_per_second: int = Field(
+        default=200, ge=1, description="events per second each shim process re-publishes from its spool"
+    )
 
     # --- event journal (worker.journal: `ims-worker trace`, `events recent`, `replay`) -------------------
     journal_enabled: bool = Field(
@@ -363,6 +382,10 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str:
         """Where dedupe markers, dead letters and handler ledgers live (validated: never a silent default)."""
         return self.redis_url or self.broker_url
+
+    @property
+    def effective_shim_spool_dir(self) -> str:
+        return self.shim_spool_dir or f"{self.state_dir.rstrip('/') or '/'}/shim-spool"
 
     @property
     def broker_is_redis(self) -> bool:

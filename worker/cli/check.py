@@ -117,6 +117,9 @@ def _check_shim(settings: Settings, checks: Checklist) -> None:
         return
     served = [*arming.armed, *(f"{name} (unsigned)" for name in arming.unsigned)]
     checks.run("shim keys", lambda: "endpoints served: " + ", ".join(served))
+    from worker.shim.spoolcheck import report  # noqa: PLC0415 - the shim's spool, only here
+
+    checks.run("shim spool", lambda: report(settings))
 
 
 def _raise(message: str) -> str:

@@ -21,7 +21,7 @@ from worker import boundedhttp
 from worker.cli.preflight import load_handlers, require_free_port
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
-from worker.shim import server
+from worker.shim import server, spoolcheck
 from worker.shim.arming import check as check_arming
 
 APP_FACTORY = "worker.shim.server:create_app_from_environment"
@@ -59,6 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or settings.shim_workers
     check_arming(settings)  # exit 2 before binding the port: nothing armed, or a placeholder key
     load_handlers(settings)  # events answered 200 here must have handlers that can run
+    if settings.shim_spool_enabled:
+        spoolcheck.preflight(settings)  # exit 2 before binding: no writable spool directory, or a full disk
     require_free_port(host, port, "ims-worker shim")
     options = uvicorn_options(settings, host, port)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":

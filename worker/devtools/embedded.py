@@ -185,6 +185,9 @@ class EmbeddedServices:
                 self._start_redis()
             if not self.mns_configured:
                 self._start_emulator()
+            if self.demo and "shim_spool_dir" not in self.settings.model_fields_set:
+                # The demo's shim spools under the demo's data folder, next to its Redis.
+                self.env["IMS_WORKER_SHIM_SPOOL_DIR"] = str(self.state_dir / "demo" / "shim-spool")
         except BaseException:
             self.stop()
             raise

@@ -49,6 +49,7 @@ class Trace:
     event_ids: list[str] = field(default_factory=list)
     duplicates: int = 0
     error: str | None = None
+    spooled: bool = False
 
 
 def error_body(code: str, detail: str, request_id: str) -> bytes:

@@ -2,9 +2,11 @@
 
 A webhook request goes: route lookup (live endpoints only, ``worker.shim.arming``) -> header authentication
 (before the body is read) -> Content-Type -> size-limited read -> parse -> body authentication (Tencent) ->
-``normalize`` -> ``publish`` (one Redis round trip, atomic dedupe + enqueue) -> 200. Authenticated but
-invalid: dead-lettered, 200 (``worker.shim.intake``). Every other exception meets one place, ``_classify``,
-which turns it into a JSON answer; nothing leaves a connection hanging. Settings-only work is in ``__init__``.
+``normalize`` -> ``publish`` (one Redis round trip, atomic dedupe + enqueue) -> 200; when Redis cannot take an
+authenticated request in time, its events go to the durable local spool instead (``worker.shim.accept``)
+and a drainer publishes them later. Authenticated but invalid: dead-lettered, 200 (``worker.shim.intake``).
+Every other exception meets one place, ``_classify``, which turns it into a JSON answer; nothing leaves a
+connection hanging. Settings-only work is in ``__init__``.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from worker.errors import BrokerUnavailable, InvalidPayload, TooManyEvents
 from worker.events import Event, Transport
 from worker.providers import normalize
 from worker.settings import Settings
+from worker.shim.accept import Acceptance
 from worker.shim.accesslog import AccessLog
-from worker.shim.answers import Answer, Publisher, PublishResultLike, Trace, error_body, validation_detail
+from worker.shim.answers import Answer, Publisher, Trace, error_body, validation_detail
 from worker.shim.arming import check as check_arming
 from worker.shim.batching import PublishBatcher
 from worker.shim.body import body_kind, parse_form, parse_json_object, read_body
+from worker.shim.drainer import Drainer
 from worker.shim.errors import (
     AuthFailure,
     BadRequest,
@@ -46,6 +50,7 @@ from worker.shim.metrics import ShimMetrics
 from worker.shim.network import request_headers
 from worker.shim.openapi import build_openapi
 from worker.shim.providers import Provider, build_providers
+from worker.shim.spool import Spool
 from worker.shim.types import Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
@@ -83,6 +88,10 @@ class ShimApp:
         self.access_log = AccessLog(settings)
         self._openapi = orjson.dumps(build_openapi([p.spec for p in self.providers.values()]))
         self._intake = Intake(settings, self.arming, self.metrics)
+        self.spool = Spool(settings) if settings.shim_spool_enabled else None  # ConfigurationError: no disk
+        self.metrics.spool_source = lambda: self.spool
+        self.acceptance = Acceptance(settings, self._batcher, self.metrics, self._memory_guard, self.spool)
+        self._drainer: Drainer | None = None
         self._intake.announce()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,10 +111,16 @@ class ShimApp:
                     "shim.started",
                     endpoints=self._intake.endpoint_modes(self.providers),
                     public_url=self.settings.shim_public_url,
+                    spool=str(self.spool.own.file.path) if self.spool is not None else None,
                 )
+                self._start_drainer()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._drainer is not None:
+                    await self._drainer.stop()
                 await self._batcher.drain()
+                if self.spool is not None:
+                    await self.spool.aclose()
                 if self._owns_publisher:
                     await self.publisher.aclose()
                 self._intake.close()
@@ -113,6 +128,24 @@ class ShimApp:
                     await self._memory_guard.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_drainer(self) -> None:
+        if self.spool is None:
+            return
+        publisher = self.publisher
+
+        async def publish(events: Sequence[Event], waited_ms: Sequence[int]) -> object:
+            return await publisher.publish(events)
+
+        self._drainer = Drainer(
+            self.spool,
+            publish,
+            self.settings,
+            self.metrics,
+            on_result=self.acceptance.redis_result,
+            may_publish=self.acceptance.memory_ok,
+        )
+        self._drainer.start()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -163,9 +196,11 @@ class ShimApp:
         request_id = trace.request_id
         if scope["method"] != "POST":
             raise MethodNotAllowed("this endpoint only accepts POST", headers={"Allow": "POST"})
+        verified = False  # a signature or token checked: only such requests may be spooled
         if provider.header_auth is not None:
             query = scope.get("query_string", b"").decode("latin-1")
-            if not provider.header_auth(headers, scope.get("scheme", "http"), scope["path"], query):
+            verified = provider.header_auth(headers, scope.get("scheme", "http"), scope["path"], query)
+            if not verified:
                 self._intake.unsigned(provider, scope, headers)
         kind = body_kind(headers.get("content-type"), accept_form=provider.accept_form)
         raw = await read_body(
@@ -178,7 +213,8 @@ class ShimApp:
         try:
             payload = parse_form(raw) if kind == "form" else parse_json_object(raw)
             if provider.body_auth is not None:
-                if not provider.body_auth(payload):
+                verified = provider.body_auth(payload)
+                if not verified:
                     self._intake.unsigned(provider, scope, headers)
                 authenticated = True
             if provider.tencent_answer:
@@ -195,27 +231,17 @@ class ShimApp:
                 raise
             return await self._intake.dead_letter(provider, raw, exc, trace)
         trace.event_ids = [event.id for event in events]
-        if self._memory_guard is not None:
-            await self._memory_guard.check()
-        results = await self._publish(provider, events)
+        results, spooled = await self.acceptance.accept(provider.source, events, trace, verified=verified)
         trace.duplicates = sum(1 for result in results if not result.enqueued)
         if provider.tencent_answer:
             return Answer(200, _TENCENT_OK)
-        body = {
+        body: dict[str, object] = {
             "request_id": request_id,
             "events": [{"id": r.event_id, "type": r.type, "duplicate": not r.enqueued} for r in results],
         }
+        if spooled:  # durable on the shim's disk; published to Redis as soon as it answers
+            body["spooled"] = True
         return Answer(200, orjson.dumps(body))
-
-    async def _publish(self, provider: Provider, events: Sequence[Event]) -> Sequence[PublishResultLike]:
-        if not events:
-            return []
-        started = time.perf_counter()
-        results: Sequence[PublishResultLike] = await self._batcher.publish(events)
-        duplicates = sum(1 for result in results if not result.enqueued)
-        elapsed = time.perf_counter() - started
-        self.metrics.enqueued(provider.source, elapsed, len(results) - duplicates, duplicates)
-        return results
 
     async def _operations(self, scope: Scope) -> Answer:
         path = scope["path"]
@@ -239,6 +265,9 @@ class ShimApp:
             ready = False
         if ready:
             return Answer(200, b'{"status":"ready"}')
+        if self.spool is not None and self.spool.can_accept():
+            # Redis is out, but authenticated requests are kept on disk: stay in the load balancer.
+            return Answer(200, b'{"status":"ready","redis":"unavailable","spool":"accepting"}')
         body = orjson.dumps(
             {"status": "unavailable", "error": "broker_unavailable", "detail": "Redis unreachable"}
         )

@@ -7,12 +7,17 @@ With several worker processes (``ims-worker shim --workers N``) each process cou
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from worker.boundedhttp import DROPPED
+
+if TYPE_CHECKING:
+    from worker.shim.spool import Spool
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -76,12 +81,54 @@ class ShimMetrics:
             registry=self.registry,
         )
 
+        self.spooled = Counter(
+            "ims_worker_shim_spooled_events_total",
+            "Events answered 200 from the local spool because Redis could not take them in time",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.drained = Counter(
+            "ims_worker_shim_spool_drained_events_total",
+            "Spooled events re-published to Redis by the drainer",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.spool_refusals = Counter(
+            "ims_worker_shim_spool_refused_total",
+            "Requests answered 503 because the spool could not take them (spool_full, spool_unavailable)",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
+        # Per process ("liveall": one series per pid under --workers N), set on every change and render.
+        self.spool_entries = Gauge(
+            "ims_worker_shim_spool_entries",
+            "Requests held in this process's spool files, waiting for Redis",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.spool_bytes = Gauge(
+            "ims_worker_shim_spool_bytes",
+            "Bytes of events held in this process's spool files",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.spool_oldest_age = Gauge(
+            "ims_worker_shim_spool_oldest_age_seconds",
+            "Age of the oldest request in this process's spool (0: empty)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.spool_source: Callable[[], Spool | None] = lambda: None
+
         self.registry.register(DROPPED)  # the protocol's refused and timed-out connections
 
         self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
     def render(self) -> bytes:
         """The text exposition; aggregated over processes in multiprocess mode."""
+        spool = self.spool_source()
+        if spool is not None:
+            self.spool_state(spool)
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -105,6 +152,21 @@ class ShimMetrics:
 
     def dead_lettered(self, provider: str, new: bool) -> None:
         self._child(self.dead_letters, provider, "new" if new else "repeat").inc()
+
+    def spooled_events(self, provider: str, count: int) -> None:
+        self._child(self.spooled, provider).inc(count)
+
+    def spool_drained(self, provider: str, count: int) -> None:
+        self._child(self.drained, provider).inc(count)
+
+    def spool_refused(self, provider: str, reason: str) -> None:
+        self.spool_refusals.labels(provider, reason).inc()
+
+    def spool_state(self, spool: Spool) -> None:
+        self.spool_entries.set(spool.depth)
+        self.spool_bytes.set(spool.bytes)
+        oldest = spool.oldest_ms()
+        self.spool_oldest_age.set(0 if oldest is None else max(0.0, time.time() - oldest / 1000))
 
     def auth_failure(self, provider: str, reason: str) -> None:
         self.auth_failures.labels(provider, reason).inc()
