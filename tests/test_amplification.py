@@ -40,13 +40,16 @@ def rtc_message(items: int, **header: Any) -> bytes:
 
 
 @pytest.fixture
-def shim(redis_server: RedisServer, redis_url: str) -> Iterator[tuple[httpx.Client, Settings]]:
+def shim(
+    redis_server: RedisServer, redis_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[httpx.Client, Settings]]:
     port = free_port()
     settings = load_settings(
         broker_url=redis_server.url,
         shim_public_url=f"http://127.0.0.1:{port}",
         rtc_app_key="rtc-key",
         ims_callback_key="ims-key",
+        shim_spool_enabled=getattr(request, "param", True),
     )
     with serving(create_app(settings), port) as base, httpx.Client(base_url=base, timeout=10) as client:
         yield client, settings
@@ -126,7 +129,9 @@ def test_a_header_copied_into_every_event_may_not_outweigh_the_message(shim: Any
     assert queued(store) == []
 
 
+@pytest.mark.parametrize("shim", [False], indirect=True, ids=["spool-off"])
 def test_near_redis_maxmemory_the_shim_answers_503_with_retry_after(shim: Any, store: redis.Redis) -> None:
+    """With the spool off (with it, such requests are spooled: test_shim_spool.py)."""
     client, settings = shim
     used = int(store.info("memory")["used_memory"])
     store.config_set("maxmemory", int(used / 0.95))  # above the default 0.9 ratio, below the limit

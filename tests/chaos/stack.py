@@ -12,6 +12,7 @@ Two ways to run the service processes:
 from __future__ import annotations
 
 import random
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tests.mns_emulator import SubprocessEmulator, emulator_command
 from tests.servers import RedisServer, free_port
 from worker import keyspace
 from worker.devtools.mns_emulator import DEFAULT_ACCESS_KEY_ID
+from worker.shim.spoolfile import summarize
 
 IMS_WORKER = str(Path(sys.executable).with_name("ims-worker"))
 QUEUE = "ice-callback-chaos"
@@ -254,7 +256,15 @@ class Stack:
                 client.close()
         except (redis.RedisError, OSError, RuntimeError):
             return False
-        return not busy
+        return not busy and not self.spooled()
+
+    def spooled(self) -> int:
+        """Requests the shims answered 200 that are still in their spool files, waiting to be published."""
+        spool = self.workdir / "state" / "shim-spool"
+        try:
+            return sum(summarize(path)[0] for path in spool.glob("spool-*.db"))
+        except sqlite3.Error:
+            return 1  # a file being created or removed right now: look again
 
     def log_files(self) -> list[Path]:
         return sorted(p for p in self.workdir.rglob("*.log") if p.is_file())
