@@ -29,6 +29,9 @@ class BenchConfig:
     tasks: int = 4_000
     pool: str = "prefork"
     concurrency: int = 2
+    # 7. inbox: handler calls per variant (split into alternating rounds)
+    inbox_events: int = 5_000
+    inbox_rounds: int = 10
 
     @classmethod
     def full(cls, workdir: Path) -> BenchConfig:
@@ -51,4 +54,6 @@ class BenchConfig:
             e2e_rate=50.0,
             e2e_seconds=1.0,
             tasks=150,
+            inbox_events=100,
+            inbox_rounds=2,
         )

@@ -22,7 +22,7 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.stats import Benchmark, Metrics, Row, medians, results_dir, table
 
-MODULES = ("consumer", "shim", "e2e", "tasks", "flow", "journal")
+MODULES = ("consumer", "shim", "e2e", "tasks", "flow", "journal", "inbox")
 MODULE_PATHS = {
     "consumer": "bench.consumer_bench",
     "shim": "bench.shim_bench",
@@ -30,6 +30,7 @@ MODULE_PATHS = {
     "tasks": "bench.task_bench",
     "journal": "bench.journal_bench",
     "flow": "bench.flow_bench",
+    "inbox": "bench.inbox_bench",
 }
 
 

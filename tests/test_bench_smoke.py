@@ -52,3 +52,19 @@ def test_smoke_run_produces_every_metric(tmp_path: Path) -> None:
             assert math.isfinite(value), f"{name}.{metric} = {value}"
     assert "baseline" in done.stdout  # the table was printed
     assert _descendants() <= before, "the benchmark left processes running"
+
+
+@pytest.mark.timeout(180)
+def test_the_inbox_benchmark_runs(tmp_path: Path) -> None:
+    output = tmp_path / "inbox.json"
+    args = [sys.executable, "-m", "bench.run_all", "--smoke", "--only", "inbox", "--output", str(output)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    before = _descendants()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=170, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    outcome = json.loads(output.read_text())["benchmarks"]["inbox"]
+    assert {"added_median_ms", "throughput_ratio", "repeat_median_ms", "journal_note_ms"} <= set(
+        outcome["median"]
+    )
+    assert all(math.isfinite(value) for value in outcome["median"].values())
+    assert _descendants() <= before, "the benchmark left processes running"

@@ -61,3 +61,58 @@ def test_the_binaries_are_found_on_path_or_in_debians_layout(monkeypatch: pytest
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if debian:
         assert postgres.postgres_bin_dir().parent.parent == Path("/usr/lib/postgresql")
+
+
+HANDLERS = """
+import os
+
+import psycopg
+
+from worker import Event, handler, inbox
+
+
+@handler("ims.ProduceMediaComplete")
+def save(event: Event) -> None:
+    with psycopg.connect(os.environ["MY_DSN"]) as conn, conn.transaction():
+        if not inbox.claim(conn, event):
+            return
+        conn.execute("INSERT INTO media_status VALUES (%s, 'produced')", (event.data.MessageBody.MediaId,))
+"""
+
+TESTS = """
+import psycopg
+
+import myteam.handlers  # noqa: F401
+from worker import keyspace
+from worker.testing import sample_event
+
+
+def test_applied_once_even_when_the_done_marker_is_lost(ims_handlers, ims_postgres_dsn, monkeypatch):
+    monkeypatch.setenv("MY_DSN", ims_postgres_dsn)
+    with psycopg.connect(ims_postgres_dsn) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS media_status (media_id text, status text)")
+    event = sample_event("ims.ProduceMediaComplete")
+    assert ims_handlers.run(event).handled
+    ims_handlers._client.delete(keyspace.done(event.id, "myteam.handlers:save"))  # the crash window
+    assert ims_handlers.run(event).handled
+    with psycopg.connect(ims_postgres_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM media_status").fetchone() == (1,)
+"""
+
+
+def test_a_plugin_authors_suite_runs_claim_through_the_kit(tmp_path: Path) -> None:
+    (tmp_path / "myteam").mkdir()
+    (tmp_path / "myteam" / "__init__.py").write_text("")
+    (tmp_path / "myteam" / "handlers.py").write_text(HANDLERS)
+    (tmp_path / "test_myteam.py").write_text(TESTS)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_myteam.py"],
+        cwd=tmp_path,
+        env=clean_env({"PYTHONPATH": str(tmp_path)}),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout

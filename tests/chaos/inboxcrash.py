@@ -118,7 +118,8 @@ def _strike(
     popped = client.blpop([WINDOWS_KEY], timeout=1)
     if popped is None:
         return False
-    pid_text, event_id, at = popped[1].decode().split()
+    raw = popped[1]
+    pid_text, event_id, at = (raw.decode() if isinstance(raw, bytes) else str(raw)).split()
     if event_id in struck or time.time() - float(at) > WINDOW / 2:  # its window may be closing
         return False
     owner = next((w for w in workers if w.pid is not None and int(pid_text) in children(w.pid)), None)
