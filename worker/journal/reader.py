@@ -15,7 +15,7 @@ from worker import keyspace
 
 _PAGE = 200
 # Steps that are details of an attempt rather than where the event stands.
-_DETAIL = frozenset({"succeeded", "skipped", "failed", "attempt"})
+_DETAIL = frozenset({"succeeded", "skipped", "failed", "attempt", "inbox"})
 
 
 def _ms_time(ms: float) -> datetime:
