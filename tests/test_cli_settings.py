@@ -85,11 +85,23 @@ def test_consume_names_every_missing_mns_setting_at_once(tmp_path: Path) -> None
     err = assert_settings_error(
         cli("consume", cwd=tmp_path),
         "IMS_WORKER_MNS_ENDPOINT: required by ims-worker consume, not set",
-        "IMS_WORKER_MNS_ACCESS_KEY_ID",
-        "IMS_WORKER_MNS_ACCESS_KEY_SECRET",
         "IMS_WORKER_MNS_QUEUES",
     )
-    assert "4 invalid settings" in err
+    # No AccessKey is no error: the default credentials chain signs (RRSA, ECS RAM role, URI...).
+    assert "2 invalid settings" in err and "IMS_WORKER_MNS_ACCESS_KEY" not in err
+
+
+def test_consume_refuses_half_an_access_key_pair(tmp_path: Path) -> None:
+    env = {
+        "IMS_WORKER_MNS_ENDPOINT": "https://1.mns.cn-shanghai.aliyuncs.com",
+        "IMS_WORKER_MNS_ACCESS_KEY_ID": "LTAI-test-id",
+        "IMS_WORKER_MNS_QUEUES": "ice-callback",
+    }
+    err = assert_settings_error(
+        cli("consume", env=env, cwd=tmp_path),
+        "IMS_WORKER_MNS_ACCESS_KEY_SECRET: required by ims-worker consume, not set",
+    )
+    assert "1 invalid setting" in err
 
 
 def test_consume_refuses_a_placeholder_secret_as_if_it_were_missing(tmp_path: Path) -> None:

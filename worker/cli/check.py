@@ -8,6 +8,7 @@ is configured) each MNS queue; prints each subscription. Exit 0 only when all pa
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,16 +40,35 @@ def _connect_broker(url: str) -> str:
     return "connected"
 
 
+def _mns_credentials(settings: Settings) -> str:
+    """Which source signs (never a secret); fails when no source has credentials."""
+    from worker.mns.credentials import credentials_for  # noqa: PLC0415 - only when MNS is configured
+
+    snapshot = credentials_for(settings).current()
+    kind = "temporary (STS token)" if snapshot.temporary else "long-lived AccessKey"
+    if snapshot.expiration is not None:
+        kind += f", expires {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(snapshot.expiration))}"
+    return f"{snapshot.source}, {kind}"
+
+
 def _mns_queue(settings: Settings, name: str) -> str:
+    """GetQueueAttributes (harmless: reads, changes nothing); a refusal as one line saying what to do."""
+    from mns.mns_exception import MNSExceptionBase  # noqa: PLC0415
+
     from worker.devtools.inject import close_queue  # noqa: PLC0415 - the SDK only when MNS is configured
     from worker.mns.client import open_queue  # noqa: PLC0415
+    from worker.mns.explain import explain_for  # noqa: PLC0415
 
     queue = open_queue(settings, name)
     try:
         attributes = queue.get_attributes()
-        return f"exists ({attributes.active_messages} messages waiting)"
+    except MNSExceptionBase as exc:
+        raise ConfigurationError(
+            explain_for(settings, exc, queue=name, operation="GetQueueAttributes")
+        ) from exc
     finally:
         close_queue(queue)
+    return f"exists ({attributes.active_messages} messages waiting)"
 
 
 class Checklist:
@@ -94,6 +114,7 @@ def _check(args: argparse.Namespace) -> int:
     if settings.mns_endpoint:
         if not settings.mns_queues:
             checks.run("mns", _no_queues)
+        checks.run("mns credentials", lambda: _mns_credentials(settings))
         for name in settings.mns_queues:
             checks.run(f"mns queue {name} at {settings.mns_endpoint}", lambda n=name: _mns_queue(settings, n))  # type: ignore[misc]
     else:

@@ -62,7 +62,7 @@ def _consume(args: argparse.Namespace) -> int:
     consumer.start()
     clean = consumer.wait()
     if consumer.fatal is not None:
-        log.error("mns.consumer.exit", reason=str(consumer.fatal))
+        log.error("mns.consumer.exit", exit_code=2, reason="see mns.consumer.fatal")
         return 2
     return 0 if clean else 1
 

@@ -20,6 +20,7 @@ from worker.devtools.mns_emulator import (
     MnsEmulator,
 )
 from worker.devtools.mns_emulator.errors import MnsError
+from worker.devtools.mns_emulator.sts import StsIssuer
 from worker.errors import ConfigurationError
 from worker.logging import configure_logging
 from worker.settings import load_settings
@@ -41,6 +42,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def build_emulator(args: argparse.Namespace) -> MnsEmulator:
     faults = FaultSettings(
         error_rate=args.error_rate,
@@ -59,6 +67,8 @@ def build_emulator(args: argparse.Namespace) -> MnsEmulator:
             faults=faults,
             seed=args.seed,
             admin=not args.no_admin,
+            sts=StsIssuer(rotate_seconds=args.sts_rotate_seconds, grace_seconds=args.sts_grace_seconds),
+            clock_offset_seconds=args.clock_offset_seconds,
         )
     except MnsError as exc:  # an invalid queue name is an operator error, not a crash
         raise ConfigurationError(f"cannot set up the MNS emulator: {exc}") from exc
@@ -125,6 +135,25 @@ def register(subparsers: Any) -> None:
     )
     mns.add_argument("--seed", type=int, default=None, help="seed the fault RNG and receipt handles")
     mns.add_argument("--no-admin", action="store_true", help="disable the /_emulator/ JSON control API")
+    mns.add_argument(
+        "--sts-rotate-seconds",
+        type=_positive,
+        default=3600.0,
+        help="the credentials URI (/_emulator/sts/credentials) issues new STS credentials this often "
+        "(default: %(default)s)",
+    )
+    mns.add_argument(
+        "--sts-grace-seconds",
+        type=_non_negative,
+        default=2.0,
+        help="old STS credentials are refused this long after their successor was issued (default: 2)",
+    )
+    mns.add_argument(
+        "--clock-offset-seconds",
+        type=float,
+        default=0.0,
+        help="run the emulator's clock this far off (requests more than 15 min off are refused)",
+    )
     mns.set_defaults(func=_serve)
 
 

@@ -12,7 +12,8 @@ from worker.execution.registry import REGISTRY, discover
 from worker.settings import Settings
 from worker.settingserrors import missing
 
-MNS_CREDENTIALS = ("mns_endpoint", "mns_access_key_id", "mns_access_key_secret")
+# Credentials are not required settings: without an AccessKey the default credentials chain is asked.
+MNS_REQUIRED = ("mns_endpoint",)
 
 
 def load_handlers(settings: Settings) -> list[str]:
@@ -31,8 +32,11 @@ def handler_count() -> int:
 
 
 def require_mns(settings: Settings, *, queues_given: bool = False) -> None:
-    """Every MNS setting ``consume`` needs, all missing ones named at once."""
-    fields = [*MNS_CREDENTIALS, *([] if queues_given else ["mns_queues"])]
+    """Every MNS setting ``consume`` needs, all missing ones named at once. The AccessKey is not one of them
+    (without it the default credentials chain signs), but half a pair or a placeholder secret is refused."""
+    fields = [*MNS_REQUIRED, *([] if queues_given else ["mns_queues"])]
+    if settings.mns_access_key_id or settings.mns_access_key_secret is not None:
+        fields += ["mns_access_key_id", "mns_access_key_secret"]  # an explicit pair: both, and real
     problem = missing(settings, fields, "by ims-worker consume")
     if problem is not None:
         raise problem

@@ -16,6 +16,7 @@ from mns.queue import Message, Queue
 from worker.devtools.httppost import post
 from worker.errors import ConfigurationError
 from worker.mns.client import open_queue
+from worker.mns.explain import explain_for
 from worker.providers import get as get_provider
 from worker.settings import Settings
 from worker.shim.signing import sign_request, source_of
@@ -66,7 +67,8 @@ def send_to_mns(
             sent = queue.batch_send_message(batch)
             ids.extend(str(message.message_id) for message in sent)
     except MNSExceptionBase as exc:
-        raise ConfigurationError(f"MNS queue {queue_name!r}: {_describe(exc)}") from exc
+        line = explain_for(settings, exc, queue=queue_name, operation="BatchSendMessage")
+        raise ConfigurationError(line) from exc
     finally:
         close_queue(queue)
     return ids
@@ -75,10 +77,6 @@ def send_to_mns(
 def close_queue(queue: Queue) -> None:
     """Close the SDK client's keep-alive connection (the SDK never does)."""
     queue.mns_client.http.conn.close()
-
-
-def _describe(exc: MNSExceptionBase) -> str:
-    return f"{getattr(exc, 'type', type(exc).__name__)}: {getattr(exc, 'message', exc)}"
 
 
 def endpoint_url(base_or_endpoint: str, source: str) -> str:

@@ -11,10 +11,10 @@ import contextlib
 import socket
 from typing import Any
 
-from mns.auth import StaticCredentialsProvider
 from mns.queue import Queue
 
 from worker.errors import ConfigurationError
+from worker.mns.credentials import credentials_for
 from worker.mns.fastclient import ConsumerClient
 from worker.settings import Settings
 
@@ -24,14 +24,13 @@ def open_queue(settings: Settings, queue_name: str) -> Queue:
     ``ConsumerClient`` (the SDK's client with faster parsing on the consumer's hot path)."""
     if not settings.mns_endpoint:
         raise ConfigurationError("IMS_WORKER_MNS_ENDPOINT is not set")
-    if not settings.mns_access_key_id or settings.mns_access_key_secret is None:
+    if bool(settings.mns_access_key_id) != (settings.mns_access_key_secret is not None):
         raise ConfigurationError(
-            "IMS_WORKER_MNS_ACCESS_KEY_ID and IMS_WORKER_MNS_ACCESS_KEY_SECRET must be set"
+            "IMS_WORKER_MNS_ACCESS_KEY_ID and IMS_WORKER_MNS_ACCESS_KEY_SECRET go together: set both, or "
+            "neither to use the Alibaba Cloud default credentials chain"
         )
-    token = settings.mns_security_token.get_secret_value() if settings.mns_security_token else ""
-    credentials = StaticCredentialsProvider(
-        settings.mns_access_key_id, settings.mns_access_key_secret.get_secret_value(), token
-    )
+    # Asked before signing every request: a refreshed STS token is used from the next request on.
+    credentials = credentials_for(settings)
     try:
         client: Any = ConsumerClient(settings.mns_endpoint, credentials_provider=credentials)
     except Exception as exc:  # the SDK raises its parameter exception for a malformed endpoint

@@ -27,17 +27,16 @@ from worker.mns import metrics
 from worker.mns.backpressure import Backpressure, backpressure_for
 from worker.mns.batch import BatchHandler
 from worker.mns.client import interrupt, open_queue
+from worker.mns.credentials import CredentialsUnavailable, credentials_for
+from worker.mns.explain import explain_for
 from worker.mns.health import PollHealth
 from worker.mns.progress import Progress
+from worker.mns.refusals import is_fatal, with_fresh_credentials
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 _DEBUG = logging.getLogger(__name__)  # asked before building a debug line: structlog would build it first
 
-# Server answers that no retry can fix: the operator must change the settings.
-FATAL_CODES = frozenset(
-    {"QueueNotExist", "SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId", "InvalidQueueName"}
-)
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 # A long poll answering "empty" much faster than asked means MNS is shedding load: pause instead of spinning.
@@ -70,6 +69,7 @@ class Poller(threading.Thread):
         self._failures = 0
         self._rng = random.Random()  # noqa: S311 - jitter only
         self._progress = Progress()
+        self.credentials = credentials_for(settings)
 
     def run(self) -> None:
         structlog.contextvars.bind_contextvars(queue=self.queue_name, poller=self.name)
@@ -90,12 +90,13 @@ class Poller(threading.Thread):
                 self._poll_once(handler)
                 self._failures = 0
             except MNSServerException as exc:
-                if exc.type in FATAL_CODES:
-                    self.on_fatal(
-                        ConfigurationError(f"MNS queue {self.queue_name!r}: {exc.type}: {exc.message}")
-                    )
+                if is_fatal(exc, refreshable=self.credentials.refreshable):
+                    self.on_fatal(ConfigurationError(self._explain(exc)))
                     return
-                self._back_off(f"mns-{exc.type}", exc.message)
+                self._back_off(f"mns-{exc.type}", self._explain(exc))
+            except CredentialsUnavailable as exc:
+                # Already logged once for the incident by the credentials source: wait without a line each.
+                self._back_off("credentials-unavailable", str(exc), quiet=True)
             except MNSClientNetworkException as exc:
                 if self.stopping.is_set():
                     break  # our own interrupt of a long poll at shutdown
@@ -147,7 +148,10 @@ class Poller(threading.Thread):
         try:
             if self.stopping.is_set():
                 return []
-            messages: Sequence[Any] = self.queue.batch_receive_message(self.settings.mns_batch_size, wait)
+            size = self.settings.mns_batch_size
+            messages: Sequence[Any] = self._fresh(
+                "BatchReceiveMessage", lambda: self.queue.batch_receive_message(size, wait)
+            )
         except MNSServerException as exc:
             if exc.type != "MessageNotExist":
                 raise
@@ -167,7 +171,7 @@ class Poller(threading.Thread):
         if not handles:
             return
         try:
-            self.queue.batch_delete_message(handles)
+            self._fresh("BatchDeleteMessage", lambda: self.queue.batch_delete_message(handles))
         except MNSServerException as exc:
             # Partial failure: the SDK lists each refused handle. Those messages come back after their
             # visibility timeout and are absorbed as duplicates, so this is logged, not retried.
@@ -186,14 +190,21 @@ class Poller(threading.Thread):
             return
         metrics.DELETED.labels(self.queue_name).inc(len(handles))
 
-    def _back_off(self, kind: str, detail: str) -> None:
+    def _fresh(self, operation: str, call: Any) -> Any:
+        return with_fresh_credentials(self.credentials, operation, call)
+
+    def _explain(self, exc: BaseException, operation: str = "BatchReceiveMessage") -> str:
+        return explain_for(self.settings, exc, queue=self.queue_name, operation=operation)
+
+    def _back_off(self, kind: str, detail: str, *, quiet: bool = False) -> None:
         self._failures += 1
         delay = backoff_delay(
             self._failures, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=self._rng
         )
         metrics.ERRORS.labels(self.queue_name, kind).inc()
-        log.warning("mns.poller.backoff", kind=kind, detail=detail, attempt=self._failures,
-                    delay_s=round(delay, 2))  # fmt: skip
+        if not quiet:
+            log.warning("mns.poller.backoff", kind=kind, detail=detail, attempt=self._failures,
+                        delay_s=round(delay, 2))  # fmt: skip
         self.stopping.wait(delay)
 
     def interrupt_receive(self) -> None:
@@ -223,18 +234,21 @@ class Consumer:
         for name in self.queues:
             try:
                 open_queue(self.settings, name).get_attributes()
+            except CredentialsUnavailable as exc:
+                raise ConfigurationError(str(exc)) from exc
             except MNSServerException as exc:
-                if exc.type in FATAL_CODES:
-                    raise ConfigurationError(f"MNS queue {name!r}: {exc.type}: {exc.message}") from exc
+                if is_fatal(exc, refreshable=False):  # a token refused at start is no rotation
+                    line = explain_for(self.settings, exc, queue=name, operation="GetQueueAttributes")
+                    raise ConfigurationError(line) from exc
                 # A 503/500 is MNS having a bad moment, not a wrong setting: the pollers back off and retry.
                 log.warning("mns.check.failed", queue=name, error=exc.type)
             except MNSClientNetworkException as exc:
                 log.warning("mns.check.unreachable", queue=name, error=exc.type)
 
     def _on_fatal(self, exc: ConfigurationError) -> None:
-        if self.fatal is None:
+        if self.fatal is None:  # every poller meets the same cause: one line for the operator
             self.fatal = exc
-        log.error("mns.consumer.fatal", error=str(exc))
+            log.error("mns.consumer.fatal", error=str(exc))
         self.stopping.set()
 
     def start(self) -> None:

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from mns.mns_client import URISEC_MESSAGE, URISEC_QUEUE, MNSClient
-from mns.mns_exception import MNSClientException, MNSClientNetworkException
+from mns.mns_exception import MNSClientException, MNSClientNetworkException, MNSServerException
 from mns.mns_http import RequestInternal
 from mns.mns_request import (
     BatchDeleteMessageRequest,
@@ -31,7 +31,7 @@ from mns.mns_request import (
     ReceiveMessageResponseEntry,
 )
 from mns.mns_tool import BatchDeleteMessageValidator, BatchReceiveMessageValidator
-from mns.mns_xml_handler import XMLNS, BatchDeleteMessageDecoder, DecoderBase
+from mns.mns_xml_handler import XMLNS, BatchDeleteMessageDecoder, DecoderBase, ErrorDecoder
 
 _PROLOG = '<?xml version="1.0" encoding="utf-8"?>'
 _QUOTE = {'"': "&quot;"}  # minidom escapes double quotes in text too: keep the bytes identical
@@ -196,6 +196,20 @@ class ConsumerClient(MNSClient):  # type: ignore[misc]  # the SDK is untyped
     def use_fast_responses(self) -> None:
         """Call after every change of ``self.http.conn`` (``set_connection_timeout`` makes a new one)."""
         self.http.conn.response_class = _Response
+
+    def check_status(self, req_inter: Any, resp_inter: Any, resp: Any, decoder: Any = ErrorDecoder) -> None:
+        """The SDK's check, plus what an operator needs on a refusal (``worker.mns.explain``): the
+        AccessKey id that signed, and both clocks (the request's Date and the server's)."""
+        try:
+            super().check_status(req_inter, resp_inter, resp, decoder)
+        except MNSServerException as exc:
+            authorization = req_inter.header.get("Authorization", "")
+            exc.key_id = authorization.removeprefix("MNS ").rpartition(":")[0]
+            exc.request_date = req_inter.header.get("date")
+            exc.server_date = next(
+                (value for name, value in resp_inter.header.items() if name.lower() == "date"), None
+            )
+            raise
 
     def batch_receive_message(
         self, req: BatchReceiveMessageRequest, resp: BatchReceiveMessageResponse

@@ -8,6 +8,10 @@ in-process one: read queue state, change faults at runtime, create queues, prelo
 - ``PUT /_emulator/queues/NAME`` {"visibility_timeout": 30, ...} -> {"created": true|false}
 - ``POST /_emulator/queues/NAME/messages`` {"bodies": [...], "priority": 8, "delay_seconds": 0}
   -> {"message_ids": [...]}
+- ``GET /_emulator/sts/credentials`` -> the credentials-URI answer (``StsIssuer.credentials_uri``)
+- ``PUT /_emulator/sts`` {"rotate_seconds": 3, "grace_seconds": 2, ...} -> {"sts": {...}, "rotations": n}
+- ``POST /_emulator/sts/issue`` {"lifetime_seconds": 60} -> a temporary credential (id, secret, token)
+- ``POST /_emulator/sts/expire`` -> every issued credential expires now
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from worker.devtools.mns_emulator.message_ops import DEFAULT_PRIORITY, preloaded
 from worker.devtools.mns_emulator.models import QueueAttributes, QueueStats
 from worker.devtools.mns_emulator.service import MnsService
 from worker.devtools.mns_emulator.store import Broker
+from worker.devtools.mns_emulator.sts import StsIssuer
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -32,10 +37,11 @@ def stats_dict(stats: QueueStats) -> dict[str, Any]:
 
 
 class AdminApi:
-    def __init__(self, broker: Broker, faults: FaultInjector, service: MnsService) -> None:
+    def __init__(self, broker: Broker, faults: FaultInjector, service: MnsService, sts: StsIssuer) -> None:
         self.broker = broker
         self.faults = faults
         self.service = service
+        self.sts = sts
 
     def handle(self, method: str, path: str, body: bytes) -> Response:
         try:
@@ -61,6 +67,8 @@ class AdminApi:
         parts = route.split("/")
         if method == "GET" and route == "state":
             return self.state()
+        if parts[0] == "sts":
+            return self._sts(method, route, payload)
         if method == "PUT" and route == "faults":
             changes = {k: float(v) for k, v in payload.items()}
             return {"faults": self.faults.configure(replace(self.faults.settings, **changes)).as_dict()}
@@ -76,6 +84,20 @@ class AdminApi:
             queue = self.broker.get(parts[1])
             batch = preloaded(bodies, queue.attributes, priority, delay)
             return {"message_ids": [mid for mid, _ in queue.send(batch)]}
+        return None
+
+    def _sts(self, method: str, route: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if method == "GET" and route == "sts/credentials":
+            return self.sts.credentials_uri()
+        if method == "PUT" and route == "sts":
+            return {"sts": self.sts.configure(**payload), "rotations": self.sts.rotations}
+        if method == "GET" and route == "sts":
+            return {"sts": self.sts.settings(), "rotations": self.sts.rotations}
+        if method == "POST" and route == "sts/issue":
+            credential = self.sts.issue(float(payload.get("lifetime_seconds", 3600)))
+            return credential.as_uri_answer(0)
+        if method == "POST" and route == "sts/expire":
+            return {"expired": self.sts.expire_all()}
         return None
 
 

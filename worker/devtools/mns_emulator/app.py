@@ -19,6 +19,7 @@ from worker.devtools.mns_emulator.models import QueueAttributes, QueueStats
 from worker.devtools.mns_emulator.server import EmulatorHTTPServer
 from worker.devtools.mns_emulator.service import MnsService
 from worker.devtools.mns_emulator.store import Broker
+from worker.devtools.mns_emulator.sts import StsIssuer, TemporaryCredential
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,8 @@ class MnsEmulator:
         faults: FaultSettings | None = None,
         seed: int | None = None,
         admin: bool = True,
+        sts: StsIssuer | None = None,
+        clock_offset_seconds: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -54,10 +57,10 @@ class MnsEmulator:
         self.broker = Broker(self._ids)
         self.faults = FaultInjector(faults, seed)
         credentials = {access_key_id: access_key_secret, **(extra_credentials or {})}
-        self.service = MnsService(
-            self.broker, Authenticator(credentials), self.faults, f"mns-emulator-{host}"
-        )
-        self._admin = AdminApi(self.broker, self.faults, self.service) if admin else None
+        self.sts = sts or StsIssuer()
+        authenticator = Authenticator(credentials, sts=self.sts, clock_offset_seconds=clock_offset_seconds)
+        self.service = MnsService(self.broker, authenticator, self.faults, f"mns-emulator-{host}")
+        self._admin = AdminApi(self.broker, self.faults, self.service, self.sts) if admin else None
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         for name in queues:
@@ -155,6 +158,20 @@ class MnsEmulator:
 
     def clear_faults(self) -> FaultSettings:
         return self.faults.configure(FaultSettings())
+
+    def deny(self, access_key_id: str, *operations: str) -> None:
+        """Answer ``operations`` (MNS API names: "GetQueueAttributes", "BatchReceiveMessage"...) signed by
+        ``access_key_id`` with 403 AccessDenied, as MNS does when the RAM policy lacks the action."""
+        self.service.denied.update((access_key_id, operation) for operation in operations)
+
+    def issue_temporary(self, lifetime_seconds: float = 3600.0) -> TemporaryCredential:
+        """A new STS-style credential (id, secret, token, expiry) this emulator accepts until it expires."""
+        return self.sts.issue(lifetime_seconds)
+
+    @property
+    def credentials_uri(self) -> str:
+        """An ``ALIBABA_CLOUD_CREDENTIALS_URI`` that hands out credentials rotated by ``self.sts``."""
+        return f"{self.endpoint}/_emulator/sts/credentials"
 
     @property
     def injected(self) -> Counter[str]:

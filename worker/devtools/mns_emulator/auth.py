@@ -3,7 +3,8 @@
 string to sign = METHOD, Content-MD5, Content-Type, Date (each followed by a newline), then the sorted
 ``x-mns-*:value`` lines, then the URI with its query; signature = base64(HMAC-SHA1(secret, string to sign));
 header ``Authorization: MNS <id>:<signature>``.
-The ``security-token`` header (STS) is not part of the signature and is not checked.
+The ``security-token`` header (STS) is not part of the signature; for a temporary AccessKey id (one issued
+by ``StsIssuer``) it must be the token issued with it, and the credential must not have expired.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from worker.devtools.mns_emulator.errors import MnsError
+from worker.devtools.mns_emulator.sts import StsIssuer
 
 API_VERSION = "2015-06-06"
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
@@ -52,9 +54,18 @@ def sign(secret: str, text: str) -> str:
 class Authenticator:
     """Checks every MNS request against a set of access keys (id -> secret)."""
 
-    def __init__(self, credentials: Mapping[str, str], max_skew_seconds: float = MAX_CLOCK_SKEW_SECONDS):
+    def __init__(
+        self,
+        credentials: Mapping[str, str],
+        max_skew_seconds: float = MAX_CLOCK_SKEW_SECONDS,
+        *,
+        sts: StsIssuer | None = None,
+        clock_offset_seconds: float = 0.0,
+    ):
         self._credentials = dict(credentials)
         self._max_skew = max_skew_seconds
+        self.sts = sts or StsIssuer()
+        self.clock_offset_seconds = clock_offset_seconds  # the server's clock, off by this much
 
     def verify(self, method: str, uri: str, headers: Headers, body: bytes) -> str:
         """Raise the service's error for a bad request; returns the access key id on success."""
@@ -73,7 +84,7 @@ class Authenticator:
             raise MnsError("InvalidVersionHeader", f"The x-mns-version {version!r} is not {API_VERSION}.")
         secret = self._credentials.get(key_id)
         if secret is None:
-            raise MnsError("InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
+            secret = self._temporary_secret(key_id, headers.get("security-token"))
         declared_md5 = headers.get("Content-MD5")
         if declared_md5 and declared_md5 != content_md5(body):
             raise MnsError("InvalidDegist", "The Content-MD5 you specified is invalid.")
@@ -86,6 +97,16 @@ class Authenticator:
             )
         return key_id
 
+    def _temporary_secret(self, key_id: str, token: str | None) -> str:
+        credential = self.sts.lookup(key_id)
+        if credential is None:
+            raise MnsError("InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
+        if not token or not hmac.compare_digest(token, credential.token):
+            raise MnsError("InvalidSecurityToken", "The security token you provided is invalid.")
+        if self.sts.now() >= credential.expires_at:
+            raise MnsError("SecurityTokenExpired", "The security token you provided has expired.")
+        return credential.secret
+
     def _check_date(self, date: str | None) -> None:
         if not date:
             raise MnsError("MissingDateHeader", "Date header is required.")
@@ -93,7 +114,7 @@ class Authenticator:
             sent = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
             raise MnsError("InvalidDateHeader", f"The Date header format is invalid: {date!r}.") from None
-        if abs(time.time() - sent) > self._max_skew:
+        if abs(time.time() + self.clock_offset_seconds - sent) > self._max_skew:
             raise MnsError(
                 "TimeExpired",
                 f"The http request you sent is expired: Date {date!r} is more than "

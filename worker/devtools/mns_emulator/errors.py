@@ -9,6 +9,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "AccessDenied": 403,
     "InvalidAccessKeyId": 403,
     "SignatureDoesNotMatch": 403,
+    # Not in MNS's table (it names no STS-token code): OSS's codes for the same refusals.
+    "SecurityTokenExpired": 403,
+    "InvalidSecurityToken": 403,
     "InternalError": 500,
     "ServiceUnavailable": 503,
     "InvalidAuthorizationHeader": 400,

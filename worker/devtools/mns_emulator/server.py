@@ -141,7 +141,7 @@ class _Handler(socketserver.StreamRequestHandler):
         head = [
             f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}",
             f"Server: {SERVER_NAME}",
-            f"Date: {http_date()}",
+            f"Date: {http_date(self.server.service.authenticator.clock_offset_seconds)}",
             # Lower case on purpose: the SDK looks it up in a case-sensitive dict.
             f"x-mns-request-id: {request_id}",
             f"x-mns-version: {API_VERSION}",
@@ -155,10 +155,10 @@ class _Handler(socketserver.StreamRequestHandler):
 _date_cache: tuple[int, str] = (0, "")
 
 
-def http_date() -> str:
-    """The Date header, formatted once per second."""
+def http_date(offset_seconds: float = 0.0) -> str:
+    """The Date header, formatted once per second (``offset_seconds``: a server clock that is off)."""
     global _date_cache  # noqa: PLW0603 - a benign race: worst case two threads format the same second
-    now = int(time.time())
+    now = int(time.time() + offset_seconds)
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]

@@ -31,10 +31,13 @@ class MnsService:
         self.host_id = host_id
         self._lock = threading.Lock()
         self.operations: Counter[str] = Counter()  # "BatchReceiveMessage 200", "DeleteMessage 404", ...
+        # (AccessKey id, operation) pairs answered AccessDenied, as a RAM policy without that action would.
+        self.denied: set[tuple[str, str]] = set()
 
     def handle(self, req: Request, request_id: str) -> Response:
         try:
-            self.authenticator.verify(req.method, req.uri, req.headers, req.body)
+            key_id = self.authenticator.verify(req.method, req.uri, req.headers, req.body)
+            self._authorize(key_id, req)
             response = self._route(req)
         except MnsError as exc:
             response = self.error(exc, request_id)
@@ -47,6 +50,13 @@ class MnsService:
             response.headers.setdefault("Content-Type", XML_CONTENT_TYPE)
         self.count(req, response)
         return response
+
+    def _authorize(self, key_id: str, req: Request) -> None:
+        if (key_id, operation_name(req)) in self.denied:
+            raise MnsError(
+                "AccessDenied",
+                "The OwnerId that your Access Key Id associated to is forbidden for this operation.",
+            )
 
     def error(self, exc: MnsError, request_id: str) -> Response:
         body = xmlcodec.error_document(exc.code, exc.message, request_id, self.host_id)

@@ -1,0 +1,144 @@
+"""Credential sources: the emulator's STS checks through the real SDK, and ``ChainCredentials`` around the
+real ``alibabacloud-credentials`` URI provider (refresh failures, recovery, no secret in any log line)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import structlog
+from alibabacloud_credentials.provider.uri import URLCredentialsProvider
+from mns.account import Account
+from mns.auth import StaticCredentialsProvider
+from mns.mns_exception import MNSServerException
+
+from tests.mns_emulator import DEFAULT_QUEUE
+from worker.devtools.mns_emulator import MnsEmulator
+from worker.mns.credentials import (
+    ChainCredentials,
+    CredentialsUnavailable,
+    ExplicitCredentials,
+    describe_source,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def emulator() -> Iterator[MnsEmulator]:
+    with MnsEmulator(queues=[DEFAULT_QUEUE]) as running:
+        yield running
+
+
+def attributes_with(emulator: MnsEmulator, key_id: str, secret: str, token: str) -> Any:
+    provider = StaticCredentialsProvider(key_id, secret, token)
+    account = Account(emulator.endpoint, credentials_provider=provider)
+    try:
+        with warnings.catch_warnings():  # the SDK warns about counters it sets itself
+            warnings.simplefilter("ignore", DeprecationWarning)
+            account.get_queue(DEFAULT_QUEUE).get_attributes()
+        return True
+    finally:
+        account.mns_client.close_connection()
+
+
+def refusal(emulator: MnsEmulator, key_id: str, secret: str, token: str) -> str:
+    with pytest.raises(MNSServerException) as caught:
+        attributes_with(emulator, key_id, secret, token)
+    return str(caught.value.type)
+
+
+def test_emulator_checks_the_security_token_with_the_signature(emulator: MnsEmulator) -> None:
+    good = emulator.issue_temporary(60)
+    assert attributes_with(emulator, good.key_id, good.secret, good.token)
+    assert refusal(emulator, good.key_id, good.secret, "") == "InvalidSecurityToken"
+    assert refusal(emulator, good.key_id, good.secret, good.token + "x") == "InvalidSecurityToken"
+    assert refusal(emulator, good.key_id, "wrong-secret", good.token) == "SignatureDoesNotMatch"
+    assert refusal(emulator, "STS.unknown", good.secret, good.token) == "InvalidAccessKeyId"
+    expired = emulator.issue_temporary(0)
+    assert refusal(emulator, expired.key_id, expired.secret, expired.token) == "SecurityTokenExpired"
+    assert emulator.operations["GetQueueAttributes 403"] == 5
+
+
+def test_credentials_uri_rotates_on_schedule(emulator: MnsEmulator) -> None:
+    emulator.sts.configure(rotate_seconds=0.5, grace_seconds=0.2)
+    first = emulator.sts.credentials_uri()
+    assert emulator.sts.credentials_uri() == first  # same credential within its period
+    time.sleep(0.6)
+    second = emulator.sts.credentials_uri()
+    assert second["AccessKeyId"] != first["AccessKeyId"] and second["Code"] == "Success"
+    old = emulator.sts.lookup(first["AccessKeyId"])
+    assert old is not None and old.expires_at == pytest.approx(old.issued_at + 0.7)
+
+
+def test_refresh_failure_keeps_valid_credentials_logs_once_and_recovers(emulator: MnsEmulator) -> None:
+    # The library refreshes a credential after 1 s (rotate 1 s, no grace; reported expiry 15 min later).
+    emulator.sts.configure(rotate_seconds=1.0, grace_seconds=0.0)
+    source = ChainCredentials(URLCredentialsProvider(uri=emulator.credentials_uri))
+    with structlog.testing.capture_logs() as logs:
+        first = source.current()
+        emulator.stop()  # the credentials server is down: every refresh fails
+        time.sleep(1.2)
+        during = [source.current() for _ in range(20)]
+        emulator.start()
+        deadline = time.monotonic() + 10
+        while source.current().key_id == first.key_id and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = source.current()
+    assert all(snapshot == first for snapshot in during)  # still valid: kept, nothing fails
+    assert after.key_id != first.key_id and after.source == "credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)"
+    events = [entry["event"] for entry in logs]
+    assert events.count("mns.credentials.refresh_failed") == 1  # once per incident
+    assert events.count("mns.credentials.recovered") == 1
+    assert "secret" not in json.dumps(logs, default=str).lower()
+    failed = next(entry for entry in logs if entry["event"] == "mns.credentials.refresh_failed")
+    assert failed["using_cached_until"] and "Connection refused" in failed["reason"]
+
+
+class _LeakyCredentialsServer(BaseHTTPRequestHandler):
+    """A credentials URI answering an error that quotes a secret (the library repeats whole answers)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"Code": "Failed", "AccessKeySecret": "leaked-secret-Zq81"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_no_credentials_is_one_clear_error_without_the_secret(capfd: pytest.CaptureFixture[str]) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LeakyCredentialsServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}/credentials"
+        source = ChainCredentials(URLCredentialsProvider(uri=uri))
+        with structlog.testing.capture_logs() as logs, pytest.raises(CredentialsUnavailable) as caught:
+            source.current()
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert message.startswith("no MNS credentials: IMS_WORKER_MNS_ACCESS_KEY_ID is not set and the Alibaba")
+    assert f"error retrieving credentials from {uri}" in message
+    captured = capfd.readouterr()
+    assert "leaked-secret" not in message + json.dumps(logs) + captured.out + captured.err
+    assert logging.getLogger("credentials").disabled  # the library's own logger prints raw answers
+
+
+def test_sources_are_named_as_operators_know_them() -> None:
+    assert describe_source("default/oidc_role_arn").startswith("RRSA/OIDC (ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+    assert describe_source("default/ecs_ram_role") == "ECS RAM role (instance metadata service)"
+    assert describe_source("default/cli_profile/static_ak").startswith("Alibaba Cloud CLI profile")
+    explicit = ExplicitCredentials("id", "secret-value", "")
+    assert explicit.name.startswith("settings (IMS_WORKER_MNS_ACCESS_KEY_ID") and not explicit.refreshable
+    assert ExplicitCredentials("id", "s", "token").static_token
