@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker.cli.preflight import MNS_CREDENTIALS
+from worker.cli.preflight import MNS_REQUIRED
 from worker.docgen import begin_marker, end_marker, replace_between
 from worker.docgen import main as generate
 from worker.providers import providers
@@ -48,9 +48,10 @@ MEANINGS: dict[str, str] = {
     "stopped (live workers renew theirs); bounds crash recovery (`docs/guarantees.md`)",
     "mns_endpoint": "`https://<account>.mns.<region>.aliyuncs.com`; `ims-worker run` starts the emulator "
     "when unset",
-    "mns_access_key_id": "MNS AccessKey id",
+    "mns_access_key_id": "MNS AccessKey id; wins over the default credentials chain (docs/operations.md)",
     "mns_access_key_secret": "MNS AccessKey secret",
-    "mns_security_token": "STS token, with temporary credentials",
+    "mns_security_token": "a static STS token with the pair: it expires (1 h by default) and nothing "
+    "refreshes it; prefer the default chain",
     "mns_queues": "comma-separated queue names (IMS uses `ice-callback*`)",
     "mns_pollers_per_queue": "poller threads per queue, each with its own SDK client",
     "mns_batch_size": "messages per batch receive (MNS allows at most 16)",
@@ -104,13 +105,15 @@ CONDITIONAL: dict[str, str] = {
     "broker_url": "production: the default is a Redis on this host",
     "redis_url": "when the broker is not Redis",
     "redis_sentinel_master": "with a `sentinel://` URL",
+    "mns_access_key_id": "no: unset, the Alibaba Cloud default credentials chain signs; set, with its secret",
+    "mns_access_key_secret": "with `IMS_WORKER_MNS_ACCESS_KEY_ID`",
 }
 
 
 def required() -> dict[str, str]:
     """Setting -> when it is required: what ``consume`` and ``shim`` refuse to start without."""
     when = dict(CONDITIONAL)
-    for field in (*MNS_CREDENTIALS, "mns_queues"):  # worker.cli.preflight.require_mns
+    for field in (*MNS_REQUIRED, "mns_queues"):  # worker.cli.preflight.require_mns
         when[field] = "**yes** for `consume`"
     for spec in providers():  # worker.shim.arming: the shim serves only providers with a key
         key = spec.auth.key_setting
