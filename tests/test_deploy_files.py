@@ -217,7 +217,7 @@ def test_configmap_secret_compose_and_env_example_values_validate() -> None:
     assert not set(config) & set(secret)
     settings = as_settings({**config, **secret}, "k8s")
     assert settings.consumer_metrics_host == "0.0.0.0"  # kubelet probes the pod IP
-    assert settings.mns_access_key_secret is not None
+    assert settings.mns_access_key_id is None  # the consumer signs with its RAM role (RRSA), no AccessKey
     for name, service in compose()["services"].items():
         if name != "redis":
             env = {k: compose_value(v) for k, v in service["environment"].items()}
@@ -248,7 +248,7 @@ def env_example() -> dict[str, str]:
 # --- safe as shipped ----------------------------------------------------------------------------------------
 # What each component's own Secret holds (besides the broker URL, in a Secret of its own that all mount).
 COMPONENT_SECRETS = {
-    "consumer": {"IMS_WORKER_MNS_ACCESS_KEY_ID", "IMS_WORKER_MNS_ACCESS_KEY_SECRET"},
+    "consumer": set(),  # its RAM role through RRSA (serviceaccount.yaml); no AccessKey
     "shim": {
         "IMS_WORKER_IMS_CALLBACK_KEY", "IMS_WORKER_LIVE_AUTH_KEY", "IMS_WORKER_RTC_APP_KEY",
         "IMS_WORKER_TENCENT_CALLBACK_KEY", "IMS_WORKER_CASTER_TOKEN",
@@ -514,3 +514,27 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
 def test_procfile_has_the_four_process_types() -> None:
     assert set(procfile()) == PROCESS_TYPES
     assert "-E" in shlex.split(procfile()["worker"]), "Flower needs task events"
+
+
+def test_the_consumer_signs_with_a_ram_role_and_each_credential_option_is_documented() -> None:
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}
+    account = objects[("ServiceAccount", "ims-worker-consumer")]
+    assert account["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"]
+    namespace = next(o for o in k8s_objects() if o["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-identity.alibabacloud.com/injection"] == "on"
+    pod = deployments()["ims-worker-consumer"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "ims-worker-consumer"
+    assert ("Secret", "ims-worker-consumer") not in objects  # no AccessKey in the consumer's Secret...
+    assert "IMS_WORKER_MNS_ACCESS_KEY_SECRET: change-me" in (DEPLOY / "k8s" / "secret.yaml").read_text()
+    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()  # ...the variant beside it
+    for option in (
+        "#ALIBABA_CLOUD_ECS_METADATA=",
+        "#ALIBABA_CLOUD_CREDENTIALS_URI=",
+        "#IMS_WORKER_MNS_ACCESS_KEY_ID",
+    ):
+        assert option in example
+    assert "ALIBABA_CLOUD_CREDENTIALS_URI" in (DEPLOY / "docker-compose.yml").read_text()
+    readme = (DEPLOY / "README.md").read_text()
+    for action in ("mns:ReceiveMessage", "mns:DeleteMessage", "mns:GetQueueAttributes"):
+        assert action in readme
+    assert "ims-worker check" in readme and "acs:mns:" in readme

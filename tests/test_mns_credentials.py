@@ -10,16 +10,21 @@ import time
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from alibabacloud_credentials.provider.oidc import OIDCRoleArnCredentialsProvider
 from alibabacloud_credentials.provider.uri import URLCredentialsProvider
 from mns.account import Account
 from mns.auth import StaticCredentialsProvider
 from mns.mns_exception import MNSServerException
+from mns.queue import Message
 
+from tests.cli import cli
 from tests.mns_emulator import DEFAULT_QUEUE
+from tests.sts_standin import STS_HOST, sts_standin
 from worker.devtools.mns_emulator import MnsEmulator
 from worker.mns.credentials import (
     ChainCredentials,
@@ -142,3 +147,62 @@ def test_sources_are_named_as_operators_know_them() -> None:
     explicit = ExplicitCredentials("id", "secret-value", "")
     assert explicit.name.startswith("settings (IMS_WORKER_MNS_ACCESS_KEY_ID") and not explicit.refreshable
     assert ExplicitCredentials("id", "s", "token").static_token
+
+
+def test_rrsa_environment_makes_the_default_chain_call_sts(
+    emulator: MnsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    """RRSA as ACK sets it up (role, provider, token file; nothing else), through the real ``ims-worker
+    check``: the chain picks its OIDC provider and sends AssumeRoleWithOIDC to STS of the region. The call
+    cannot be completed locally (tests/sts_standin.py says why): check fails with one line, no secret, no
+    traceback."""
+    with sts_standin(emulator, tmp_path) as sts:
+        env = {
+            **sts.env,
+            **sts.proxy_env,
+            "HOME": str(tmp_path),
+            "IMS_WORKER_BROKER_URL": redis_url,
+            "IMS_WORKER_MNS_ENDPOINT": emulator.endpoint,
+            "IMS_WORKER_MNS_QUEUES": DEFAULT_QUEUE,
+        }
+        done = cli("check", env=env, cwd=tmp_path)
+    assert sts.tunnels and set(sts.tunnels) == {f"{STS_HOST}:443"}, sts.tunnels  # the chain chose RRSA
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("FAIL  mns credentials")]
+    assert line.startswith(
+        "FAIL  mns credentials: no MNS credentials: IMS_WORKER_MNS_ACCESS_KEY_ID is not set and the Alibaba "
+        "Cloud default credentials chain found none"
+    ), line
+    assert "OIDCRoleArnCredentialsProvider" in line and "Traceback" not in done.stdout + done.stderr
+    assert "standin-oidc-token" not in done.stdout + done.stderr  # the OIDC token is a credential too
+
+
+def test_rrsa_oidc_exchange_signs_mns_requests_and_refreshes(
+    emulator: MnsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library's OIDC provider against the stand-in, end to end: token file read, AssumeRoleWithOIDC over
+    TLS, STS credentials signing real SDK requests the emulator verifies, a refresh when they go stale."""
+    # STS credentials for 15 min + 2 s: the library refreshes 15 min before expiry, so after 2 s.
+    with sts_standin(emulator, tmp_path, lifetime=902) as sts:
+        monkeypatch.setenv("SSL_CERT_FILE", sts.cert_file)  # Tea's TLS context loads the default store
+        provider = OIDCRoleArnCredentialsProvider(  # the library read the environment at import: pass it
+            role_arn=sts.env["ALIBABA_CLOUD_ROLE_ARN"],
+            oidc_provider_arn=sts.env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"],
+            oidc_token_file_path=sts.env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"],
+            sts_endpoint=sts.endpoint,
+        )
+        source = ChainCredentials(provider)
+        account = Account(emulator.endpoint, credentials_provider=source)
+        queue = account.get_queue(DEFAULT_QUEUE)
+        queue.set_encoding(False)
+        try:
+            queue.send_message(Message("signed with STS credentials from RRSA"))
+            first = source.current()
+            time.sleep(3)
+            assert queue.receive_message(0).message_body == "signed with STS credentials from RRSA"
+            second = source.current()
+        finally:
+            account.mns_client.close_connection()
+    assert first.source.startswith("RRSA/OIDC") and first.temporary
+    assert second.key_id != first.key_id  # refreshed through a second AssumeRoleWithOIDC
+    assert len(sts.calls) == 2 and all(call["Action"] == "AssumeRoleWithOIDC" for call in sts.calls)
+    assert emulator.operations["SendMessage 201"] == 1 and emulator.operations["ReceiveMessage 200"] == 1

@@ -164,3 +164,28 @@ def test_static_token_expiring_mid_run_stops_with_one_line(mns: InProcessEmulato
     assert output.count(STATIC_TOKEN_LINE) == 1
     assert env["IMS_WORKER_MNS_SECURITY_TOKEN"] not in output
     assert env["IMS_WORKER_MNS_ACCESS_KEY_SECRET"] not in output
+
+
+@pytest.mark.parametrize(
+    ("operation", "action", "resource"),
+    [
+        ("BatchReceiveMessage", "mns:ReceiveMessage", "/messages"),
+        ("BatchDeleteMessage", "mns:DeleteMessage", "/messages"),
+    ],
+)
+def test_consume_stops_on_a_missing_ram_action_with_one_line(
+    mns: InProcessEmulator, redis_url: str, operation: str, action: str, resource: str
+) -> None:
+    mns.send(DEFAULT_QUEUE, ['{"EventType": "ProduceMediaComplete", "MessageBody": {}}'])
+    mns.emulator.deny(DEFAULT_ACCESS_KEY_ID, operation)
+    with running_consumer(consumer_env(mns, redis_url, DEFAULT_QUEUE)) as consumer:
+        assert consumer.process.wait(timeout=60) == 2
+        output = consumer.output()
+    line = (
+        f"MNS denied {action} on acs:mns:*:*:/queues/{DEFAULT_QUEUE}{resource} (AccessDenied) to the RAM "
+        f"identity of AccessKey {KEY} from {SETTINGS_SOURCE}: grant it the least-privilege policy in "
+        "deploy/README.md (RAM console > the user or role > Grant Permission)"
+    )
+    fatal = [entry for entry in output.splitlines() if '"mns.consumer.fatal"' in entry]
+    assert len(fatal) == 1 and line in fatal[0], output
+    assert mns.stats(DEFAULT_QUEUE).deleted == 0  # nothing acknowledged it could not account for

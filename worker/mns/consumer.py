@@ -91,7 +91,7 @@ class Poller(threading.Thread):
                 self._failures = 0
             except MNSServerException as exc:
                 if is_fatal(exc, refreshable=self.credentials.refreshable):
-                    self.on_fatal(ConfigurationError(self._explain(exc)))
+                    self.on_fatal(ConfigurationError(self._explain(exc, getattr(exc, "operation", None))))
                     return
                 self._back_off(f"mns-{exc.type}", self._explain(exc))
             except CredentialsUnavailable as exc:
@@ -173,6 +173,9 @@ class Poller(threading.Thread):
         try:
             self._fresh("BatchDeleteMessage", lambda: self.queue.batch_delete_message(handles))
         except MNSServerException as exc:
+            if not exc.sub_errors and is_fatal(exc, refreshable=self.credentials.refreshable):
+                exc.operation = "BatchDeleteMessage"  # e.g. the RAM policy lacks mns:DeleteMessage: stop
+                raise
             # Partial failure: the SDK lists each refused handle. Those messages come back after their
             # visibility timeout and are absorbed as duplicates, so this is logged, not retried.
             failures = exc.sub_errors or [
@@ -193,7 +196,8 @@ class Poller(threading.Thread):
     def _fresh(self, operation: str, call: Any) -> Any:
         return with_fresh_credentials(self.credentials, operation, call)
 
-    def _explain(self, exc: BaseException, operation: str = "BatchReceiveMessage") -> str:
+    def _explain(self, exc: BaseException, operation: str | None = None) -> str:
+        operation = operation or "BatchReceiveMessage"
         return explain_for(self.settings, exc, queue=self.queue_name, operation=operation)
 
     def _back_off(self, kind: str, detail: str, *, quiet: bool = False) -> None:
