@@ -66,7 +66,10 @@ def test_check_reports_every_problem_and_exits_1(tmp_path: Path, emulator: Emula
     assert "FAIL  handlers: cannot load handlers: unknown event type 'ims.NoSuchEvent'" in out, out
     assert "FAIL  broker redis://[REDACTED]@127.0.0.1" in out and "pw-77" not in out
     assert f"ok    mns queue {DEFAULT_QUEUE}" in out
-    assert "FAIL  mns queue no-such-queue" in out and "queue 'no-such-queue' does not exist at" in out
+    assert (
+        "FAIL  mns queue no-such-queue" in out
+        and "queue 'no-such-queue' does not exist (QueueNotExist) at" in out
+    )
     assert "FAIL  shim keys: IMS_WORKER_IMS_CALLBACK_KEY (key 1 of 1) is a placeholder" in out
     assert out.rstrip().endswith("4 check(s) failed")
 

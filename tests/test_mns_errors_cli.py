@@ -73,7 +73,8 @@ def test_queue_does_not_exist(mns: InProcessEmulator, redis_url: str, tmp_path: 
     env = env_for(mns.endpoint, redis_url, tmp_path, IMS_WORKER_MNS_QUEUES="ice-callback-typo")
     done = cli("check", env=env, cwd=tmp_path)
     assert mns_lines(done.stdout)[1] == (
-        f"FAIL  mns queue ice-callback-typo at {mns.endpoint}: queue 'ice-callback-typo' does not exist at "
+        f"FAIL  mns queue ice-callback-typo at {mns.endpoint}: queue 'ice-callback-typo' does not exist "
+        "(QueueNotExist) at "
         f"{mns.endpoint} (region *, account *): check IMS_WORKER_MNS_QUEUES for the name and "
         "IMS_WORKER_MNS_ENDPOINT for the queue's region and account (the MNS console shows a queue's "
         "endpoint)"

@@ -82,7 +82,7 @@ def test_mns_base64_encodes_bodies(emulator: MnsEmulator) -> None:
 def test_mns_unknown_queue_is_a_clear_error(emulator: MnsEmulator) -> None:
     # ims-worker's main turns ConfigurationError into "configuration error: ..." and exit code 2.
     sample = SAMPLES_DIR / "ims" / "ProduceMediaComplete.json"
-    with pytest.raises(ConfigurationError, match="queue 'no-such-queue' does not exist at"):
+    with pytest.raises(ConfigurationError, match=r"queue 'no-such-queue' does not exist \(QueueNotExist\)"):
         run_send([str(sample), "--mns", "no-such-queue"])
 
 

@@ -149,6 +149,7 @@ class ChainCredentials(CredentialSource):
         self._clock = clock
         self._lock = threading.Lock()
         self._last: Snapshot | None = None
+        self._last_raw: Any = None
         self._failures = 0
         self._retry_at = 0.0
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -172,6 +173,9 @@ class ChainCredentials(CredentialSource):
                 fresh = self._provider.get_credentials()
             except Exception as exc:  # noqa: BLE001 - every provider failure is one kind of incident here
                 return self._refresh_failed(exc, now)
+            if fresh is self._last_raw and last is not None and not self._failures:
+                return last  # the chain's cache answered with the same object: nothing to convert
+            self._last_raw = fresh
             snapshot = _snapshot(fresh)
             if self._failures:
                 log.info("mns.credentials.recovered", source=snapshot.source, failed_attempts=self._failures)
@@ -213,6 +217,7 @@ class ChainCredentials(CredentialSource):
             if self._last is None or self._last.key_id != refused_key_id:
                 return  # another thread already moved on to newer credentials
             self._last = None
+            self._last_raw = None
             self._failures = 0
             _expire_cached(self._provider)
 

@@ -119,7 +119,8 @@ def _access_denied(r: _Refusal) -> str:
 def _queue_not_exist(r: _Refusal) -> str:
     region, account = region_and_account(r.endpoint)
     return (
-        f"queue {r.queue!r} does not exist at {r.endpoint} (region {region}, account {account}): check "
+        f"queue {r.queue!r} does not exist (QueueNotExist) at {r.endpoint} (region {region}, account "
+        f"{account}): check "
         "IMS_WORKER_MNS_QUEUES for the name and IMS_WORKER_MNS_ENDPOINT for the queue's region and account "
         "(the MNS console shows a queue's endpoint)"
     )
