@@ -190,3 +190,18 @@ def test_consume_stops_on_a_missing_ram_action_with_one_line(
     fatal = [entry for entry in output.splitlines() if '"mns.consumer.fatal"' in entry]
     assert len(fatal) == 1 and line in fatal[0], output
     assert mns.stats(DEFAULT_QUEUE).deleted == 0  # nothing acknowledged it could not account for
+
+
+def test_no_credentials_anywhere_stops_consume_at_start(
+    mns: InProcessEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    env = consumer_env(mns, redis_url, DEFAULT_QUEUE)
+    del env["IMS_WORKER_MNS_ACCESS_KEY_ID"], env["IMS_WORKER_MNS_ACCESS_KEY_SECRET"]
+    env.update(HOME=str(tmp_path), ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")  # not on ECS: no probe
+    done = cli("consume", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "ims-worker: configuration error: no MNS credentials: IMS_WORKER_MNS_ACCESS_KEY_ID is not set and "
+        "the Alibaba Cloud default credentials chain found none ("
+    ), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -41,7 +41,8 @@ _LIBRARY_LOG.disabled = True
 
 REFRESH_RETRY_BASE_SECONDS = 1.0
 REFRESH_RETRY_CAP_SECONDS = 60.0
-_DETAIL_LIMIT = 300
+_DETAIL_LIMIT = 600
+_CHAIN_PREFIX = "unable to load credentials from any of the providers in the chain: "
 
 # The chain's provider names (``default/<name>``) in the words an operator knows them by.
 SOURCE_NAMES = {
@@ -88,7 +89,7 @@ def safe_reason(exc: BaseException) -> str:
     """A refresh error as one line with no secret: the library quotes the server's whole answer after
     ``result:``, which may hold credentials; that part is dropped and the rest redacted."""
     text = str(exc).split(" result:", 1)[0].split(", result:", 1)[0]
-    text = " ".join(text.split())
+    text = " ".join(text.split()).replace(_CHAIN_PREFIX, "tried ")
     return redact_text(text)[:_DETAIL_LIMIT] or type(exc).__name__
 
 
@@ -150,6 +151,7 @@ class ChainCredentials(CredentialSource):
         self._lock = threading.Lock()
         self._last: Snapshot | None = None
         self._last_raw: Any = None
+        self._loaded_once = False
         self._failures = 0
         self._retry_at = 0.0
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -188,6 +190,7 @@ class ChainCredentials(CredentialSource):
                     expires_in_s=None if snapshot.expiration is None else round(snapshot.expiration - now),
                 )
             self._last = snapshot
+            self._loaded_once = True
             return snapshot
 
     def _refresh_failed(self, exc: BaseException, now: float) -> Snapshot:
@@ -198,7 +201,9 @@ class ChainCredentials(CredentialSource):
         self._retry_at = now + delay
         last = self._last
         usable = last is not None and _valid(last, now)
-        if self._failures == 1:  # once per incident; "recovered" closes it
+        # Once per incident ("recovered" closes it). Before any credentials were loaded the error below is the
+        # whole story (the start-up check reports it), so it is not told twice.
+        if self._failures == 1 and self._loaded_once:
             log.warning(
                 "mns.credentials.refresh_failed",
                 reason=safe_reason(exc),
