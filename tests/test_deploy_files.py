@@ -290,13 +290,15 @@ def test_each_role_reads_only_its_own_env_file_under_systemd_and_compose() -> No
     for role in ROLE_FILES:
         assert set(env_file(role)) == COMPONENT_SECRETS[role], role
     services = compose()["services"]
-    for component, wanted in COMPONENT_SECRETS.items():
+    for component in COMPONENT_SECRETS:
         unit = systemd_unit(DEPLOY / "systemd" / f"ims-worker-{component}.service")
         files = unit_value(unit, "Service", "EnvironmentFile")
-        own = ["/etc/ims-worker/ims-worker.env"] + ([f"/etc/ims-worker/{component}.env"] if wanted else [])
+        # The consumer ships no credential (a RAM role) but keeps its own file for the other options.
+        has_own = component in ROLE_FILES
+        own = ["/etc/ims-worker/ims-worker.env"] + ([f"/etc/ims-worker/{component}.env"] if has_own else [])
         assert files == own, component
         paths = [entry["path"] for entry in services[component]["env_file"]]
-        assert paths == ["ims-worker.env"] + ([f"{component}.env"] if wanted else []), component
+        assert paths == ["ims-worker.env"] + ([f"{component}.env"] if has_own else []), component
 
 
 def test_no_shipped_credential_is_one_a_process_would_accept() -> None:
@@ -526,7 +528,7 @@ def test_the_consumer_signs_with_a_ram_role_and_each_credential_option_is_docume
     assert pod["serviceAccountName"] == "ims-worker-consumer"
     assert ("Secret", "ims-worker-consumer") not in objects  # no AccessKey in the consumer's Secret...
     assert "IMS_WORKER_MNS_ACCESS_KEY_SECRET: change-me" in (DEPLOY / "k8s" / "secret.yaml").read_text()
-    example = (DEPLOY / "systemd" / "ims-worker.env.example").read_text()  # ...the variant beside it
+    example = (DEPLOY / "systemd" / "consumer.env.example").read_text()  # ...the variant beside it
     for option in (
         "#ALIBABA_CLOUD_ECS_METADATA=",
         "#ALIBABA_CLOUD_CREDENTIALS_URI=",
