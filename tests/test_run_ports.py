@@ -20,6 +20,7 @@ import pytest
 
 from tests.cli import clean_env, cli
 from tests.servers import free_port
+from worker.devtools.embedded import ENV_FILE_NAME
 from worker.devtools.redisbinary import SUPPORTED_REDIS_MAJOR, candidates
 from worker.events.catalogue import CATALOGUE
 
@@ -27,6 +28,7 @@ from worker.events.catalogue import CATALOGUE
 # /metrics, Flower.
 DEFAULT_PORTS = (8080, 9101, 9102, 5555)
 CELERY = str(Path(sys.executable).with_name("celery"))
+SAMPLES = Path(__file__).resolve().parent.parent / "worker" / "samples"
 
 
 @contextlib.contextmanager
@@ -57,6 +59,7 @@ def records(text: str) -> list[dict[str, Any]]:
 
 @dataclass
 class DemoRun:
+    workdir: Path
     done: subprocess.CompletedProcess[str]
     out: list[dict[str, Any]]
     err: list[dict[str, Any]]
@@ -74,7 +77,7 @@ def demo_with_ports_held(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     # Without a terminal every line is JSON (records() fails on the first that is not).
-    return DemoRun(done, records(done.stdout), records(done.stderr))
+    return DemoRun(workdir, done, records(done.stdout), records(done.stderr))
 
 
 @pytest.mark.integration
@@ -202,3 +205,21 @@ def test_run_refuses_a_taken_flower_port_naming_the_setting(tmp_path: Path) -> N
         done = cli("run", "--flower", "--flower-port", str(port), cwd=tmp_path, timeout=60)
     assert done.returncode == 2, done.stderr[-3000:]
     one_line_naming(done.stderr, port, "IMS_WORKER_FLOWER_PORT")
+
+
+@pytest.mark.integration
+def test_after_the_demo_the_cli_reads_the_data_it_kept_and_says_so(demo_with_ports_held: DemoRun) -> None:
+    """`make demo` exited; `ims-worker trace` from the same directory, nothing configured: it serves the kept
+    data for this one command and names the Redis it asked."""
+    workdir = demo_with_ports_held.workdir
+    media_id = json.loads((SAMPLES / "ims" / "ProduceMediaComplete.json").read_text())["MessageBody"][
+        "MediaId"
+    ]
+    traced = cli("trace", f"MediaId={media_id}", cwd=workdir, timeout=60)
+    assert traced.returncode == 0, traced.stderr[-3000:]
+    assert "ims.ProduceMediaComplete" in traced.stdout and "handled" in traced.stdout
+    assert "ims-worker trace: reading redis://127.0.0.1:" in traced.stderr
+    assert "the last `ims-worker run` here kept" in traced.stderr and "demo/redis" in traced.stderr
+    dead = cli("dlq", "list", cwd=workdir, timeout=60)
+    assert dead.returncode == 0 and "ims-worker dlq list: reading redis://127.0.0.1:" in dead.stderr
+    assert not (workdir / ".ims-worker" / ENV_FILE_NAME).exists()  # no Redis left running for it

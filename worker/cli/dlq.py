@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
-from worker.redact import redact_text, redact_url
+from worker.redact import redact_text
 from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings, load_settings
 
@@ -162,8 +163,13 @@ def _check_source(settings: Settings, source: str | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    _check_source(settings, getattr(args, "source", None))
+    _check_source(load_settings(), getattr(args, "source", None))
+    read_only = args.dlq_command in ("list", "show")
+    with redis_target(f"dlq {args.dlq_command}", read_only=read_only) as target:
+        return _in(target.settings, target.url, args)
+
+
+def _in(settings: Settings, url: str, args: argparse.Namespace) -> int:
     store = DeadLetterStore.for_settings(settings)
     commands: dict[str, Callable[[], int]] = {
         "list": lambda: _cmd_list(store, args),
@@ -176,7 +182,6 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise  # stdout's reader left (`| head`): not a Redis problem; main() exits quietly
     except REDIS_ERRORS as exc:
-        url = redact_url(settings.effective_redis_url)
         print(f"ims-worker dlq: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     except BrokerUnavailable as exc:

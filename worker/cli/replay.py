@@ -8,14 +8,15 @@ import sys
 import time
 from typing import Any
 
+from worker.cli.target import redis_target
 from worker.cli.trace import table
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY, discover
 from worker.execution.replay import Candidate, Replayer, plan
 from worker.journal.reader import EventHistory, JournalReader
-from worker.redact import redact_text, redact_url
+from worker.redact import redact_text
 from worker.redisconn import REDIS_ERRORS, store_client
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 INBOX_NOOP = (
     "handlers that use worker.inbox.claim do nothing for an event their inbox says they applied "
@@ -125,16 +126,18 @@ def _run(args: argparse.Namespace) -> int:
     if not (args.event or args.key or args.since):
         print("ims-worker replay: choose events with --event, --key or --since", file=sys.stderr)
         return 2
-    settings = load_settings()
-    client = store_client(settings)
-    try:
-        return _replay(args, settings, JournalReader(client), client)
-    except REDIS_ERRORS as exc:
-        url = redact_url(settings.effective_redis_url)
-        print(f"ims-worker replay: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
-    finally:
-        client.close()
+    with redis_target("replay", read_only=False) as target:
+        client = store_client(target.settings)
+        try:
+            return _replay(args, target.settings, JournalReader(client), client)
+        except REDIS_ERRORS as exc:
+            print(
+                f"ims-worker replay: Redis at {target.url} is unreachable: {redact_text(str(exc))}",
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            client.close()
 
 
 def _positive(text: str) -> float:

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
-from worker.redact import redact_text, redact_url
+from worker.redact import redact_text
 from worker.redisconn import REDIS_ERRORS, store_client
-from worker.settings import load_settings
 
 _SHOWN = (
     "h",
@@ -80,21 +80,23 @@ def _when_ms(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
-def _run(args: argparse.Namespace, body: Callable[[JournalReader], int], name: str) -> int:
-    settings = load_settings()
-    client = store_client(settings)
-    try:
-        return body(JournalReader(client))
-    except REDIS_ERRORS as exc:
-        url = redact_url(settings.effective_redis_url)
-        print(f"ims-worker {name}: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
-    finally:
-        client.close()
+def _run(args: argparse.Namespace, body: Callable[[JournalReader, str], int], name: str) -> int:
+    with redis_target(name, read_only=True) as target:
+        client = store_client(target.settings)
+        try:
+            return body(JournalReader(client), target.url)
+        except REDIS_ERRORS as exc:
+            print(
+                f"ims-worker {name}: Redis at {target.url} is unreachable: {redact_text(str(exc))}",
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            client.close()
 
 
 def _trace(args: argparse.Namespace) -> int:
-    def body(reader: JournalReader) -> int:
+    def body(reader: JournalReader, url: str) -> int:
         histories, steps = reader.trace(args.key)
         if args.json:
             out = {
@@ -105,7 +107,7 @@ def _trace(args: argparse.Namespace) -> int:
             print(json.dumps(out, indent=2, ensure_ascii=False))
             return 0 if histories else 1
         if not histories:
-            print(f"ims-worker trace: no event in the journal carries {args.key!r}", file=sys.stderr)
+            print(f"ims-worker trace: no event in the journal at {url} carries {args.key!r}", file=sys.stderr)
             return 1
         refs = {h.event_id: str(i) for i, h in enumerate(histories, 1)}
         print(f"{len(histories)} event{'s' if len(histories) != 1 else ''} carrying {args.key}:")
@@ -148,7 +150,7 @@ def history_rows(histories: Sequence[EventHistory]) -> list[tuple[str, ...]]:
 
 
 def _recent(args: argparse.Namespace) -> int:
-    def body(reader: JournalReader) -> int:
+    def body(reader: JournalReader, url: str) -> int:
         found = reader.recent(
             event_type=args.type, source=args.source, since=args.since, failed=args.failed, limit=args.limit
         )
@@ -156,7 +158,7 @@ def _recent(args: argparse.Namespace) -> int:
             print(json.dumps([h.to_dict() for h in found], indent=2, ensure_ascii=False))
             return 0
         if not found:
-            print("no matching event in the journal")
+            print(f"no matching event in the journal at {url}")
             return 0
         print(table(("FIRST SEEN (UTC)", "SOURCE", "TYPE", "STATUS", "EVENT ID"), history_rows(found)))
         return 0
