@@ -48,6 +48,7 @@ DRAIN_SECONDS = 150.0
 @dataclass
 class CrashResult:
     events: int
+    whole_workers: bool = True  # also kill whole workers (early), not only pool processes
     kills: Counter[str] = field(default_factory=Counter)  # "child", "worker", "in_window"
     timeline: list[str] = field(default_factory=list)
     rows: Counter[str] = field(default_factory=Counter)  # event id -> effect rows
@@ -140,15 +141,45 @@ def _strike(
     return True
 
 
+def _drain(client: redis.Redis, workers: list[Service], redis_url: str, result: CrashResult) -> None:
+    """Publish, strike while the queue drains, then wait until everything is done and stays idle."""
+    batch = [upload_event("FileUploadComplete", f"media-{i}", i) for i in range(result.events)]
+    publisher = Publisher(Settings(broker_url=redis_url))
+    try:
+        assert all(r.enqueued for r in publisher.publish(batch))
+    finally:
+        publisher.close()
+    load_started = time.monotonic()
+    struck: set[str] = set()
+    last = 0.0
+    while client.llen("ims") > CONCURRENCY * WORKERS and time.monotonic() - load_started < 120:
+        if time.monotonic() - last < KILL_EVERY:
+            client.delete(WINDOWS_KEY)  # only windows that open from now on are candidates
+            time.sleep(0.05)
+            continue
+        early = time.monotonic() - load_started < WHOLE_KILLS_UNTIL
+        whole = result.whole_workers and early and result.kills["worker"] < WHOLE_WORKER_KILLS
+        if _strike(client, workers, struck, result, whole=whole):
+            last = time.monotonic()
+            result.timeline.append(f"{last - load_started:.1f}s q={client.llen('ims')}")
+    result.timeline.append(f"kills over {time.monotonic() - load_started:.1f}s q={client.llen('ims')}")
+    done = [keyspace.done(e.id, HANDLER) for e in batch]
+    result.drained = wait_for(
+        lambda: client.exists(*done) == result.events and _idle(client), timeout=DRAIN_SECONDS, interval=0.5
+    )
+    if result.drained:  # idle for a moment: nothing held by a dead worker is still to come back
+        time.sleep(2.0)
+        result.drained = _idle(client)
+
+
 def run_crash_drain(workdir: Path, *, events: int, claim: bool, whole_workers: bool = True) -> CrashResult:
     """Publish ``events`` upload events, kill -9 during the drain, wait until idle, count the rows."""
-    result = CrashResult(events=events)
+    result = CrashResult(events=events, whole_workers=whole_workers)
     started = time.monotonic()
     logdir = workdir / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    with running_redis(workdir / "redis", appendonly=False) as server, PrivatePostgres() as pg:
-        pg.create_inbox()
-        pg.psql(EFFECTS_TABLE)
+    with running_redis(workdir / "redis", appendonly=False) as server:
+        pg = PrivatePostgres()  # its port is known now; it is started while the workers boot
         env = {
             "IMS_WORKER_BROKER_URL": server.url,
             "IMS_WORKER_HANDLER_MODULES": "tests.plugins.inbox",
@@ -160,46 +191,20 @@ def run_crash_drain(workdir: Path, *, events: int, claim: bool, whole_workers: b
         client = redis.Redis.from_url(server.url)
         try:
             for worker in workers:
-                worker.start()
-            assert wait_for(lambda: all(" ready." in w.output() for w in workers), timeout=60), workers[
-                0
-            ].tail()
-            batch = [upload_event("FileUploadComplete", f"media-{i}", i) for i in range(events)]
-            publisher = Publisher(Settings(broker_url=server.url))
-            try:
-                assert all(r.enqueued for r in publisher.publish(batch))
-            finally:
-                publisher.close()
-            load_started = time.monotonic()
-            struck: set[str] = set()
-            last = 0.0
-            while client.llen("ims") > CONCURRENCY * WORKERS and time.monotonic() - load_started < 120:
-                if time.monotonic() - last < KILL_EVERY:
-                    client.delete(WINDOWS_KEY)  # only windows that open from now on are candidates
-                    time.sleep(0.05)
-                    continue
-                early = time.monotonic() - load_started < WHOLE_KILLS_UNTIL
-                whole = whole_workers and early and result.kills["worker"] < WHOLE_WORKER_KILLS
-                if _strike(client, workers, struck, result, whole=whole):
-                    last = time.monotonic()
-                    result.timeline.append(f"{last - load_started:.1f}s q={client.llen('ims')}")
-            result.timeline.append(
-                f"kills over {time.monotonic() - load_started:.1f}s q={client.llen('ims')}"
-            )
-            deadline = time.monotonic() + DRAIN_SECONDS
-            done = [keyspace.done(e.id, HANDLER) for e in batch]
-            result.drained = wait_for(
-                lambda: client.exists(*done) == events and _idle(client), timeout=DRAIN_SECONDS, interval=0.5
-            )
-            if result.drained:  # idle for a moment: nothing held by a dead worker is still to come back
-                time.sleep(2.0)
-                result.drained = _idle(client) and time.monotonic() < deadline + 5
+                worker.start()  # nothing reaches PostgreSQL before the events are published
+            pg.start()
+            pg.create_inbox()
+            pg.psql(EFFECTS_TABLE)
+            ready = wait_for(lambda: all(" ready." in w.output() for w in workers), timeout=60)
+            assert ready, workers[0].tail()
+            _drain(client, workers, server.url, result)
+            result.rows, result.inbox_rows = _rows(pg.dsn)
         finally:
             client.close()
             for worker in workers:
                 worker.stop(timeout=5)
             result.logs = "".join(w.output() for w in workers)
-        result.rows, result.inbox_rows = _rows(pg.dsn)
+            pg.stop()
     result.already_applied = result.logs.count("task.inbox_already_applied")
     result.seconds = time.monotonic() - started
     return result

@@ -7,7 +7,9 @@
   private real Redis: done markers, ``Retry`` (attempts run at once, countdowns are not waited),
   ``Permanent`` and exhausted attempts to the dead-letter store.
 * pytest fixtures ``ims_redis_url`` (a private ``redis-server`` for the session) and ``ims_handlers`` (a
-  ``HandlerKit`` on a flushed database), available as soon as ``ims-event-worker`` is installed.
+  ``HandlerKit`` on a flushed database), available as soon as ``ims-event-worker`` is installed;
+  ``ims_postgres`` / ``ims_postgres_dsn``: a private PostgreSQL with the inbox table (``worker.inbox``),
+  skipped with the reason where no server binaries are installed (``worker.testing.postgres``).
 """
 
 from __future__ import annotations

