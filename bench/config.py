@@ -32,6 +32,11 @@ class BenchConfig:
     # 7. inbox: handler calls per variant (split into alternating rounds)
     inbox_events: int = 5_000
     inbox_rounds: int = 10
+    # 8. worker profiles: events preloaded per variant; today's 40/s variants drain only the first ones
+    profile_events: int = 4_000
+    profile_baseline_events: int = 1_000
+    profile_cpu_events: int = 1_500
+    profile_cpu_loops: int = 60_000  # pure-Python iterations per CPU-bound event (~5-10 ms)
 
     @classmethod
     def full(cls, workdir: Path) -> BenchConfig:
@@ -56,4 +61,8 @@ class BenchConfig:
             tasks=150,
             inbox_events=100,
             inbox_rounds=2,
+            profile_events=60,
+            profile_baseline_events=20,
+            profile_cpu_events=20,
+            profile_cpu_loops=1_000,
         )

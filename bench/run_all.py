@@ -22,7 +22,7 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.stats import Benchmark, Metrics, Row, medians, results_dir, table
 
-MODULES = ("consumer", "shim", "e2e", "tasks", "flow", "journal", "inbox")
+MODULES = ("consumer", "shim", "e2e", "tasks", "flow", "journal", "inbox", "profiles")
 MODULE_PATHS = {
     "consumer": "bench.consumer_bench",
     "shim": "bench.shim_bench",
@@ -31,6 +31,7 @@ MODULE_PATHS = {
     "journal": "bench.journal_bench",
     "flow": "bench.flow_bench",
     "inbox": "bench.inbox_bench",
+    "profiles": "bench.profile_bench",
 }
 
 

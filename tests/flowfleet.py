@@ -41,9 +41,22 @@ def fleet_env(redis_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+PROFILES = ("cpu", "io")  # the fleet tests run in both worker profiles (prefork, threads)
+
+
 @contextlib.contextmanager
-def two_workers(env: dict[str, str], concurrency: int = 4) -> Iterator[tuple[CeleryWorker, CeleryWorker]]:
-    with running_worker(env, concurrency=concurrency) as a, running_worker(env, concurrency=concurrency) as b:
+def two_workers(
+    env: dict[str, str], concurrency: int = 4, profile: str = "cpu"
+) -> Iterator[tuple[CeleryWorker, CeleryWorker]]:
+    """Two workers: ``cpu``: prefork with ``concurrency`` processes each; ``io``: started as in production,
+    no pool flags, ``IMS_WORKER_WORKER_PROFILE=io`` (threads x32 each)."""
+    if profile == "io":
+        env = {**env, "IMS_WORKER_WORKER_PROFILE": "io"}
+    pool = None if profile == "io" else "prefork"
+    with (
+        running_worker(env, concurrency=concurrency, pool=pool) as a,
+        running_worker(env, concurrency=concurrency, pool=pool) as b,
+    ):
         yield a, b
 
 
@@ -103,7 +116,12 @@ class KillResult:
 
 
 def kill_a_key_holder(
-    redis_url: str, env: dict[str, str], client: redis.Redis, *, await_the_dead: bool = True
+    redis_url: str,
+    env: dict[str, str],
+    client: redis.Redis,
+    *,
+    await_the_dead: bool = True,
+    profile: str = "cpu",
 ) -> KillResult:
     """Two workers; the event holding key K hangs in one of them, which is then killed (kill -9, whole
     worker); K's other events wait in the survivor and must resume once the dead holder's lease lapses.
@@ -113,12 +131,13 @@ def kill_a_key_holder(
     in two children; presumably kombu's restore and the outbox re-enqueue): the ledger lets a task id take
     over its own claim, so only the key lock's per-run token keeps the two copies from running the handler at
     once. "Exactly once" here checks that."""
-    with two_workers(env, concurrency=2) as workers:
+    with two_workers(env, concurrency=2, profile=profile) as workers:
         hung = upload_event("FileUploadComplete", "media-k", 0, user_data="hang")
         publish(redis_url, [hung])
         wait_until(lambda: client.get("flowtest:hang_pid"), timeout=30)
         holder_pid = int(client.get("flowtest:hang_pid") or 0)
-        (victim,) = [w for w in workers if holder_pid in w.child_pids()]
+        # prefork: the pool child running it; threads: the worker process itself
+        (victim,) = [w for w in workers if holder_pid in (w.pid, *w.child_pids())]
         others = [upload_event("FileUploadComplete", "media-k", i) for i in range(1, 6)]
         publish(redis_url, others)
         time.sleep(1.0)

@@ -73,9 +73,10 @@ def test_async_handlers_retry_dead_letter_time_out_and_reuse_one_loop(
     assert not client.exists(keyspace.done(doomed.id, ASYNC)) and not client.exists(
         keyspace.done(hung.id, ASYNC)
     )
-    # One worker process (concurrency 1), one loop reused by every run.
+    # One loop per worker process, reused by every run (a child replaced after a hard time limit on a loaded
+    # machine has its own).
     loops = set(client.lrange("async:loops", 0, -1))
-    assert len(loops) == 1, loops
+    assert len(loops) == len({str(entry).split(":")[0] for entry in loops}), loops
     assert "was never awaited" not in output
 
 

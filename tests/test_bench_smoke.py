@@ -68,3 +68,19 @@ def test_the_inbox_benchmark_runs(tmp_path: Path) -> None:
     )
     assert all(math.isfinite(value) for value in outcome["median"].values())
     assert _descendants() <= before, "the benchmark left processes running"
+
+
+@pytest.mark.timeout(150)
+def test_the_profiles_smoke_run_produces_its_metrics(tmp_path: Path) -> None:
+    # Its own run (three worker starts, ~35 s): not in the time budget of the first smoke test.
+    output = tmp_path / "profiles.json"
+    args = [sys.executable, "-m", "bench.run_all", "--smoke", "--only", "profiles", "--output", str(output)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMS_WORKER_")}
+    before = _descendants()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=140, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    median = json.loads(output.read_text())["benchmarks"]["profiles"]["median"]
+    for variant in ("today_sync", "io_async", "cpuprofile_cpu"):
+        assert median[f"{variant}_events_per_s"] > 0 and median[f"{variant}_rss_mb"] > 0, median
+        assert math.isfinite(median[f"{variant}_cpu_ms_per_event"]), median
+    assert _descendants() <= before, "the benchmark left processes running"

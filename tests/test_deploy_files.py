@@ -540,3 +540,22 @@ def test_the_consumer_signs_with_a_ram_role_and_each_credential_option_is_docume
     for action in ("mns:ReceiveMessage", "mns:DeleteMessage", "mns:GetQueueAttributes"):
         assert action in readme
     assert "ims-worker check" in readme and "acs:mns:" in readme
+
+
+# --- the worker profile chooses the pool ------------------------------------------------------------------
+POOL_FLAGS = {"-P", "--pool", "-c", "--concurrency"}
+
+
+def test_every_worker_is_started_without_pool_flags_and_given_a_profile() -> None:
+    workers = [(where, argv) for where, argv in all_commands() if "worker.app worker" in " ".join(argv)]
+    assert {w.split()[0] for w, _ in workers} >= {"Procfile", "ims-worker-worker.service", "compose", "k8s"}
+    for where, argv in workers:
+        flags = {arg.split("=", 1)[0] for arg in argv} & POOL_FLAGS
+        assert not flags, f"{where}: {flags} would override IMS_WORKER_WORKER_PROFILE"
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}
+    profiles = {
+        "k8s": objects[("ConfigMap", "ims-worker-settings")]["data"]["IMS_WORKER_WORKER_PROFILE"],
+        "compose": compose()["services"]["worker"]["environment"]["IMS_WORKER_WORKER_PROFILE"],
+        "systemd": env_example()["IMS_WORKER_WORKER_PROFILE"],
+    }
+    assert set(profiles.values()) == {"io"}, profiles  # as shipped: handlers that wait (README)

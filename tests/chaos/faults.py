@@ -126,7 +126,10 @@ def kill_worker_child(chaos: Chaos) -> None:
     pid = chaos.stack.kill_worker_child(chaos.rng, prefer=target)
     if pid is not None:
         chaos.record.faults.worker_kills.append((time.time(), pid))
-        chaos.record.note("worker_child_kills", f"pid {pid}")
+        # io profile: the threads pool has no children, the whole worker was killed (and is restarted)
+        chaos.record.note(
+            "worker_kills" if chaos.stack.profile == "io" else "worker_child_kills", f"pid {pid}"
+        )
 
 
 def _last_ledger_writer(stack: Stack) -> int | None:

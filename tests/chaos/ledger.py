@@ -43,6 +43,7 @@ class Run:
     pid: int
     t: float
     ok: bool
+    thread: str = ""  # the thread that ran it (the threads pool runs many at once in one process)
 
 
 def read_ledger(client: redis.Redis) -> list[Run]:
@@ -63,6 +64,7 @@ def read_ledger(client: redis.Redis) -> list[Run]:
                     int(f["pid"]),
                     float(f["t"]),
                     f["ok"] == "1",
+                    f.get("thread", ""),
                 )
             )
         if len(page) < 1000:
@@ -163,8 +165,10 @@ class Verdict:
         }
 
 
-def _explained(first: Run, runs_by_pid: dict[int, list[Run]], faults: Faults) -> str | None:
-    if first.pid in faults.killed_worker_pids and runs_by_pid[first.pid][-1] == first:
+def _explained(first: Run, runs_by_pid: dict[tuple[int, str], list[Run]], faults: Faults) -> str | None:
+    # The last run of its thread in a killed process: under prefork the child's only thread; under the threads
+    # pool each of the process's threads had its own last run when the process died.
+    if first.pid in faults.killed_worker_pids and runs_by_pid[(first.pid, first.thread)][-1] == first:
         return f"pid {first.pid} killed right after this run"
     if faults.in_outage(first.t):
         return "Redis outage right after this run"
@@ -175,10 +179,10 @@ def check(runs: list[Run], dead: list[DeadLetter], sent: Sent, faults: Faults) -
     verdict = Verdict(handler_runs=len(runs), failed_runs=sum(1 for r in runs if not r.ok))
     verdict.dead_letters = len(dead)
     by_key: dict[tuple[str, str], list[Run]] = defaultdict(list)
-    runs_by_pid: dict[int, list[Run]] = defaultdict(list)
+    runs_by_pid: dict[tuple[int, str], list[Run]] = defaultdict(list)
     for run in runs:
         by_key[(run.event_id, run.handler)].append(run)
-        runs_by_pid[run.pid].append(run)
+        runs_by_pid[(run.pid, run.thread)].append(run)
     dead_by_id: dict[str, list[DeadLetter]] = defaultdict(list)
     dead_bodies: Counter[str] = Counter()
     for entry in dead:
@@ -224,7 +228,7 @@ def _check_event(
     event_id: str,
     sent: Sent,
     by_key: dict[tuple[str, str], list[Run]],
-    runs_by_pid: dict[int, list[Run]],
+    runs_by_pid: dict[tuple[int, str], list[Run]],
     dead: list[DeadLetter],
     faults: Faults,
     verdict: Verdict,

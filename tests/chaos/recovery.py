@@ -58,9 +58,14 @@ def _redelivered(client: redis.Redis) -> set[str]:
     return {k.decode()[len(prefix) :] for k in client.scan_iter(f"{prefix}*", count=1000)}
 
 
-def run_recovery(budget: Budget, workdir: Path) -> dict[str, Any]:
-    rng = budget.rng("worker-kill-defaults")
-    stack = Stack(workdir, Keys.generate(rng), concurrency=2, emulator_seed=rng.randrange(2**31))
+def run_recovery(budget: Budget, workdir: Path, profile: str = "cpu") -> dict[str, Any]:
+    """``profile`` "io": both workers in the threads preset (32 threads each, no pool flags)."""
+    name = "worker-kill-defaults" if profile == "cpu" else f"worker-kill-defaults-{profile}"
+    rng = budget.rng(name)
+    stack = Stack(
+        workdir, Keys.generate(rng), concurrency=2, emulator_seed=rng.randrange(2**31), profile=profile
+    )
+    burst_size = BURST if profile == "cpu" else 4 * BURST  # 64 threads and their prefetch to keep busy
     sent, lock = Sent(), threading.Lock()
     faults = Faults()
     problems: list[str] = []
@@ -86,14 +91,17 @@ def run_recovery(budget: Budget, workdir: Path) -> dict[str, Any]:
             problems.append("the long task did not start on the first worker")
         stack.services["worker-a"] = stack.worker_service("worker-a")
         stack.services["worker-a"].start()
-        if not wait_for(lambda: len(children(stack.services["worker-a"].pid or 0)) >= 2, 60):
+        worker_a = stack.services["worker-a"]
+        up = (lambda: " ready." in worker_a.output()) if profile == "io" else None
+        if not wait_for(up or (lambda: len(children(worker_a.pid or 0)) >= 2), 60):
             problems.append("worker-a did not start")
         time.sleep(3)  # it consumes: its ready line comes after its pool
         mns.start()
         burst = []
-        for i in range(BURST):
+        for i in range(burst_size):
             payload = unique_payload("ims", 910_000 + i)
-            payload[SLOW_FIELD] = 1
+            # io: 3 s, so that 64 threads are still busy with them when worker-a is killed (4 s in)
+            payload[SLOW_FIELD] = 1 if profile == "cpu" else 3
             burst.append(payload)
         _publish(stack, sent, burst)
         time.sleep(budget.load_seconds / 2)
@@ -142,15 +150,18 @@ def run_recovery(budget: Budget, workdir: Path) -> dict[str, Any]:
     if mns.error is not None:
         problems.append(f"mns producer failed: {mns.error!r}")
     summary = {
-        "scenario": "worker-kill-defaults",
+        "scenario": name,
+        "profile": profile,
         "broker": "redis",
         "seed": budget.seed,
-        "command": f"{budget.command()} PYTEST_ARGS='-k recovery'",
+        "command": f"{budget.command()} PYTEST_ARGS='-k recovery'"
+        if profile == "cpu"
+        else f"{budget.command().replace('make chaos', 'make chaos-full')} PYTEST_ARGS='-k io_profile'",
         "result": "pass" if not problems else "fail",
         "problems": problems[:100],
         **facts,
     }
-    path = results_dir() / f"{budget.mode}-worker-kill-defaults.json"
+    path = results_dir() / f"{budget.mode}-{name}.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "ledger"}, indent=1))
     if problems:

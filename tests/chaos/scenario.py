@@ -42,6 +42,8 @@ class Scenario:
     webhook_duplicate_rate: float = 0.10
     negative_rate: float = 0.12
     poison_rate: float = 0.03
+    profile: str = "cpu"  # the worker profile (tests/chaos/stack.py): "cpu" prefork x2, "io" threads
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str, Any]:
@@ -53,7 +55,14 @@ def run_scenario(scenario: Scenario, budget: Budget, workdir: Path) -> dict[str,
     )
     rng = budget.rng(scenario.name)
     keys = Keys.generate(rng)
-    stack = Stack(workdir, keys, supervised=scenario.supervised, emulator_seed=rng.randrange(2**31))
+    stack = Stack(
+        workdir,
+        keys,
+        supervised=scenario.supervised,
+        emulator_seed=rng.randrange(2**31),
+        profile=scenario.profile,
+        extra_env=scenario.extra_env,
+    )
     sent, lock = Sent(), threading.Lock()
     problems: list[str] = []
     started = time.monotonic()
@@ -174,7 +183,7 @@ def _classify_exits(logs: LogStats, counts: Counter[str]) -> tuple[list[str], di
     """Children of ``ims-worker run`` that exited: killed by the scenario, a known crash, or a problem."""
     problems: list[str] = []
     known: Counter[str] = Counter()
-    kills = {role: counts[f"{role}_kills"] for role in ("consumer", "shim")}
+    kills = {role: counts[f"{role}_kills"] for role in ("consumer", "shim", "worker")}
     signatures = Counter(
         name for name, line in KNOWN_CRASHES.items() for critical in logs.critical if line in critical
     )

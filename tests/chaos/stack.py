@@ -72,6 +72,7 @@ class Stack:
         concurrency: int = 2,
         emulator_seed: int | None = None,
         extra_env: dict[str, str] | None = None,
+        profile: str = "cpu",
     ) -> None:
         self.workdir = workdir
         self.logdir = workdir / "logs"
@@ -81,6 +82,9 @@ class Stack:
         self.visibility_timeout = visibility_timeout
         self.window = window
         self.concurrency = concurrency
+        # "cpu": prefork with ``concurrency`` processes; "io": the threads preset as production starts it (no
+        # pool flags, the profile's 32 threads): there are no pool children, a kill -9 takes the whole worker.
+        self.profile = profile
         self.extra_env = extra_env or {}
         self.redis = RedisServer(workdir=workdir / "redis", appendonly=True)
         self.shim_port = free_port()
@@ -130,10 +134,12 @@ class Stack:
             "IMS_WORKER_SHIM_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "IMS_WORKER_SIGNATURE_WINDOW_SECONDS": str(self.window),
             "IMS_WORKER_STATE_DIR": str(self.workdir / "state"),
-            "IMS_WORKER_WORKER_CONCURRENCY": str(self.concurrency),
+            "IMS_WORKER_WORKER_PROFILE": self.profile,
             "IMS_WORKER_RUN_GRACE_SECONDS": "15",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.profile == "cpu":
+            env["IMS_WORKER_WORKER_CONCURRENCY"] = str(self.concurrency)
         env.update(self.extra_env)
         return env
 
@@ -161,9 +167,9 @@ class Stack:
 
     def worker_service(self, name: str) -> Service:
         """A ``celery worker`` of the stack's concurrency (the recovery scenario starts a second one)."""
+        pool = ["--pool", "prefork", "--concurrency", str(self.concurrency)] if self.profile == "cpu" else []
         argv = [
-            CELERY, "-A", "worker.app", "worker",
-            "--pool", "prefork", "--concurrency", str(self.concurrency),
+            CELERY, "-A", "worker.app", "worker", *pool,
             "--queues", ",".join(ALL_QUEUES),
             "--hostname", f"chaos-{name}-{self.shim_port}@%h",
             "--without-mingle", "--without-gossip",
@@ -177,7 +183,7 @@ class Stack:
     def wait_ready(self, timeout: float = 60.0, roles: tuple[str, ...] = ("shim", "worker")) -> None:
         checks = {
             "shim": self.shim_ready,
-            "worker": lambda: len(self.worker_children()) >= self.concurrency and " ready." in self.output(),
+            "worker": lambda: self.pool_up() and " ready." in self.output(),
         }
         for name, check in checks.items():
             if name not in roles:
@@ -208,6 +214,9 @@ class Stack:
         needle = {"consumer": "worker.cli consume", "shim": "worker.cli shim", "worker": "celery"}[role]
         return find_child(run, needle) if run else None
 
+    def pool_up(self) -> bool:
+        return self.profile == "io" or len(self.worker_children()) >= self.concurrency
+
     def worker_children(self) -> list[int]:
         pid = self.pid_of("worker")
         return children(pid) if pid else []
@@ -224,6 +233,11 @@ class Stack:
             self.services[role].start()
 
     def kill_worker_child(self, rng: random.Random, prefer: int | None = None) -> int | None:
+        """``kill -9`` a pool child (prefork), or the whole worker process under the threads pool, whose
+        threads run the handlers (supervised: ``ims-worker run`` restarts it)."""
+        if self.profile == "io":
+            pid = self.pid_of("worker")
+            return pid if pid and kill9(pid) else None
         pids = self.worker_children()
         if not pids:
             return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.flowfleet import fleet_env, kill_a_key_holder, overlaps_per_key
+from tests.flowfleet import PROFILES, fleet_env, kill_a_key_holder, overlaps_per_key
 from tests.servers import running_redis
 from worker.settings import Settings
 
@@ -22,14 +22,18 @@ pytestmark = pytest.mark.chaos
 RECOVERY_BOUND = 90.0
 
 
-def test_a_killed_key_holder_frees_its_key_within_the_lease_at_defaults(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_killed_key_holder_frees_its_key_within_the_lease_at_defaults(tmp_path: Path, profile: str) -> None:
     defaults = Settings()
     with running_redis(tmp_path / "redis", appendonly=False) as server:
         env = fleet_env(server.url)
         client = redis.Redis.from_url(server.url)
-        result = kill_a_key_holder(server.url, env, client, await_the_dead=False)
+        result = kill_a_key_holder(server.url, env, client, await_the_dead=False, profile=profile)
         client.close()
-    print(f"\nflow lease: key resumed {result.resumed_after:.1f}s after the kill", flush=True)
+    print(
+        f"\nflow lease ({profile} profile): key resumed {result.resumed_after:.1f}s after the kill",
+        flush=True,
+    )
     # The lease (renewed up to a third of it before the kill), the longest busy-retry countdown, and slack for
     # Celery's ETA timer and prefetch on a loaded 2-core CI machine: 29 s was measured against 41.5 s here.
     bound = defaults.flow_lease_seconds + 1.5 * defaults.flow_busy_retry_seconds + 10.0

@@ -79,6 +79,23 @@ def test_a_double_success_fails_unless_a_crash_explains_it() -> None:
     assert check([*handled("a"), run("a", RECORD_ALL, pid=11, n=1)], [], sent("a"), outage).ok
 
 
+def test_in_the_threads_pool_a_rerun_is_explained_by_its_threads_last_run() -> None:
+    def threaded(event_id: str, handler: str, thread: str, pid: int = 10, n: int = 0) -> Run:
+        return Run(f"{int(T0 * 1000)}-{n}", event_id, IMS, handler, 1, "task-1", pid, T0, True, thread)
+
+    killed = Faults(worker_kills=[(T0 + 0.5, 10)])
+    # Thread T1 of the killed process ran record_all of "a" last; T2 went on with "b" in the same process.
+    first = [threaded("a", h, "T1", n=i) for i, h in enumerate((POISON, RECORD_IMS, RECORD_ALL))]
+    other = [threaded("b", h, "T2", n=10 + i) for i, h in enumerate((POISON, RECORD_IMS, RECORD_ALL))]
+    rerun = threaded("a", RECORD_ALL, "T9", pid=11, n=20)
+    verdict = check([*first, *other, rerun], [], sent("a", "b"), killed)
+    assert verdict.ok, verdict.problems
+    assert len(verdict.reruns_after_crash) == 1
+    # The same thread ran something after it: its success was recorded before the kill, not cut by it.
+    later = threaded("b", RECORD_ALL, "T1", n=30)
+    assert not check([*first, *other[:2], later, rerun], [], sent("a", "b"), killed).ok
+
+
 def test_runs_for_an_id_never_sent_fail() -> None:
     verdict = check([*handled("a"), *handled("x")], [], sent("a"), Faults())
     assert verdict.problems == ["ledger has runs for an id that was never sent: x"]

@@ -2,8 +2,8 @@
 
 Loaded by the Celery worker through ``IMS_WORKER_HANDLER_MODULES=tests.plugins.ledger``. Every run appends
 one entry to the stream ``chaos:ledger`` (``tests.chaos.spec.LEDGER_STREAM``) with the event id and type, the
-handler, the attempt, the task id, the process id, the time and whether the run succeeded. The checker
-(``tests.chaos.ledger``) compares the stream with what the scenario sent.
+handler, the attempt, the task id, the process id and thread, the time and whether the run succeeded. The
+checker (``tests.chaos.ledger``) compares the stream with what the scenario sent.
 
 * ``record_all`` (``*``) and ``record_ims`` (``ims.*``): always succeed, so "exactly once per handler" is
   checked for two handlers with different subscriptions;
@@ -20,6 +20,7 @@ wrapper retries it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import redis
@@ -63,6 +64,7 @@ def _record(event: Event, name: str, *, ok: bool) -> None:
             "attempt": (request.retries + 1) if request is not None else 0,
             "task_id": (request.id or "") if request is not None else "",
             "pid": os.getpid(),
+            "thread": threading.current_thread().name,
             "t": f"{time.time():.6f}",
             "ok": int(ok),
         },
