@@ -6,9 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from mns.account import Account
+from mns.auth import StaticCredentialsProvider
 from mns.mns_exception import MNSServerException
 from mns.queue import Message
 
@@ -93,3 +96,36 @@ def test_port_in_use_is_a_configuration_error() -> None:
         result = _run_cli("--port", str(busy.getsockname()[1]))
     assert result.returncode == 2
     assert "cannot listen" in result.stderr
+
+
+def test_sts_flags_rotate_the_credentials_uri_and_refuse_old_tokens(tmp_path: Path) -> None:
+    command = emulator_command(queues=[DEFAULT_QUEUE], entry=(IMS_WORKER, "emulator"))
+    command += ["--sts-rotate-seconds", "0.5", "--sts-grace-seconds", "0"]
+    child = SubprocessEmulator(command, tmp_path, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
+    child.start()
+    try:
+        first = child._admin("GET", "sts/credentials")
+        assert child._admin("GET", "sts")["sts"]["rotate_seconds"] == 0.5
+        deadline = time.monotonic() + 10
+        second = first
+        while second["AccessKeyId"] == first["AccessKeyId"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            second = child._admin("GET", "sts/credentials")
+        assert second["AccessKeyId"] != first["AccessKeyId"]
+        for credential, outcome in ((second, None), (first, "SecurityTokenExpired")):
+            provider = StaticCredentialsProvider(
+                credential["AccessKeyId"], credential["AccessKeySecret"], credential["SecurityToken"]
+            )
+            account = Account(child.endpoint, credentials_provider=provider)
+            try:
+                if outcome is None:
+                    account.get_queue(DEFAULT_QUEUE).send_message(Message("signed with the new token"))
+                else:
+                    with pytest.raises(MNSServerException) as refused:
+                        account.get_queue(DEFAULT_QUEUE).send_message(Message("old token"))
+                    assert refused.value.type == outcome
+            finally:
+                account.mns_client.close_connection()
+        assert child.operations()["SendMessage 201"] == 1 and child.operations()["SendMessage 403"] == 1
+    finally:
+        child.stop()
