@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -87,11 +88,11 @@ def test_redrive_by_id_and_by_filter(
     assert f"{upload}: redriven: republished 1 (ims.FileUploadComplete)" in out
     assert client.llen("ims") == 1
 
-    assert main(["dlq", "redrive", "--reason", "permanent"]) == 0
+    assert main(["dlq", "redrive", "--reason", "permanent", "--yes"]) == 0
     assert f"{produce}: redriven" in capsys.readouterr().out
     assert client.llen("ims") == 2
 
-    assert main(["dlq", "redrive"]) == 1  # everything left: only the undecodable body, which stays
+    assert main(["dlq", "redrive", "--yes"]) == 1  # everything left: only the undecodable body, which stays
     out = capsys.readouterr().out
     assert f"{undecodable}: kept: no event can be rebuilt from the raw body (undecodable body)" in out
     assert "0 of 1 redriven" in out
@@ -111,7 +112,7 @@ def test_redrive_with_broker_down_keeps_entries(
     dead(store, ims_event("FileUploadComplete"))
     monkeypatch.setenv("IMS_WORKER_BROKER_URL", f"amqp://guest:pw-123@127.0.0.1:{free_port()}//")
     monkeypatch.setenv("IMS_WORKER_REDIS_URL", redis_url)
-    assert main(["dlq", "redrive"]) == 1
+    assert main(["dlq", "redrive", "--yes"]) == 1
     err = capsys.readouterr().err
     assert "unreachable" in err and "the entries are kept" in err and "pw-123" not in err
     assert store.count() == 1
@@ -169,3 +170,24 @@ def test_bad_time_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["dlq", "list", "--since", "yesterday"])
     assert caught.value.code == 2
     assert "not a time: 'yesterday'" in capsys.readouterr().err
+
+
+def test_redrive_of_everything_asks_first_and_dry_run_changes_nothing(
+    store: DeadLetterStore, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``dlq redrive`` with no ids redrove every entry with no confirmation; now: --yes or a prompt."""
+    for name in ("FileUploadComplete", "ProduceMediaComplete"):
+        dead(store, ims_event(name))
+    capsys.readouterr()
+    assert main(["dlq", "redrive", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 dead letters would be redriven (dry run)" in out and store.count() == 2
+    assert main(["dlq", "redrive"]) == 1  # stdin is not a terminal here: refused, nothing sent
+    assert "without --yes" in capsys.readouterr().err and store.count() == 2
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen("ims") == 0
+    started = time.monotonic()
+    assert main(["dlq", "redrive", "--yes", "--rate", "4"]) == 0
+    assert time.monotonic() - started >= 0.25  # the second entry waited its turn at 4/s
+    assert store.count() == 0 and client.llen("ims") == 2
+    client.close()

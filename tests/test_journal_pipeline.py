@@ -156,7 +156,7 @@ def test_trace_shows_every_step_in_order_with_a_retry_and_a_dead_letter(
     assert [e["event_id"] for e in failed_now] == [event_id]
 
     store.delete(f"test:broken:{event_id}")  # the fix; then the redrive is journaled too
-    assert main(["dlq", "redrive"]) == 0
+    assert main(["dlq", "redrive", "--yes"]) == 0
     wait_status(store, event_id, "handled", pipeline.worker)
     after = [s["step"] for s in cli_json(capsys, "trace", event_id)["steps"]]
     assert after[after.index("dead-lettered") + 1 :][:3] == ["redriven", "enqueued", "attempt"]

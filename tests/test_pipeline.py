@@ -240,7 +240,7 @@ def test_exhausted_retries_dead_letter_then_redrive_after_the_fix(
         wait_until(lambda: deadletters.count() == 1 and probe.runs("fragile", event) == 10, timeout=15)
 
         probe.unflag("broken", event)  # the fix is deployed
-        assert main(["dlq", "redrive"]) == 0
+        assert main(["dlq", "redrive", "--yes"]) == 0
         wait_until(lambda: probe.done(FRAGILE, event), timeout=15)
         wait_until(probe.idle)
     assert deadletters.count() == 0, [(e.reason, e.error, e.attempts) for e in deadletters.list()]

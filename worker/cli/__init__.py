@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    escaping = escaped_output() if args.command in ESCAPED_COMMANDS else contextlib.nullcontext()
+    escaping: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if args.command in ESCAPED_COMMANDS:
+        escaping = escaped_output(redact=not getattr(args, "raw", False))
     try:
         with escaping:
             code: int = args.func(args)

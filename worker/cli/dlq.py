@@ -9,14 +9,14 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
-from worker.redact import redact_text
+from worker.redact import REDACTED, is_credential_name, redact_text
 from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings, load_settings
 
@@ -45,6 +45,22 @@ def _filter(args: argparse.Namespace) -> DeadLetterFilter:
 def _shorten(text: str | None, width: int) -> str:
     text = (text or "").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: REDACTED if is_credential_name(key) else _redacted(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _shown(entry: DeadLetter, raw: bool) -> dict[str, Any]:
+    """An entry as printed: every credential redacted (inside the raw body's text too), unless ``--raw``."""
+    shown = entry.to_dict()
+    return shown if raw else cast(dict[str, Any], _redacted(shown))
 
 
 def _table(entries: Sequence[DeadLetter]) -> str:
@@ -76,7 +92,9 @@ def _cmd_list(store: DeadLetterStore, args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"count": total, "entries": [e.to_dict() for e in entries]}, indent=2, ensure_ascii=False
+                {"count": total, "entries": [_shown(e, args.raw) for e in entries]},
+                indent=2,
+                ensure_ascii=False,
             )
         )
         return 0
@@ -94,7 +112,7 @@ def _cmd_show(store: DeadLetterStore, args: argparse.Namespace) -> int:
     if entry is None:
         print(f"ims-worker dlq: no dead letter with id {args.id!r}", file=sys.stderr)
         return 1
-    print(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False))
+    print(json.dumps(_shown(entry, args.raw), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -115,9 +133,26 @@ def _cmd_redrive(store: DeadLetterStore, args: argparse.Namespace, settings: Set
     from worker.delivery.redrive import redrive  # noqa: PLC0415
 
     entries, all_found = _selected(store, args)
+    if args.dry_run:
+        for entry in entries:
+            print(f"{entry.id}: would redrive: {entry.source} {entry.event_type or '-'} ({entry.reason})")
+        print(f"{len(entries)} dead letter{'s' if len(entries) != 1 else ''} would be redriven (dry run)")
+        return 0 if all_found else 1
+    # Every matching entry, named by no id: as purge does, ask first (thousands of events back on the queues).
+    if not args.ids and entries and not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"ims-worker dlq redrive: refusing to redrive {len(entries)} entries without --yes "
+                "(see them first with --dry-run)",
+                file=sys.stderr,
+            )
+            return 1
+        if not _confirm(f"Redrive {len(entries)} dead letter(s) at most {args.rate:g}/s?"):
+            print("aborted")
+            return 1
     publisher = Publisher(settings)
     try:
-        outcomes = redrive(store, publisher, entries)
+        outcomes = redrive(store, publisher, entries, rate=args.rate)
     finally:
         publisher.close()
     for outcome in outcomes:
@@ -205,6 +240,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+RAW_HELP = "print credentials as stored (signed URLs, tokens); redacted by default"
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("dlq", help="inspect, redrive and purge dead letters")
     commands = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
@@ -215,15 +260,24 @@ def register(subparsers: Any) -> None:
         "--limit", type=int, default=100, help="rows to show (default 100); the count is always total"
     )
     listing.add_argument("--json", action="store_true", help="machine-readable output, entries in full")
+    listing.add_argument("--raw", action="store_true", help=RAW_HELP)
 
     show = commands.add_parser("show", help="one dead letter in full (raw payload, event, error)")
     show.add_argument("id", help="entry id as listed, e.g. 1716800000000-0")
+    show.add_argument("--raw", action="store_true", help=RAW_HELP)
 
     redrive = commands.add_parser("redrive", help="republish dead letters; each is removed once enqueued")
     redrive.add_argument(
         "ids", nargs="*", metavar="ID", help="entry ids (default: every entry matching filters)"
     )
     _add_filters(redrive)
+    redrive.add_argument("--dry-run", action="store_true", help="list what would be redriven; change nothing")
+    redrive.add_argument(
+        "--yes", "-y", action="store_true", help="redrive every matching entry without asking (no ids given)"
+    )
+    redrive.add_argument(
+        "--rate", type=_positive, default=20.0, help="entries republished per second at most (20)"
+    )
 
     purge = commands.add_parser("purge", help="delete dead letters for good")
     purge.add_argument(

@@ -1,4 +1,5 @@
-"""What the read commands print is escaped: no byte of an event reaches the operator's terminal as a control.
+"""What the read commands print is escaped and redacted: no byte of an event reaches the terminal as a
+control, and no credential it carries reaches the screen (or the ticket it is pasted into) unless ``--raw``.
 
 Event ids, types, business keys, handler errors and dead-letter bodies come from the payload, that is from
 whoever can send an event. Printed raw, an id holding ``ESC [2J`` clears the operator's screen and
@@ -14,6 +15,8 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from typing import TextIO
+
+from worker.redact import redact_text
 
 _LAYOUT = frozenset("\n\t")
 
@@ -34,25 +37,34 @@ def printable(text: str) -> str:
 
 
 class EscapingStream:
-    """A text stream that escapes what it is given before handing it on."""
+    """A text stream that escapes (and by default redacts, ``worker.redact``) what it is given."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, redact: bool = True) -> None:
         self._stream = stream
+        self._redact = redact
 
     def write(self, text: str) -> int:
-        self._stream.write(printable(text))
+        self._stream.write(printable(redact_text(text) if self._redact else text))
         return len(text)
 
     def __getattr__(self, name: str) -> object:  # flush, fileno, isatty, encoding...
         return getattr(self._stream, name)
 
 
+RAW_WARNING = (
+    "ims-worker: --raw prints what the store holds as it is: signed URLs (OSSAccessKeyId, Signature, "
+    "auth_key), tokens and other credentials included. Keep this output out of tickets, chats and logs."
+)
+
+
 @contextlib.contextmanager
-def escaped_output() -> Iterator[None]:
-    """Escape everything written to stdout and stderr inside the block."""
+def escaped_output(*, redact: bool = True) -> Iterator[None]:
+    """Escape (and unless ``redact`` is False, redact) what is written to stdout and stderr in the block."""
     saved = sys.stdout, sys.stderr
-    sys.stdout = EscapingStream(saved[0])
-    sys.stderr = EscapingStream(saved[1])
+    if not redact:
+        print(RAW_WARNING, file=saved[1], flush=True)
+    sys.stdout = EscapingStream(saved[0], redact=redact)
+    sys.stderr = EscapingStream(saved[1], redact=redact)
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from worker.cli.dlq import RAW_HELP
 from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
@@ -179,6 +180,7 @@ def add_recent(commands: Any) -> None:
     )
     recent.add_argument("--limit", type=int, default=50, help="rows at most (default 50)")
     recent.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recent.add_argument("--raw", action="store_true", help=RAW_HELP)
     recent.set_defaults(func=_recent)
 
 
@@ -188,4 +190,5 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("key", metavar="KEY", help="an event id, a value such as a MediaId, or Name=value")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--raw", action="store_true", help=RAW_HELP)
     parser.set_defaults(func=_trace)

@@ -1,7 +1,10 @@
 """The dead-letter store: a Redis stream of everything that could not be handled, kept until an operator acts.
 
-Each entry holds the raw payload (always, byte for byte), the normalized event as JSON when there was one, the
-source, type and id, the reason, an exception summary, the attempt count, the failing handlers and timestamps.
+Each entry holds the raw payload (byte for byte, but for a provider's body signature: Tencent's ``sign`` is
+stored as ``[REDACTED]``, since one captured ``t``/``sign`` pair authenticates any body until ``t``), the
+normalized event as JSON when there was one (the same signature removed), the source, type and id, the
+reason, an exception summary, the attempt count, the failing handlers and timestamps. Signed URLs inside a
+body are kept (a redrive needs the event as sent); the CLI prints them redacted unless ``--raw``.
 The stream is never trimmed: nothing is dropped silently. ``worker.delivery.redrive`` puts entries back on
 the broker.
 """
@@ -20,6 +23,7 @@ import redis
 from worker import keyspace, lua
 from worker.events import Event, Transport
 from worker.journal.config import OFF, JournalConfig, stats_blob
+from worker.redact import strip_signatures
 from worker.redisconn import store_client, sync_client
 from worker.settings import Settings
 
@@ -31,6 +35,17 @@ _Page = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE answers on a clien
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
+
+
+def _without_signatures(raw: str | bytes) -> str | bytes:
+    if isinstance(raw, str):
+        return strip_signatures(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw  # not JSON text: no signature member to remove
+    stripped = strip_signatures(text)
+    return raw if stripped == text else stripped.encode("utf-8")
 
 
 def _ms(moment: datetime) -> int:
@@ -156,6 +171,7 @@ class DeadLetterStore:
         delete failed comes back, and must not fill the store with copies of itself."""
         if isinstance(raw, Mapping):
             raw = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        raw = _without_signatures(raw)
         fields: dict[str, str | bytes | int] = {
             "raw": raw,
             "source": source,
@@ -163,7 +179,7 @@ class DeadLetterStore:
             "attempts": attempts,
         }
         if event is not None:
-            fields["event"] = event.model_dump_json()
+            fields["event"] = strip_signatures(event.model_dump_json())
             fields["received_at"] = event.received_at.isoformat()
             event_type = event_type or event.type
             event_id = event_id or event.id

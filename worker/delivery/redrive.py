@@ -8,6 +8,7 @@ was enqueued once already) but not the handler ledger: handlers that succeeded f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -51,11 +52,20 @@ def rebuild_events(entry: DeadLetter) -> list[Event]:
 
 
 def redrive(
-    store: DeadLetterStore, publisher: Publisher, entries: Iterable[DeadLetter]
+    store: DeadLetterStore,
+    publisher: Publisher,
+    entries: Iterable[DeadLetter],
+    *,
+    rate: float | None = None,
 ) -> list[RedriveOutcome]:
-    """Republish each entry, then delete it. ``BrokerUnavailable`` stops the run (the entry is kept)."""
+    """Republish each entry, then delete it. ``BrokerUnavailable`` stops the run (the entry is kept). With
+    ``rate``, at most that many entries per second (a redrive of thousands must not flood the workers)."""
     outcomes: list[RedriveOutcome] = []
+    started = time.monotonic()
     for entry in entries:
+        if rate is not None:
+            due = started + len(outcomes) / rate
+            time.sleep(max(0.0, due - time.monotonic()))
         try:
             events = rebuild_events(entry)
         except CannotRedrive as exc:
