@@ -28,6 +28,7 @@ from tests.chaos.payloads import unique_payload
 from tests.servers import RedisServer, free_port, is_queue, running_redis
 from tests.shim_server import serving
 from worker.errors import ConfigurationError
+from worker.journal.reader import JournalReader
 from worker.settings import Settings, load_settings
 from worker.shim import ENDPOINTS, ShimApp, create_app, sign_request
 from worker.shim.spoolfile import summarize
@@ -116,6 +117,14 @@ def test_a_redis_outage_is_answered_200_from_the_spool_and_drained_once_redis_is
     assert shim.queued() == 5
     assert shim.metric("ims_worker_shim_spool_drained_events_total") == 5
     assert shim.metric("ims_worker_shim_spool_entries") == 0
+    # The journal says the event came through the spool and how long it waited there.
+    client = redis.Redis.from_url(shim.redis.url)
+    try:
+        (history,) = JournalReader(client).histories([answers[0].json()["events"][0]["id"]])
+    finally:
+        client.close()
+    (received,) = [step for step in history.steps if step.kind == "received"]
+    assert 0 < received.fields["spooled_ms"] < 60_000
     # The provider's retry of an event that came through the spool is a duplicate, as on the fast path.
     again = shim.post(bodies[0])
     assert again.status_code == 200 and again.json()["events"][0]["duplicate"] is True

@@ -29,6 +29,7 @@ _SHOWN = (
     "mid",
     "dq",
     "req",
+    "spooled_ms",
     "dl",
 )
 _LABEL = {
@@ -38,6 +39,7 @@ _LABEL = {
     "mid": "message ",
     "dq": "dequeued ",
     "req": "request ",
+    "spooled_ms": "came through the shim's spool, waited ms ",
     "err": "",
     "why": "",
 }

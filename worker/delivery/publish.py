@@ -53,7 +53,13 @@ class _Batch:
     """The KEYS/ARGV of ``worker/lua/publish.lua`` for a batch, built once and shared by the sync and async
     publishers."""
 
-    def __init__(self, settings: Settings, events: Sequence[Event], bypass: bool):
+    def __init__(
+        self,
+        settings: Settings,
+        events: Sequence[Event],
+        bypass: bool,
+        spooled_ms: Sequence[int] | None = None,
+    ):
         journal = JournalConfig.from_settings(settings)
         now, kind = (
             now_ms(),
@@ -62,9 +68,10 @@ class _Batch:
         deadline_ms = int((time.time() + settings.visibility_timeout) * 1000)
         self.keys: list[str] = [*keyspace.JOURNAL_KEYS, keyspace.OUTBOX, keyspace.OUTBOX_DUE]
         self.args: list[Any] = [journal.line(now), "1" if bypass else "0", deadline_ms]
-        for event in events:
+        waits = spooled_ms if spooled_ms is not None else [None] * len(events)
+        for event, waited in zip(events, waits, strict=True):
             self.keys += (keyspace.dedupe(event.id), queue_for(settings, event.type, event.source))
-            blob = received_blob(event, now, kind) if journal.enabled else ""
+            blob = received_blob(event, now, kind, waited) if journal.enabled else ""
             self.args += (new_task_id(), dedupe_ttl(settings, event.source), encode_event(event), blob)
 
 
@@ -169,12 +176,20 @@ class AsyncPublisher:
         self._script = lua.register(self._redis, "publish")
         self._fallback: Publisher | None = None if _single_script(settings) else Publisher(settings)
 
-    async def publish(self, events: Sequence[Event], *, bypass_dedupe: bool = False) -> list[PublishResult]:
+    async def publish(
+        self,
+        events: Sequence[Event],
+        *,
+        bypass_dedupe: bool = False,
+        spooled_ms: Sequence[int] | None = None,
+    ) -> list[PublishResult]:
+        """``spooled_ms``: per event, how long it waited in the shim's spool (journaled with its receipt)."""
         if self._fallback is not None:
             return await asyncio.to_thread(self._fallback.publish, events, bypass_dedupe=bypass_dedupe)
         results: list[PublishResult] = []
-        for chunk in _chunks(events):
-            batch = _Batch(self._settings, chunk, bypass_dedupe)
+        for start, chunk in zip(range(0, len(events), SCRIPT_CHUNK), _chunks(events), strict=True):
+            waits = spooled_ms[start : start + len(chunk)] if spooled_ms is not None else None
+            batch = _Batch(self._settings, chunk, bypass_dedupe, waits)
             wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
             try:
                 if wait:

@@ -75,8 +75,9 @@ def entry(kind: str, now: int, **fields: Any) -> str:
 _str = json.encoder.encode_basestring  # C-accelerated JSON string escaping: this runs per received event
 
 
-def received_blob(event: Event, now: int, kind: str = "received") -> str:
-    """What ``jpublish`` reads for one event: its id, then the received entry (built by hand: hot path)."""
+def received_blob(event: Event, now: int, kind: str = "received", spooled_ms: int | None = None) -> str:
+    """What ``jpublish`` reads for one event: its id, then the received entry (built by hand: hot path).
+    ``spooled_ms``: the event came through the shim's spool and waited this long there for Redis."""
     t = event.transport
     parts = [
         f'{{"t":{now},"e":"{kind}","src":{_str(event.source)},"type":{_str(event.type)},"via":"{t.kind}"'
@@ -89,6 +90,8 @@ def received_blob(event: Event, now: int, kind: str = "received") -> str:
         parts.append(f',"dq":{int(t.dequeue_count)}')
     if t.request_id is not None:
         parts.append(f',"req":{_str(t.request_id)}')
+    if spooled_ms is not None:
+        parts.append(f',"spooled_ms":{int(spooled_ms)}')
     return f"{event.id}\n{''.join(parts)}}}"
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import orjson
 import pydantic
@@ -52,6 +53,9 @@ from worker.shim.openapi import build_openapi
 from worker.shim.providers import Provider, build_providers
 from worker.shim.spool import Spool
 from worker.shim.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from worker.delivery.publish import AsyncPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +139,8 @@ class ShimApp:
         publisher = self.publisher
 
         async def publish(events: Sequence[Event], waited_ms: Sequence[int]) -> object:
+            if self._owns_publisher:  # ours: the journal records how long each event waited in the spool
+                return await cast("AsyncPublisher", publisher).publish(events, spooled_ms=waited_ms)
             return await publisher.publish(events)
 
         self._drainer = Drainer(
