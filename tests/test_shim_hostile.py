@@ -62,6 +62,9 @@ def shim(redis_server: RedisServer) -> Iterator[Shim]:
         IMS_WORKER_SHIM_TRUSTED_PROXY_HOPS="2",
         IMS_WORKER_SHIM_PUBLIC_URL=f"http://127.0.0.1:{port}",
         IMS_WORKER_LOG_FORMAT="json",
+        # The answers asserted here are a shim's without its spool (with it, a signed request that Redis
+        # refuses is spooled and answered 200: tests/test_shim_spool.py).
+        IMS_WORKER_SHIM_SPOOL_ENABLED="false",
     )
     args = [IMS_WORKER, "shim", "--port", str(port)]
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

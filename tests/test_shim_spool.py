@@ -266,3 +266,27 @@ def test_a_file_left_by_a_kill_9ed_process_is_adopted_and_drained_at_start(
         wait_until(lambda: shim.queued() == 2, timeout=20)
         wait_until(lambda: not left.exists() and not left.with_suffix(".lock").exists(), timeout=10)
         assert shim.app.spool is not None and shim.app.spool.depth == 0
+
+
+def test_a_full_redis_is_spooled_not_a_503(shim: Served) -> None:
+    """Redis filling up between two readings of the memory guard (it reads INFO once a second): its OOM
+    refusal, or the guard's next reading, sends the signed request to the spool."""
+    client = redis.Redis.from_url(shim.redis.url)
+    spool = shim.app.spool
+    assert spool is not None
+    try:
+        for n in range(10):
+            client.config_set("maxmemory", "0")
+            assert (
+                shim.post(ims_body(100 + 2 * n)).json().get("spooled") is None
+            )  # primes the guard: room left
+            client.config_set("maxmemory", str(int(client.info("memory")["used_memory"]) // 2))
+            answer = shim.post(ims_body(101 + 2 * n))
+            assert answer.status_code == 200 and answer.json()["spooled"] is True, answer.text
+            if spool.depth:
+                break
+            time.sleep(1.1)  # drained already: try again
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()
+    wait_until(lambda: spool.depth == 0, timeout=20)
