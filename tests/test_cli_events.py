@@ -172,3 +172,28 @@ def test_the_script_lists_the_catalogue() -> None:
     # Built-in types only: a provider another test module registered in this process is not the script's.
     builtin = {name for name, spec in CATALOGUE.items() if spec.source in SOURCES}
     assert {row["type"] for row in json.loads(result.stdout)} == builtin
+
+
+def test_the_script_shows_the_fields_of_a_type_with_examples_from_its_sample() -> None:
+    result = script("show", "ims.ProduceMediaComplete")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert text.startswith("ims.ProduceMediaComplete: ")
+    media_id = json.loads((SAMPLES / "ims" / "ProduceMediaComplete.json").read_text())["MessageBody"][
+        "MediaId"
+    ]
+    row = next(line for line in text.splitlines() if line.startswith("MessageBody.MediaId "))
+    assert row.split()[:3] == ["MessageBody.MediaId", "str", "yes"] and f'"{media_id}"' in row
+    optional = next(line for line in text.splitlines() if line.startswith("MessageBody.ErrorCode "))
+    assert "str | None" in optional and " yes " not in optional
+    as_json = json.loads(script("show", "rtc.UserEvent", "--json").stdout)
+    paths = {f["path"]: f for f in as_json["fields"]}
+    assert paths["UserEvent.UserId"]["type"] == "str" and paths["UserEvent.UserId"]["required"] is True
+    assert paths["UserEvent.UserId"]["example"]  # from the bundled RTC sample
+
+
+def test_an_unknown_type_to_show_is_an_error_naming_the_nearest_types() -> None:
+    result = script("show", "ProduceMediaComplet")
+    assert result.returncode == 2
+    assert b"unknown event type 'ProduceMediaComplet'; did you mean ims.ProduceMediaComplete" in result.stderr
+    assert b"Traceback" not in result.stderr and result.stdout == b""

@@ -20,8 +20,9 @@ from tests.mns_emulator import DEFAULT_QUEUE, running_emulator
 from tests.servers import free_port
 from worker.cli import build_parser
 from worker.devtools.mns_emulator.app import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from worker.docgen import clidoc, logdoc, settingsdoc
+from worker.docgen import clidoc, eventsdoc, logdoc, settingsdoc
 from worker.docgen.settingsdoc import required, shown_default, table
+from worker.events import CATALOGUE, SOURCES
 from worker.mns.progress import PROGRESS_INTERVAL_SECONDS
 from worker.settings import Settings
 
@@ -74,7 +75,7 @@ def test_the_settings_table_is_generated_from_settings() -> None:
     assert table().count("\n") == len(Settings.model_fields) + 1
 
 
-@pytest.mark.parametrize("module", [clidoc, logdoc, settingsdoc])
+@pytest.mark.parametrize("module", [clidoc, eventsdoc, logdoc, settingsdoc])
 def test_every_generated_reference_is_current(module: object, tmp_path: Path) -> None:
     name = module.__name__.rsplit(".", 1)[1]  # type: ignore[attr-defined]
     check = generator_check(name)
@@ -92,6 +93,14 @@ def test_every_generated_reference_is_current(module: object, tmp_path: Path) ->
         check=False,
     )
     assert again.returncode == 1 and f"python -m worker.docgen.{name}" in again.stderr
+
+
+def test_the_events_reference_has_every_catalogued_type() -> None:
+    reference = (REPO_ROOT / eventsdoc.PATH).read_text()
+    builtin = [name for name, spec in CATALOGUE.items() if spec.source in SOURCES]
+    assert len(builtin) >= 43
+    for name in builtin:
+        assert f"### `{name}`" in reference, name
 
 
 def test_the_required_settings_are_what_the_commands_refuse_to_start_without(tmp_path: Path) -> None:

@@ -110,6 +110,8 @@ def register(subparsers: Any) -> None:
     )
     parse.set_defaults(func=_parse)
 
+    from worker.cli.eventshow import add_show  # noqa: PLC0415 - its own module, like recent
     from worker.cli.trace import add_recent  # noqa: PLC0415 - the journal's command lives with trace
 
+    add_show(commands)
     add_recent(commands)
