@@ -12,9 +12,11 @@ import difflib
 import json
 from typing import Any
 
+from worker.devtools.demo import load_samples
 from worker.errors import ConfigurationError
 from worker.events import CATALOGUE, EventSpec
 from worker.events.schema import example, fields
+from worker.providers import normalize
 
 EXAMPLE_WIDTH = 60
 
@@ -35,12 +37,13 @@ def find(name: str) -> EventSpec:
 
 def sample_data(event_type: str) -> dict[str, Any]:
     """The typed data of the bundled sample of ``event_type``, as JSON; empty when there is none."""
-    from worker.testing.samples import sample_event, sample_types  # noqa: PLC0415 - loads every sample
-
-    if event_type not in sample_types():
-        return {}
-    dumped: dict[str, Any] = sample_event(event_type).data.model_dump(mode="json", by_alias=True)
-    return dumped
+    for sample in load_samples():
+        if event_type in sample.types:
+            for event in normalize(sample.source, sample.body):
+                if event.type == event_type:
+                    dumped: dict[str, Any] = event.data.model_dump(mode="json", by_alias=True)
+                    return dumped
+    return {}
 
 
 def rows(spec: EventSpec) -> list[dict[str, Any]]:
