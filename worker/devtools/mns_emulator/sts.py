@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from worker.devtools.mns_emulator.errors import MnsError
+
 STS_KEY_PREFIX = "STS."
 LIBRARY_STALE_SECONDS = 900  # alibabacloud-credentials' URI provider: refresh 15 min before Expiration
 _KEEP = 4096  # expired credentials remembered (to answer "expired" rather than "unknown key")
@@ -66,6 +68,7 @@ class StsIssuer:
         self._issued: OrderedDict[str, TemporaryCredential] = OrderedDict()
         self._current: TemporaryCredential | None = None
         self.rotations = 0  # credentials issued through the URI so far
+        self.outage = False  # the credentials URI answers 503 (a credentials service down)
 
     def configure(self, **changes: float) -> dict[str, float]:
         with self._lock:
@@ -106,6 +109,8 @@ class StsIssuer:
 
     def credentials_uri(self) -> dict[str, Any]:
         """The current credential in the credentials-URI format, rotated when its time has come."""
+        if self.outage:
+            raise MnsError("ServiceUnavailable", "The credentials service is unavailable (emulated outage).")
         with self._lock:
             current = self._current
             if current is None or self._clock() >= current.issued_at + self.rotate_seconds:
