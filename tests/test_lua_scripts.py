@@ -153,8 +153,9 @@ def test_ledger_finish_releases_counts_journals_and_drops_the_outbox_copy(client
 
 def test_deadletter_add_once_per_once_key_with_journal_and_counter(client: redis.Redis) -> None:
     add = script(client, "deadletter_add")
-    keys = [*J, keyspace.DEADLETTERS, keyspace.deadletter_once("mid-1")]
-    args = [JOURNAL.line(NOW), 60, "ev", "bad", "deadlettered|ims|x\t1", "raw", "{}", "reason", "bad"]
+    keys = [*J, keyspace.DEADLETTERS, keyspace.DEADLETTER_USAGE, keyspace.deadletter_once("mid-1")]
+    head = [JOURNAL.line(NOW), 60, "ev", "bad", "deadlettered|ims|x\t1", "ims", 5, 3, 1000]
+    args = [*head, "raw", "{}", "reason", "bad"]
     entry_id = add(keys=keys, args=args)
     assert entry_id and add(keys=keys, args=args) is None  # the once key holds
     ((_, fields),) = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(keyspace.DEADLETTERS))
@@ -165,6 +166,10 @@ def test_deadletter_add_once_per_once_key_with_journal_and_counter(client: redis
     assert client.zscore(keyspace.JOURNAL_FAILED, "ev") == NOW
     assert client.hget(keyspace.STATS, "deadlettered|ims|x") == b"1"
     assert add(keys=keys[:-1], args=args) and client.xlen(keyspace.DEADLETTERS) == 2  # no once key: always
+    assert client.hgetall(keyspace.DEADLETTER_USAGE) == {b"ims|n": b"2", b"ims|bytes": b"10"}
+    assert add(keys=keys[:-1], args=args) and add(keys=keys[:-1], args=args) == -1  # the cap of 3 entries
+    assert add(keys=keys[:-1], args=[*head[:6], 5, 100, 12, "raw", "{}"]) == -1  # 15 + 5 bytes > 12 bytes
+    assert client.xlen(keyspace.DEADLETTERS) == 3
 
 
 def test_journal_note_appends_marks_failed_and_counts_even_when_off(client: redis.Redis) -> None:

@@ -41,6 +41,7 @@ REPLAY_PREFIX = f"{PREFIX}:replay:"  # + task id: the handler names a replay for
 # --- dead letters (worker.delivery.deadletter) -------------------------------------------------------------
 DEADLETTERS = f"{PREFIX}:deadletters"  # stream
 DEADLETTER_ONCE_PREFIX = f"{PREFIX}:deadletter-once:"  # + once key (an MNS message id)
+DEADLETTER_USAGE = f"{PREFIX}:deadletters:usage"  # hash "<source>|n" / "<source>|bytes": what a source holds
 
 # --- metrics and the journal (worker.journal) --------------------------------------------------------------
 STATS = f"{PREFIX}:stats"  # hash of fleet-wide counters

@@ -242,6 +242,14 @@ class Settings(BaseSettings):
     journal_retention_seconds: int = Field(
         default=3 * 86400, ge=60, description="how long an event's history is kept"
     )
+    deadletter_max_entries_per_source: int = Field(
+        default=10_000, ge=10, description="dead letters kept per source at most (more: the event stays put)"
+    )
+    deadletter_max_bytes_per_source: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="bytes of dead letters kept per source at most (more: the event stays put)",
+    )
     journal_max_events: int = Field(
         default=100_000, ge=100, description="events kept at most (oldest dropped)"
     )

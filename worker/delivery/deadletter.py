@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -21,6 +21,7 @@ from typing import Any, cast
 import redis
 
 from worker import keyspace, lua
+from worker.errors import BrokerUnavailable
 from worker.events import Event, Transport
 from worker.journal.config import OFF, JournalConfig, stats_blob
 from worker.redact import strip_signatures
@@ -135,19 +136,51 @@ class DeadLetterFilter:
         return self.reason is None or self.reason.lower() in entry.reason.lower()
 
 
+class DeadLetterStoreFull(BrokerUnavailable):
+    """The source holds as many dead letters (or bytes of them) as it may: nothing was added. Callers keep the
+    event where it is, as when Redis is unreachable: the consumer leaves the message in MNS, a task retries
+    later, the shim answers 503 (one captured signature pair must not fill Redis with distinct bodies)."""
+
+
+@dataclass(frozen=True)
+class DeadLetterBounds:
+    max_entries: int = 10_000
+    max_bytes: int = 16 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeadLetterBounds:
+        return cls(settings.deadletter_max_entries_per_source, settings.deadletter_max_bytes_per_source)
+
+
+def _size(values: Iterable[object]) -> int:
+    """An entry's size as the bound counts it: the bytes of its field values."""
+    return sum(len(v) if isinstance(v, bytes) else len(str(v).encode()) for v in values)
+
+
 class DeadLetterStore:
     """Sync access to the stream, from a Redis URL or client. Redis errors propagate unchanged."""
 
-    def __init__(self, redis_or_url: str | redis.Redis, *, journal: JournalConfig = OFF) -> None:
+    def __init__(
+        self,
+        redis_or_url: str | redis.Redis,
+        *,
+        journal: JournalConfig = OFF,
+        bounds: DeadLetterBounds = DeadLetterBounds(),
+    ) -> None:
         self._client = sync_client(redis_or_url) if isinstance(redis_or_url, str) else redis_or_url
         self._owns_client = isinstance(redis_or_url, str)
         self._journal = journal
+        self.bounds = bounds
         self._add = lua.register(self._client, "deadletter_add")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> DeadLetterStore:
         """The store at ``settings``' Redis, connected with its TLS, ACL or Sentinel settings."""
-        store = cls(store_client(settings), journal=JournalConfig.from_settings(settings))
+        store = cls(
+            store_client(settings),
+            journal=JournalConfig.from_settings(settings),
+            bounds=DeadLetterBounds.from_settings(settings),
+        )
         store._owns_client = True
         return store
 
@@ -189,16 +222,23 @@ class DeadLetterStore:
         if transport is not None:
             fields["transport"] = transport.model_dump_json(exclude_none=True)
         flat = [item for pair in fields.items() for item in pair]
-        keys = [*keyspace.JOURNAL_KEYS, STREAM_KEY]
+        keys = [*keyspace.JOURNAL_KEYS, STREAM_KEY, keyspace.DEADLETTER_USAGE]
         if once_key is not None:
             keys.append(keyspace.deadletter_once(once_key))
         counters = stats_blob({f"deadlettered|{source}|{event_type or 'unknown'}": 1})
+        size = _size(fields.values())
         head: list[str | bytes | int] = [
-            self._journal.line(), ONCE_TTL_SECONDS, event_id or "", reason, counters
+            self._journal.line(), ONCE_TTL_SECONDS, event_id or "", reason, counters,
+            source, size, self.bounds.max_entries, self.bounds.max_bytes,
         ]  # fmt: skip
         entry_id = self._add(keys=keys, args=[*head, *flat])
         if entry_id is None:
             return None
+        if entry_id == -1:
+            raise DeadLetterStoreFull(
+                f"the dead-letter store holds as many {source} entries as it may ({self.bounds.max_entries} "
+                f"entries or {self.bounds.max_bytes} bytes): this one ({size} bytes) was not added"
+            )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def iter(self, where: DeadLetterFilter | None = None) -> Iterator[DeadLetter]:
@@ -237,7 +277,36 @@ class DeadLetterStore:
         return DeadLetter.from_fields(page[0][0].decode(), page[0][1]) if page else None
 
     def delete(self, entry_ids: Sequence[str]) -> int:
-        return int(self._client.xdel(STREAM_KEY, *entry_ids)) if entry_ids else 0
+        """Delete entries and give their room back to their source's bound."""
+        if not entry_ids:
+            return 0
+        freed: dict[str, list[int]] = {}
+        for entry_id in entry_ids:
+            try:
+                page = cast(_Page, self._client.xrange(STREAM_KEY, min=entry_id, max=entry_id, count=1))
+            except redis.ResponseError:
+                continue
+            if page:
+                fields = page[0][1]
+                room = freed.setdefault(_text(fields.get(b"source")) or "unknown", [0, 0])
+                room[0] += 1
+                room[1] += _size(fields.values())
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.xdel(STREAM_KEY, *entry_ids)
+            for source, (count, size) in freed.items():
+                pipe.hincrby(keyspace.DEADLETTER_USAGE, f"{source}|n", -count)
+                pipe.hincrby(keyspace.DEADLETTER_USAGE, f"{source}|bytes", -size)
+            return int(pipe.execute()[0])
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """Per source: (entries, bytes) held."""
+        raw = cast(dict[bytes, bytes], self._client.hgetall(keyspace.DEADLETTER_USAGE))
+        found: dict[str, tuple[int, int]] = {}
+        for field, value in raw.items():
+            source, _, what = field.decode().rpartition("|")
+            n, size = found.get(source, (0, 0))
+            found[source] = (int(value), size) if what == "n" else (n, int(value))
+        return found
 
     def close(self) -> None:
         if self._owns_client:

@@ -56,8 +56,10 @@ class RedisCollector(Collector):
         broker: redis.Redis | None = None,
         *,
         unacked_key: str | None = None,
+        deadletter_bounds: tuple[int, int] = (10_000, 16 * 1024 * 1024),
     ) -> None:
         self._client = client  # the store: dead letters, outbox, journal, counters
+        self._bounds = deadletter_bounds  # per source: entries, bytes
         self._broker = broker or client  # the queues
         self._queues = queues
         self._unacked_key = unacked_key or kombuadapter.unacked_key()  # as the broker channel names it
@@ -74,6 +76,7 @@ class RedisCollector(Collector):
                 pipe.xlen(keyspace.DEADLETTERS)
                 pipe.hlen(keyspace.OUTBOX)
                 pipe.zcard(keyspace.JOURNAL_INDEX)
+                pipe.hgetall(keyspace.DEADLETTER_USAGE)
                 pipe.hgetall(keyspace.STATS)
                 replies = queued + pipe.execute()
         except REDIS_ERRORS:
@@ -97,7 +100,27 @@ class RedisCollector(Collector):
             "ims_worker_outbox_in_flight", "Published task messages whose task has not finished", in_flight
         )
         yield _gauge("ims_worker_journal_events", "Events in the journal's index", journaled)
+        yield self._usage(cast(dict[bytes, bytes], replies[-2]))
         yield from _stats(cast(dict[bytes, bytes], replies[-1]))
+
+    def _usage(self, raw: dict[bytes, bytes]) -> Metric:
+        """How full each source's share of the dead-letter store is: the larger of entries and bytes, as a
+        fraction of its bound (at 1 nothing more is kept; the alert fires at 0.8)."""
+        family = GaugeMetricFamily(
+            "ims_worker_deadletter_usage_ratio",
+            "Per source, the fuller of entries and bytes of the dead-letter store over their bound "
+            "(at 1 new dead letters are refused and stay where they were)",
+            labels=["source"],
+        )
+        limits = {"n": self._bounds[0], "bytes": self._bounds[1]}
+        ratios: dict[str, float] = {}
+        for field, value in raw.items():
+            source, _, what = field.decode().rpartition("|")
+            if what in limits:
+                ratios[source] = max(ratios.get(source, 0.0), int(value) / limits[what])
+        for source, ratio in sorted(ratios.items()):
+            family.add_metric([source], ratio)
+        return family
 
 
 def _gauge(name: str, documentation: str, value: Any) -> GaugeMetricFamily:
@@ -148,7 +171,10 @@ def serve(settings: Settings) -> int | None:
     same = settings.broker_url == settings.effective_redis_url
     broker = None if same else sync_client(settings.broker_url, settings)
     unacked = kombuadapter.unacked_key(broker_config(settings)["broker_transport_options"])
-    registry.register(RedisCollector(store, all_queues(settings), broker, unacked_key=unacked))
+    bounds = (settings.deadletter_max_entries_per_source, settings.deadletter_max_bytes_per_source)
+    queues = all_queues(settings)
+    collector = RedisCollector(store, queues, broker, unacked_key=unacked, deadletter_bounds=bounds)
+    registry.register(collector)
     registry.register(DeferralCollector(store))  # flow control's deferrals by handler and reason (fleet-wide)
     try:
         start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)

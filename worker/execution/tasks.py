@@ -24,6 +24,7 @@ from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 from pydantic import ValidationError
 
+from worker.delivery.deadletter import DeadLetterStoreFull
 from worker.delivery.taskmessage import task_argsrepr
 from worker.errors import ConfigurationError, Permanent
 from worker.errors import Retry as HandlerRetry
@@ -48,6 +49,9 @@ REASON_PERMANENT = policy.REASON_PERMANENT
 REASON_EXHAUSTED = policy.REASON_EXHAUSTED
 REASON_REDELIVERIES = policy.REASON_REDELIVERIES
 REASON_BAD_MESSAGE = "invalid task message"
+# A dead letter the store has no room for: the event waits as a retry, tried again this much later.
+FULL_STORE_RETRY_SECONDS = 300.0
+_NOT_KEPT: tuple[type[Exception], ...] = (*REDIS_ERRORS, DeadLetterStoreFull)
 
 
 class HandlerFailed(Exception):
@@ -246,9 +250,12 @@ def _execute(task: Task, rt: Runtime, event: Event, outcome: policy.Outcome, *, 
             log.info("task.handled", handlers_run=ran, handlers_skipped=skipped)
             return f"handled={ran} skipped={skipped}"
         case policy.DeadLetter(reason=reason, handlers=handlers, error=error):
-            return _dead_letter(
-                rt, event, reason, list(handlers), error=error, attempts=attempts, task_id=task.request.id
-            )
+            try:
+                return _dead_letter(
+                    rt, event, reason, list(handlers), error=error, attempts=attempts, task_id=task.request.id
+                )
+            except DeadLetterStoreFull as exc:  # the event waits on the queue until there is room again
+                raise _retry(task, FULL_STORE_RETRY_SECONDS, summarize(exc), event) from exc
         case policy.Retry(countdown=countdown, reason=reason):
             raise _retry(task, countdown, reason, event)
         case policy.Defer(countdown=countdown, reason=reason):
@@ -289,7 +296,7 @@ def _bad_message(task: Task, settings: Settings, raw: str, error: str) -> str:
         entry = rt.deadletters.add(
             raw=raw, source="unknown", reason=REASON_BAD_MESSAGE, event_type=task.name, error=error
         )
-    except REDIS_ERRORS as exc:
+    except _NOT_KEPT as exc:
         raise _retry(task, backoff(settings, task.request.retries + 1), summarize(exc)) from exc
     rt.outbox.finish(task.request.id)
     log.error("task.bad_message_dead_lettered", reason=REASON_BAD_MESSAGE, error=error, entry=entry)

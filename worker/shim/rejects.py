@@ -11,13 +11,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from worker.delivery.deadletter import DeadLetterStore
+import structlog
+
+from worker.delivery.deadletter import DeadLetterStore, DeadLetterStoreFull
 from worker.errors import BrokerUnavailable
 from worker.events import Transport
 from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings
+from worker.shim.errors import ShimError
+
+log = structlog.get_logger(__name__)
 
 REASON = "invalid_request"
+FULL_RETRY_AFTER_SECONDS = "60"
+
+
+class DeadLettersFull(ShimError):
+    """The provider's share of the dead-letter store is full: the body is not kept, the sender may retry
+    (503). One captured signature pair let an attacker add distinct 64 KB entries for the whole window."""
+
+    status = 503
+    code = "dead_letters_full"
 
 
 class RejectStore:
@@ -45,6 +59,13 @@ class RejectStore:
         """Keep the request; True if it is new, False if the same body was kept before (a retry)."""
         try:
             return await asyncio.to_thread(self._add, raw, source, error, request_id)
+        except DeadLetterStoreFull as exc:
+            log.warning("shim.dead_letter_refused", provider=source, request_id=request_id, detail=str(exc))
+            raise DeadLettersFull(
+                f"the dead-letter store holds as many {source} requests as it may; this one was not kept, "
+                "retry later",
+                headers={"Retry-After": FULL_RETRY_AFTER_SECONDS},
+            ) from exc
         except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"the dead-letter store is unreachable: {type(exc).__name__}") from exc
 
