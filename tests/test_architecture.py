@@ -40,6 +40,19 @@ def test_architecture_md_states_the_contracts_layers() -> None:
     assert [line for line in stated if line] == CONTRACTS["layers"]["layers"]
 
 
+def test_the_plugin_api_is_what_the_package_exports_and_the_docs_say() -> None:
+    import worker  # noqa: PLC0415
+
+    assert set(worker.__all__) == PLUGIN_API
+    documented = re.search(
+        r"The public API for plugin authors.*?\n\n", (ROOT / "docs" / "handlers.md").read_text(), re.S
+    )
+    assert documented is not None, "docs/handlers.md states the plugin API"
+    assert set(re.findall(r"`(?:worker\.)?(\w+)`", documented.group(0))) >= PLUGIN_API
+    # A transport optimisation of the engine, not something a handler should see on its event.
+    assert not {"data_from_raw", "mark_data_from_raw"} & set(dir(worker.Event))
+
+
 def test_handlers_use_only_the_public_plugin_api() -> None:
     # The contract keeps handlers/ out of worker's modules; this keeps them to the documented names of worker.
     for path in (ROOT / "handlers").rglob("*.py"):

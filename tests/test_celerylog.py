@@ -1,11 +1,11 @@
-"""worker.celerylog: which processes are Celery's command line (so their own lines go through our logging),
-and Flower's password check."""
+"""worker.execution.celerylog: which processes are Celery's command line (so their own lines go through our
+logging), and Flower's password check."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.celerylog import celery_command, check_flower_auth, flower_address
+from worker.execution.celerylog import celery_command, check_flower_auth, flower_address
 
 
 @pytest.mark.parametrize(

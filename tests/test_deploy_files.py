@@ -16,10 +16,10 @@ from celery.bin.control import inspect as inspect_command
 from celery.bin.worker import worker as worker_command
 from flower.options import options as flower_options
 
-from worker.celerylog import check_flower_auth
 from worker.cli import build_parser
-from worker.placeholders import is_placeholder
+from worker.execution.celerylog import check_flower_auth
 from worker.settings import Settings
+from worker.settings.placeholders import is_placeholder
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -16,7 +16,8 @@ from tests.test_outbox import only_task_id
 from tests.test_pipeline import SLOW, Probe, base_env, load
 from worker import keyspace
 from worker.delivery.publish import Publisher
-from worker.execution.lease import LeaseKeeper, held_deliveries
+from worker.execution.lease import LeaseKeeper
+from worker.kombuadapter import held_deliveries
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from worker.providers import get
 from worker.settings import load_settings
 from worker.shim import auth
 from worker.shim.errors import AuthFailure
@@ -28,16 +29,22 @@ def md5(text: str) -> str:
 HeaderCheck = Callable[..., None]
 
 
+def verify_ims(ts: str | None, sig: str | None, *, callback_url: str, keys: list[bytes], now: float) -> None:
+    auth.verify_signed(get("ims").auth, ts, sig, prefix=callback_url, keys=keys, now=now, window=WINDOW)
+
+
 def ims(ts: str | None, sig: str | None, keys: list[bytes] | None = None, now: float = NOW) -> None:
-    auth.verify_ims(ts, sig, callback_url=URL, keys=keys or [KEY], now=now, window=WINDOW)
+    verify_ims(ts, sig, callback_url=URL, keys=keys or [KEY], now=now)
 
 
 def live(ts: str | None, sig: str | None, keys: list[bytes] | None = None, now: float = NOW) -> None:
-    auth.verify_live_record(ts, sig, host=HOST, keys=keys or [KEY], now=now, window=WINDOW)
+    auth.verify_signed(
+        get("live.record").auth, ts, sig, prefix=HOST, keys=keys or [KEY], now=now, window=WINDOW
+    )
 
 
 def rtc(ts: str | None, sig: str | None, keys: list[bytes] | None = None, now: float = NOW) -> None:
-    auth.verify_rtc(ts, sig, host=HOST, keys=keys or [KEY], now=now, window=WINDOW)
+    auth.verify_signed(get("rtc").auth, ts, sig, prefix=HOST, keys=keys or [KEY], now=now, window=WINDOW)
 
 
 # (check, what the provider puts before "|{timestamp}|{key}")
@@ -122,8 +129,8 @@ class TestHeaderSchemes:
 def test_no_keys_refuses_everything() -> None:
     """Fail closed: without a key nothing verifies (the shim does not even serve such an endpoint)."""
     checks = [
-        lambda: auth.verify_ims(None, None, callback_url=URL, keys=[], now=NOW, window=WINDOW),
-        lambda: auth.verify_rtc(None, None, host=HOST, keys=[], now=NOW, window=WINDOW),
+        lambda: verify_ims(None, None, callback_url=URL, keys=[], now=NOW),
+        lambda: auth.verify_signed(get("rtc").auth, None, None, prefix=HOST, keys=[], now=NOW, window=WINDOW),
         lambda: auth.verify_tencent(None, None, keys=[], now=NOW, window=WINDOW),
         lambda: auth.verify_token(None, tokens=[]),
     ]
@@ -256,18 +263,14 @@ class TestWorkedExamples:
         digest = auth.md5_hex(f"{url}|{stamp}|test123".encode()).decode()
         assert digest.startswith("c72b60894140fa98920f1279219b")
         assert not auth.md5_hex(f"{url}|{stamp}|Test123".encode()).decode().startswith("c72b6089")
-        auth.verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990, window=WINDOW)
+        verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990)
 
     def test_ims_signs_the_configured_url_with_its_query_string(self) -> None:
         url, stamp = "https://www.example.com/your/callback?tenant=a&x=1", "1519375990"
         digest = auth.md5_hex(f"{url}|{stamp}|test123".encode()).decode()
-        auth.verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990, window=WINDOW)
+        verify_ims(stamp, digest, callback_url=url, keys=[b"test123"], now=1519375990)
         bare = "https://www.example.com/your/callback"
         assert (
-            reason(
-                lambda: auth.verify_ims(
-                    stamp, digest, callback_url=bare, keys=[b"test123"], now=1519375990, window=WINDOW
-                )
-            )
+            reason(lambda: verify_ims(stamp, digest, callback_url=bare, keys=[b"test123"], now=1519375990))
             == "bad_signature"
         )

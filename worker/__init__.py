@@ -1,27 +1,15 @@
 """ims-event-worker: IMS (via MNS) and media-provider webhooks, routed through Celery to handler plugins.
 
-The public API for plugin authors is ``Event``, ``handler``, ``Retry`` and ``Permanent``, and ``inbox``
-(``inbox.claim``: exactly-once effects for handlers that write to PostgreSQL).
+The public API for plugin authors, and all that ``worker`` exports: ``Event``, ``handler``, ``Retry``,
+``Permanent`` and ``inbox`` (``inbox.claim``: exactly-once effects for handlers that write to PostgreSQL).
+Everything else is the engine's own (``worker.errors``, ``worker.events``, ``worker.providers``...).
 """
 
 from __future__ import annotations
 
 from worker import inbox
-from worker.errors import BrokerUnavailable, ConfigurationError, InvalidPayload, Permanent, Retry, WorkerError
-from worker.events import Event, Transport
+from worker.errors import Permanent, Retry
+from worker.events import Event
 from worker.execution.registry import handler
-from worker.providers import normalize
 
-__all__ = [
-    "BrokerUnavailable",
-    "ConfigurationError",
-    "Event",
-    "InvalidPayload",
-    "Permanent",
-    "Retry",
-    "Transport",
-    "WorkerError",
-    "handler",
-    "inbox",
-    "normalize",
-]
+__all__ = ["Event", "Permanent", "Retry", "handler", "inbox"]

@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 from celery import Celery, Task, bootsteps, signals
 
-from worker import celerylog, kombuadapter
+from worker import kombuadapter
 from worker.delivery.outbox import Outbox, Sweeper
 from worker.errors import ConfigurationError
 from worker.events.catalogue import CATALOGUE
+from worker.execution import celerylog
 from worker.execution import metrics as workermetrics
 from worker.execution.celeryconfig import celery_config
 from worker.execution.lease import LeaseKeeper
@@ -90,6 +91,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     if not isinstance(worker_app, EventApp):
         return
     _check_pool(worker_app, getattr(sender, "pool_cls", None))
+    kombuadapter.check_versions()  # the internals the worker touches were tested on these versions only
     try:
         modules = load_handlers(worker_app.settings)
     except ConfigurationError as exc:
@@ -159,8 +161,7 @@ def _start_leases(consumer: Any) -> None:
     settings = worker_app.settings
 
     def channel() -> Any:
-        task_consumer = getattr(consumer, "task_consumer", None)
-        return getattr(task_consumer, "channel", None)
+        return kombuadapter.consumer_channel(consumer)
 
     _leases = LeaseKeeper(
         channel,

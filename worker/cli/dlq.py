@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from worker.cli.target import redis_target
+from worker.cli.redisrun import run_against_redis
 from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
@@ -213,12 +214,7 @@ def _in(settings: Settings, url: str, args: argparse.Namespace) -> int:
         "purge": lambda: _cmd_purge(store, args),
     }
     try:
-        return commands[args.dlq_command]()
-    except BrokenPipeError:
-        raise  # stdout's reader left (`| head`): not a Redis problem; main() exits quietly
-    except REDIS_ERRORS as exc:
-        print(f"ims-worker dlq: Redis at {url} is unreachable: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
+        return run_against_redis("dlq", url, commands[args.dlq_command])
     except BrokerUnavailable as exc:
         print(f"ims-worker dlq: {exc} (the entries are kept)", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from worker import ports
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY, discover
 from worker.settings import Settings
-from worker.settingserrors import missing
+from worker.settings.errors import missing
 
 # Credentials are not required settings: without an AccessKey the default credentials chain is asked.
 MNS_REQUIRED = ("mns_endpoint",)

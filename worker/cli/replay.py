@@ -129,13 +129,8 @@ def _run(args: argparse.Namespace) -> int:
     with redis_target("replay", read_only=False) as target:
         client = store_client(target.settings)
         try:
-            return _replay(args, target.settings, JournalReader(client), client)
-        except REDIS_ERRORS as exc:
-            print(
-                f"ims-worker replay: Redis at {target.url} is unreachable: {redact_text(str(exc))}",
-                file=sys.stderr,
-            )
-            return 1
+            body = lambda: _replay(args, target.settings, JournalReader(client), client)  # noqa: E731
+            return run_against_redis("replay", target.url, body)
         finally:
             client.close()
 

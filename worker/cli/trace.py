@@ -10,6 +10,7 @@ from typing import Any
 
 from worker.cli.dlq import RAW_HELP
 from worker.cli.target import redis_target
+from worker.cli.redisrun import run_against_redis
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
 from worker.redact import redact_text
@@ -87,13 +88,7 @@ def _run(args: argparse.Namespace, body: Callable[[JournalReader, str], int], na
     with redis_target(name, read_only=True) as target:
         client = store_client(target.settings)
         try:
-            return body(JournalReader(client), target.url)
-        except REDIS_ERRORS as exc:
-            print(
-                f"ims-worker {name}: Redis at {target.url} is unreachable: {redact_text(str(exc))}",
-                file=sys.stderr,
-            )
-            return 1
+            return run_against_redis(name, target.url, lambda: body(JournalReader(client), target.url))
         finally:
             client.close()
 

@@ -1,2 +1,2 @@
-"""Delivery: publish (dedupe + enqueue + outbox in one script), the handler ledger, the outbox,
-dead letters and redrive. Everything that writes task messages or their bookkeeping to Redis."""
+"""Delivery: publish (dedupe + enqueue + outbox in one script), queue routing, the outbox, dead letters and
+redrive. Everything that writes task messages or their bookkeeping to Redis."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis.asyncio
 
-from worker import keyspace, lua
+from worker import keyspace, kombuadapter, lua
 from worker.delivery.replication import run_replicated, run_replicated_async
 from worker.delivery.routing import queue_for
 from worker.delivery.sender import KombuSender
@@ -97,6 +97,7 @@ class Publisher:
     """Synchronous publisher; the MNS consumer makes one per thread (cheap, and not meant to be shared)."""
 
     def __init__(self, settings: Settings) -> None:
+        kombuadapter.check_versions()  # the messages it renders are Celery's and kombu's wire format
         self._settings = settings
         self._redis_url = settings.effective_redis_url
         self._redis = store_client(settings)
@@ -170,6 +171,7 @@ class AsyncPublisher:
     """The ASGI shim's publisher: redis.asyncio for the one-script path, a worker thread for anything else."""
 
     def __init__(self, settings: Settings) -> None:
+        kombuadapter.check_versions()
         self._settings = settings
         self._redis_url = settings.effective_redis_url
         self._redis: redis.asyncio.Redis = async_store_client(settings)

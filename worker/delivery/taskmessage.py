@@ -33,6 +33,7 @@ import socket
 from dataclasses import dataclass
 
 from worker.events import Event
+from worker.events.envelope import data_from_raw
 
 # The protocol-2 body's third element: no callbacks, errbacks, chain or chord (Celery reads them with .get).
 _BODY_PREFIX = b"[["
@@ -49,7 +50,7 @@ _dumps_str = json.encoder.encode_basestring  # C-accelerated JSON string escapin
 def encode_event(event: Event) -> bytes:
     """The event as the task argument: its JSON dump without the transport's unset fields, and without
     ``data`` when ``data`` is ``raw`` validated (``Event.model_validate`` of it equals ``event``)."""
-    exclude = _WIRE_EXCLUDE if event.data_from_raw else None
+    exclude = _WIRE_EXCLUDE if data_from_raw(event) else None
     return event.__pydantic_serializer__.to_json(event, exclude=exclude, exclude_none=True)
 
 

@@ -3,7 +3,7 @@ is required, its meaning and real default.
 
 ``python -m worker.docgen.settingsdoc`` rewrites the table in docs/settings.md between the two marker
 comments; ``--check`` exits 1 if it is stale (``tests/test_docs.py`` runs the same check). A new setting
-needs a meaning: ``Field(description=...)`` in ``worker/settings.py`` (preferred), or an entry in ``MEANINGS``
+needs a meaning: ``Field(description=...)`` in ``worker/settings/`` (preferred), or an entry in ``MEANINGS``
 below; the default is always read from the model, never written by hand. When a setting is required comes
 from the commands that refuse to start without it (``required()``), not from prose.
 """
@@ -21,7 +21,7 @@ from worker.docgen import begin_marker, end_marker, replace_between
 from worker.docgen import main as generate
 from worker.providers import providers
 from worker.settings import Settings
-from worker.settingserrors import env_name
+from worker.settings.errors import env_name
 
 COMMAND = "python -m worker.docgen.settingsdoc"
 BEGIN = begin_marker("settings-table", COMMAND)
@@ -100,7 +100,7 @@ MEANINGS: dict[str, str] = {
 }
 
 
-# Required under a condition the settings validators enforce (worker/settings.py, exit 2 at load).
+# Required under a condition the settings validators enforce (worker/settings/__init__.py, exit 2 at load).
 CONDITIONAL: dict[str, str] = {
     "broker_url": "production: the default is a Redis on this host",
     "redis_url": "when the broker is not Redis",
@@ -127,7 +127,7 @@ def meaning(field: str) -> str:
     text = MEANINGS.get(field) or info.description
     if not text:
         raise LookupError(
-            f"setting {field!r} has no description: add Field(description=...) in worker/settings.py "
+            f"setting {field!r} has no description: add Field(description=...) in worker/settings/ "
             "(or an entry in worker/docgen/settingsdoc.MEANINGS), "
             "then run `python -m worker.docgen.settingsdoc`"
         )

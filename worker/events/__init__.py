@@ -1,7 +1,7 @@
 """Typed models per source, the catalogue and the normalizing machinery. A leaf: imports nothing else.
 
 Which rules apply to which source lives in the provider definitions (``worker.providers``), whose
-``normalize(source, raw)`` is the entry point; ``worker.normalize`` re-exports it.
+``normalize(source, raw)`` is the entry point.
 """
 
 from __future__ import annotations

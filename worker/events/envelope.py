@@ -59,17 +59,6 @@ class Event(BaseModel):
     transport: Transport = Field(default_factory=lambda: Transport(kind="http"))
     index: int = 0
 
-    @property
-    def data_from_raw(self) -> bool:
-        """True when ``data`` can be derived again from ``raw`` (``worker.events.fanout.item_of``; set by
-        ``normalize``): a task message may then leave ``data`` out (``worker.delivery.taskmessage``)."""
-        return bool(self.__dict__.get(_DATA_FROM_RAW, False))
-
-    def mark_data_from_raw(self) -> None:
-        # Not a field: outside validation, dumps and equality (pydantic ignores non-field ``__dict__`` keys,
-        # as it does for cached properties), so a rebuilt event still equals the original.
-        self.__dict__[_DATA_FROM_RAW] = True
-
     @model_validator(mode="before")
     @classmethod
     def _typed_data(cls, value: Any) -> Any:
@@ -87,3 +76,16 @@ class Event(BaseModel):
         if isinstance(data, dict):
             value = {**value, "data": model_for(str(value["type"])).model_validate(data)}
         return value
+
+
+# A transport optimisation, not part of the plugin API: kept off ``Event``'s attributes.
+def data_from_raw(event: Event) -> bool:
+    """True when ``event.data`` can be derived again from ``event.raw`` (``worker.events.fanout.item_of``; set
+    by ``normalize``): a task message may then leave ``data`` out (``worker.delivery.taskmessage``)."""
+    return bool(event.__dict__.get(_DATA_FROM_RAW, False))
+
+
+def mark_data_from_raw(event: Event) -> None:
+    # Not a field: outside validation, dumps and equality (pydantic ignores non-field ``__dict__`` keys, as it
+    # does for cached properties), so a rebuilt event still equals the original.
+    event.__dict__[_DATA_FROM_RAW] = True

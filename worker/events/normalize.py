@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from worker.errors import InvalidPayload
 from worker.events.catalogue import CATALOGUE
-from worker.events.envelope import Event, Transport
+from worker.events.envelope import Event, Transport, mark_data_from_raw
 from worker.events.fanout import DEFAULT_MAX_EVENTS, check_fanout, derivable, own_raw
 from worker.events.identify import Identifier, Item
 from worker.events.ids import IdRules, event_id
@@ -103,5 +103,5 @@ def _event(rules: _Rules, obj: dict[str, Any], item: Item) -> Event:
     # ``data`` can be derived again from ``raw``: a task message may leave it out
     # (``worker.delivery.taskmessage``).
     if derivable(raw, item.payload):
-        event.mark_data_from_raw()
+        mark_data_from_raw(event)
     return event

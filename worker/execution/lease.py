@@ -11,15 +11,14 @@ on a live worker is therefore never restored; a dead worker's messages are resto
 beat (plus one restore interval).
 
 The same beat records ``keyspace.held(task id)`` -> the delivery tag for the outbox sweep
-(``worker.delivery.outbox``): a
-copy whose task kombu holds under whatever delivery (a retry is a new message with a new delivery tag) is not
-lost. The key outlives the lease (``HELD_KEY_LEASES``), so that the tag is still known while kombu restores
-a dead worker's message; kombu's ``unacked`` hash, not the key, says whether it is held.
+(``worker.delivery.outbox``): a copy whose task kombu holds under whatever delivery (a retry is a new message
+with a new delivery tag) is not lost. The key outlives the lease (``HELD_KEY_LEASES``), so that the tag is
+still known while kombu restores a dead worker's message; kombu's ``unacked`` hash, not the key, says whether
+it is held.
 
-Internals touched (tested with kombu 5.7.0 / Celery 5.6.3, docs/): the set of held deliveries is read
-from the channel's ``QoS._delivered`` (kombu's virtual transport), and the index is re-scored with ``ZADD XX``
-on the key names the channel reports (``unacked_index_key``) through the channel's own client
-(``conn_or_acquire``), so TLS, Sentinel and ``global_keyprefix`` apply as for kombu itself.
+The kombu internals this needs (the deliveries a channel holds; re-scoring the index through the channel's
+own client, so that TLS, Sentinel and ``global_keyprefix`` apply as for kombu itself) are
+``worker.kombuadapter``'s.
 """
 
 from __future__ import annotations
@@ -27,44 +26,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 import structlog
 
 from worker import keyspace
+from worker.kombuadapter import held_deliveries, rescore
 
 log = structlog.get_logger(__name__)
 
 
 HELD_KEY_LEASES = 5
-
-
-@dataclass(frozen=True)
-class Delivery:
-    tag: str
-    task_id: str | None
-
-
-def held_deliveries(channel: Any) -> list[Delivery]:
-    """The deliveries a kombu virtual channel holds unacknowledged (kombu internal: ``QoS._delivered``)."""
-    qos = channel.qos
-    for _ in range(5):
-        try:
-            # The consumer thread mutates these; a snapshot that races a change is simply taken again.
-            items = list(qos._delivered.items())
-            acked = set(qos._dirty)  # acked, not yet flushed from _delivered
-        except RuntimeError:
-            continue
-        return [Delivery(str(tag), _task_id(message)) for tag, message in items if tag not in acked]
-    return []
-
-
-def _task_id(message: Any) -> str | None:
-    headers = getattr(message, "headers", None) or {}
-    task_id = headers.get("id")
-    return str(task_id) if task_id else None
 
 
 class LeaseKeeper(threading.Thread):
@@ -109,10 +82,7 @@ class LeaseKeeper(threading.Thread):
             return 0
         deliveries = held_deliveries(channel)
         if deliveries:
-            now = time.time()
-            with channel.conn_or_acquire() as broker:
-                # XX: never re-add an entry that was acked or restored since the snapshot.
-                broker.zadd(channel.unacked_index_key, {d.tag: now for d in deliveries}, xx=True)
+            rescore(channel, [d.tag for d in deliveries])
             with self._client.pipeline(transaction=False) as pipe:
                 for d in deliveries:
                     if d.task_id:

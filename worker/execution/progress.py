@@ -25,7 +25,7 @@ from typing import Any
 import redis
 import structlog
 
-from worker.execution.lease import held_deliveries
+from worker.kombuadapter import held_deliveries
 from worker.redisconn import REDIS_ERRORS
 
 log = structlog.get_logger(__name__)

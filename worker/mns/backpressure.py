@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 import redis
 import structlog
 
-from worker.delivery.redismemory import MemoryState, memory_state
 from worker.mns import metrics
 from worker.mns.batch import SOURCE
 from worker.providers import queue_for
 from worker.redisconn import sync_client
+from worker.redismemory import MemoryState, memory_state
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)

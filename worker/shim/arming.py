@@ -14,9 +14,9 @@ import ipaddress
 from dataclasses import dataclass
 
 from worker.errors import ConfigurationError
-from worker.placeholders import is_placeholder
 from worker.providers import ProviderSpec, active, load
 from worker.settings import Settings
+from worker.settings.placeholders import is_placeholder
 
 STRONG_KEY_LENGTH = 16
 STRONG_KEY_DISTINCT = 8

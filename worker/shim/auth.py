@@ -9,7 +9,8 @@ without an early exit so the time taken does not say which one matched. Signatur
 ``hmac.compare_digest``. An empty key list refuses everything (``not_armed``): nothing is accepted unsigned
 unless the operator opts in per provider, which the shim decides before calling these.
 
-Schemes (the providers' documented ones; docs/webhooks.md, "Webhook endpoints and authentication"):
+Schemes (the providers' documented ones; docs/webhooks.md, "Webhook endpoints and authentication"); which
+provider uses which, and its header names, is data on its definition (``ProviderSpec.auth``):
 - IMS:          md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}"), URL = public base URL + path, plus "?" and
                 the request's query string when it has one (the URL as configured in the IMS console).
 - Live record:  md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}").
@@ -26,6 +27,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from worker.providers.spec import AuthSpec
 from worker.shim.errors import AuthFailure
 
 # Timestamps above this are milliseconds, not seconds (10**11 s is the year 5138).
@@ -80,6 +82,30 @@ def _require(value: str | None, name: str) -> str:
     return value
 
 
+def verify_signed(
+    scheme: AuthSpec,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    prefix: str,
+    keys: Sequence[bytes],
+    now: float,
+    window: int,
+) -> None:
+    """A header-signed provider (IMS, Live record, RTC): its ``AuthSpec`` names the two headers; ``prefix`` is
+    the callback URL ("md5-url") or host ("md5-host")."""
+    verify_prefixed_md5(
+        timestamp,
+        signature,
+        prefix=prefix,
+        keys=keys,
+        now=now,
+        window=window,
+        timestamp_name=scheme.timestamp_header or "timestamp",
+        signature_name=scheme.signature_header or "signature",
+    )
+
+
 def verify_prefixed_md5(
     timestamp: str | None,
     signature: str | None,
@@ -99,72 +125,6 @@ def verify_prefixed_md5(
     head = prefix.encode("utf-8", "backslashreplace") + b"|" + stamp.encode("ascii") + b"|"
     if not _matches_any(given, [md5_hex(head + key) for key in keys]):
         raise AuthFailure(f"{signature_name} does not match", code="bad_signature")
-
-
-def verify_ims(
-    timestamp: str | None,
-    signature: str | None,
-    *,
-    callback_url: str,
-    keys: Sequence[bytes],
-    now: float,
-    window: int,
-) -> None:
-    """IMS HTTP callback: X-ICE-SIGNATURE = md5hex("{callback URL}|{X-ICE-TIMESTAMP}|{key}")."""
-    verify_prefixed_md5(
-        timestamp,
-        signature,
-        prefix=callback_url,
-        keys=keys,
-        now=now,
-        window=window,
-        timestamp_name="X-ICE-TIMESTAMP",
-        signature_name="X-ICE-SIGNATURE",
-    )
-
-
-def verify_live_record(
-    timestamp: str | None,
-    signature: str | None,
-    *,
-    host: str,
-    keys: Sequence[bytes],
-    now: float,
-    window: int,
-) -> None:
-    """Live recording callback: ALI-LIVE-SIGNATURE = md5hex("{callback host}|{ALI-LIVE-TIMESTAMP}|{key}")."""
-    verify_prefixed_md5(
-        timestamp,
-        signature,
-        prefix=host,
-        keys=keys,
-        now=now,
-        window=window,
-        timestamp_name="ALI-LIVE-TIMESTAMP",
-        signature_name="ALI-LIVE-SIGNATURE",
-    )
-
-
-def verify_rtc(
-    timestamp: str | None,
-    signature: str | None,
-    *,
-    host: str,
-    keys: Sequence[bytes],
-    now: float,
-    window: int,
-) -> None:
-    """RTC event subscription: Ali-Rtc-Signature = md5hex("{callback host}|{Ali-Rtc-Timestamp}|{AppKey}")."""
-    verify_prefixed_md5(
-        timestamp,
-        signature,
-        prefix=host,
-        keys=keys,
-        now=now,
-        window=window,
-        timestamp_name="Ali-Rtc-Timestamp",
-        signature_name="Ali-Rtc-Signature",
-    )
 
 
 def verify_tencent(t: object, sign: object, *, keys: Sequence[bytes], now: float, window: int) -> None:

@@ -13,8 +13,8 @@ import time
 import redis.asyncio
 import structlog
 
-from worker.delivery.redismemory import MemoryState, memory_state
 from worker.redisconn import REDIS_ERRORS, async_client
+from worker.redismemory import MemoryState, memory_state
 from worker.settings import Settings
 from worker.shim.errors import ShimError
 

@@ -134,16 +134,7 @@ def _checks(
         if unsigned and (not keys or (stamp is None and signature is None)):
             return False
         prefix = where.url(headers, http_scheme, path, query) if by_url else where.host(headers)
-        auth.verify_prefixed_md5(
-            stamp,
-            signature,
-            prefix=prefix,
-            keys=keys,
-            now=time.time(),
-            window=window,
-            timestamp_name=scheme.timestamp_header or "timestamp",
-            signature_name=scheme.signature_header or "signature",
-        )
+        auth.verify_signed(scheme, stamp, signature, prefix=prefix, keys=keys, now=time.time(), window=window)
         return True
 
     return signed, None

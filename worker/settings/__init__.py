@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from worker.settingserrors import SettingsInvalid, describe_errors
+from worker.settings.errors import SettingsInvalid, describe_errors
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 

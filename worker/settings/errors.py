@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from worker.errors import ConfigurationError
-from worker.placeholders import is_placeholder
 from worker.redact import REDACTED, redact_text
+from worker.settings.placeholders import is_placeholder
 
 ENV_PREFIX = "IMS_WORKER_"
 MASK = REDACTED  # the one placeholder (worker.redact)

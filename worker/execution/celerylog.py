@@ -32,8 +32,8 @@ import structlog
 from celery import signals
 
 from worker.logging import configure_logging, use_json
-from worker.placeholders import is_placeholder
 from worker.settings import Settings
+from worker.settings.placeholders import is_placeholder
 
 log = structlog.get_logger(__name__)
 

@@ -1,8 +1,8 @@
 """Values that are obviously not real credentials: the placeholders example files and templates ship.
 
 The shim refuses them as webhook keys (``worker.shim.arming``) and Flower's start-up check as passwords
-(``worker.celerylog``); the deploy files ship ``change-me`` so that a copy left unedited fails to start
-instead of running with a published secret.
+(``worker.execution.celerylog``); the deploy files ship ``change-me`` so that a copy left unedited fails to
+start instead of running with a published secret.
 """
 
 from __future__ import annotations
