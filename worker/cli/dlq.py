@@ -11,14 +11,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from worker.cli.target import redis_target
 from worker.cli.redisrun import run_against_redis
+from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.delivery.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from worker.errors import BrokerUnavailable, ConfigurationError
 from worker.providers.registry import active, load
 from worker.redact import REDACTED, is_credential_name, redact_text
-from worker.redisconn import REDIS_ERRORS
 from worker.settings import Settings, load_settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")

@@ -8,14 +8,14 @@ import sys
 import time
 from typing import Any
 
+from worker.cli.redisrun import run_against_redis
 from worker.cli.target import redis_target
 from worker.cli.trace import table
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY, discover
 from worker.execution.replay import Candidate, Replayer, plan
 from worker.journal.reader import EventHistory, JournalReader
-from worker.redact import redact_text
-from worker.redisconn import REDIS_ERRORS, store_client
+from worker.redisconn import store_client
 from worker.settings import Settings
 
 INBOX_NOOP = (

@@ -9,12 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from worker.cli.dlq import RAW_HELP
-from worker.cli.target import redis_target
 from worker.cli.redisrun import run_against_redis
+from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
-from worker.redact import redact_text
-from worker.redisconn import REDIS_ERRORS, store_client
+from worker.redisconn import store_client
 
 _SHOWN = (
     "h",

@@ -20,6 +20,7 @@ import orjson
 import structlog
 
 from worker.events import Event
+from worker.events.envelope import mark_data_from_raw
 from worker.settings import Settings
 from worker.shim.metrics import ShimMetrics
 from worker.shim.spool import Spool
@@ -40,7 +41,7 @@ def decode(entry: Entry) -> list[Event]:
     for item in orjson.loads(entry.events):
         event = Event.model_validate(item)
         if "data" not in item:  # written without ``data`` because it derives from ``raw``: keep it so
-            event.mark_data_from_raw()
+            mark_data_from_raw(event)
         events.append(event)
     return events
 
