@@ -209,5 +209,11 @@ signals.task_retry.connect(_on_task_retry)
 signals.task_received.connect(record_delivery)
 signals.setup_logging.connect(_on_setup_logging)
 
-app = create_app(load_settings(), set_as_current=True)
+try:
+    app = create_app(load_settings(), set_as_current=True)
+except ConfigurationError as _exc:
+    # `celery -A worker.app worker` imports this module: one line and exit 2, as every ims-worker command,
+    # rather than Celery's "Unable to load celery application" and a traceback.
+    print(f"ims-worker: configuration error: {_exc}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 celerylog.install(app.settings)  # Celery's banner and stdout, Flower's lines: through worker.logging

@@ -16,6 +16,7 @@ from worker.cli.handlers import format_subscription, profile_warnings, subscript
 from worker.cli.preflight import load_handlers
 from worker.errors import ConfigurationError
 from worker.execution.registry import REGISTRY
+from worker.providers.registry import load as load_providers
 from worker.redact import redact_text, redact_url
 from worker.redisconn import sync_client
 from worker.settings import Settings, load_settings
@@ -97,6 +98,7 @@ def _check(args: argparse.Namespace) -> int:
         modules = load_handlers(settings)
         return f"{len(modules)} modules, {len(REGISTRY.subscriptions)} subscriptions"
 
+    checks.run("providers", lambda: "sources " + ", ".join(load_providers(settings)))
     checks.run("handlers", handlers)
     for row in subscription_rows(REGISTRY.subscriptions):
         print("        " + format_subscription(row))
@@ -110,7 +112,7 @@ def _check(args: argparse.Namespace) -> int:
     if settings.effective_redis_url != settings.broker_url or not settings.broker_is_redis:
         url = settings.effective_redis_url
         checks.run(f"redis {redact_url(url)}", lambda: _ping_redis(url, settings))
-    _check_shim(settings, checks)
+    serves = _check_shim(settings, checks)
     if settings.mns_endpoint:
         if not settings.mns_queues:
             checks.run("mns", _no_queues)
@@ -119,11 +121,23 @@ def _check(args: argparse.Namespace) -> int:
             checks.run(f"mns queue {name} at {settings.mns_endpoint}", lambda n=name: _mns_queue(settings, n))  # type: ignore[misc]
     else:
         print("skip  mns: IMS_WORKER_MNS_ENDPOINT is not set", flush=True)
-    print("all checks passed" if not checks.failed else f"{checks.failed} check(s) failed", flush=True)
+    receives = serves or bool(settings.mns_endpoint and settings.mns_queues)
+    if not receives:
+        print(
+            "warn  inputs: this configuration receives nothing: no MNS queue (IMS_WORKER_MNS_ENDPOINT, "
+            "IMS_WORKER_MNS_QUEUES) and no webhook endpoint armed (a provider key); fine for a host that "
+            "only runs Celery workers",
+            flush=True,
+        )
+    if checks.failed:
+        print(f"{checks.failed} check(s) failed", flush=True)
+    else:
+        print("all checks passed" + ("" if receives else ", but nothing would be received"), flush=True)
     return 1 if checks.failed else 0
 
 
-def _check_shim(settings: Settings, checks: Checklist) -> None:
+def _check_shim(settings: Settings, checks: Checklist) -> bool:
+    """Whether the shim would serve an endpoint."""
     from worker.shim.arming import NothingArmed  # noqa: PLC0415 - the shim's rules, only here
     from worker.shim.arming import check as check_arming  # noqa: PLC0415
 
@@ -131,16 +145,17 @@ def _check_shim(settings: Settings, checks: Checklist) -> None:
         arming = check_arming(settings)
     except NothingArmed as exc:
         print(f"skip  shim: {exc}", flush=True)
-        return
+        return False
     except ConfigurationError as exc:
         message = str(exc)
         checks.run("shim keys", lambda: _raise(message))
-        return
+        return False
     served = [*arming.armed, *(f"{name} (unsigned)" for name in arming.unsigned)]
     checks.run("shim keys", lambda: "endpoints served: " + ", ".join(served))
     from worker.shim.spoolcheck import report  # noqa: PLC0415 - the shim's spool, only here
 
     checks.run("shim spool", lambda: report(settings))
+    return True
 
 
 def _raise(message: str) -> str:

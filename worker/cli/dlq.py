@@ -187,7 +187,7 @@ def _cmd_purge(store: DeadLetterStore, args: argparse.Namespace) -> int:
     return 0 if all_found else 1
 
 
-def _check_source(settings: Settings, source: str | None) -> None:
+def check_source(settings: Settings, source: str | None) -> None:
     """A typo in ``--source`` would match nothing and read as "0 dead letters": refuse it instead."""
     if source is None:
         return
@@ -198,7 +198,7 @@ def _check_source(settings: Settings, source: str | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _check_source(load_settings(), getattr(args, "source", None))
+    check_source(load_settings(), getattr(args, "source", None))
     read_only = args.dlq_command in ("list", "show")
     with redis_target(f"dlq {args.dlq_command}", read_only=read_only) as target:
         return _in(target.settings, target.url, args)

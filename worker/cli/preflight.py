@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from worker import ports
 from worker.errors import ConfigurationError
-from worker.execution.registry import REGISTRY, discover
+from worker.execution.registry import REGISTRY, HandlerImportError, discover
 from worker.settings import Settings
 from worker.settings.errors import missing
 
@@ -20,11 +20,13 @@ def load_handlers(settings: Settings) -> list[str]:
     """Import built-in, configured and entry-point handler modules; raise with the module that failed."""
     try:
         return discover(settings.handler_modules)
-    except ConfigurationError as exc:
+    except HandlerImportError as exc:
         raise ConfigurationError(
             f"cannot load handlers: {exc}\n"
             "  (a module in IMS_WORKER_HANDLER_MODULES must be importable: installed, or on PYTHONPATH)"
         ) from exc
+    except ConfigurationError as exc:  # the module imported; a registration in it is wrong
+        raise ConfigurationError(f"cannot load handlers: {exc}") from exc
 
 
 def handler_count() -> int:

@@ -67,7 +67,12 @@ def _handlers(settings: Settings, wanted: list[str]) -> list[str]:
     unknown = [name for name in wanted if name not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "none"
-        raise ConfigurationError(f"unknown handler {', '.join(unknown)} (known: {listed})")
+        modules = ", ".join(settings.handler_modules) or "none"
+        raise ConfigurationError(
+            f"unknown handler {', '.join(unknown)}: this command knows the handlers of the modules it loaded "
+            f"(built-in, entry points, IMS_WORKER_HANDLER_MODULES: {modules}): {listed}. Give it the "
+            "worker's IMS_WORKER_HANDLER_MODULES (and PYTHONPATH) in this shell too"
+        )
     return wanted
 
 

@@ -14,6 +14,7 @@ from worker.cli.target import redis_target
 from worker.cli.terminal import printable
 from worker.journal.reader import EventHistory, JournalReader, Step
 from worker.redisconn import store_client
+from worker.settings import load_settings
 
 _SHOWN = (
     "h",
@@ -147,6 +148,10 @@ def history_rows(histories: Sequence[EventHistory]) -> list[tuple[str, ...]]:
 
 
 def _recent(args: argparse.Namespace) -> int:
+    from worker.cli.dlq import check_source  # noqa: PLC0415 - dlq's own rule: a typo is not "no event"
+
+    check_source(load_settings(), args.source)
+
     def body(reader: JournalReader, url: str) -> int:
         found = reader.recent(
             event_type=args.type, source=args.source, since=args.since, failed=args.failed, limit=args.limit

@@ -73,6 +73,10 @@ def _check_pattern(pattern: str) -> None:
         )
 
 
+class HandlerImportError(ConfigurationError):
+    """A handler module could not be imported (not installed, not on PYTHONPATH, or raising at import)."""
+
+
 def _check_signature(func: Callable[..., object]) -> None:
     try:
         signature = inspect.signature(func)
@@ -81,8 +85,23 @@ def _check_signature(func: Callable[..., object]) -> None:
     try:
         signature.bind(object())
     except TypeError as exc:
+        positional = [
+            p.name
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        required = [
+            p.name
+            for p in signature.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if not positional:
+            found = "takes no positional argument"
+        else:
+            found = f"requires {len(required)} arguments ({', '.join(required)})"
         raise ConfigurationError(
-            f"handler {_handler_name(func)} must accept exactly one positional argument (the Event): {exc}"
+            f"handler {_handler_name(func)} {found}; a handler takes exactly one positional argument, the "
+            f"Event: def {getattr(func, '__name__', 'handler')}(event: Event) -> None"
         ) from exc
 
 
@@ -178,7 +197,7 @@ def _import(module_name: str, origin: str) -> None:
     except ConfigurationError:
         raise
     except Exception as exc:
-        raise ConfigurationError(f"cannot import handler module {module_name!r} ({origin}): {exc}") from exc
+        raise HandlerImportError(f"cannot import handler module {module_name!r} ({origin}): {exc}") from exc
 
 
 def discover(extra_modules: Iterable[str] = ()) -> list[str]:

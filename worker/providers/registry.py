@@ -76,7 +76,26 @@ def load(settings: Settings) -> list[str]:
             entry.load()
         except ImportError as exc:
             raise ConfigurationError(f"cannot load provider entry point {entry.value!r}: {exc}") from exc
-    return [spec.name for spec in active(settings)]
+    names = [spec.name for spec in active(settings)]
+    check_sources(settings, names)
+    return names
+
+
+def check_sources(settings: Settings, names: list[str]) -> None:
+    """Settings keyed by source name only act on real sources: a typo (``{"rtcx": "realtime"}``) would do
+    nothing, silently. Name every unknown one, with the valid names."""
+    valid = [*names, UNKNOWN]
+    problems = [
+        f"{variable} names {key!r}, which is not a source"
+        for variable, keys in (
+            ("IMS_WORKER_QUEUE_ROUTES", settings.queue_routes),
+            ("IMS_WORKER_DEDUPE_TTL_SECONDS", settings.dedupe_ttl_seconds),
+        )
+        for key in keys
+        if key not in valid
+    ]
+    if problems:
+        raise ConfigurationError(f"{'; '.join(problems)}; the sources are {', '.join(valid)}")
 
 
 def active(settings: Settings) -> list[ProviderSpec]:

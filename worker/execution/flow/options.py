@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from worker.errors import ConfigurationError
 from worker.events import Event
+from worker.events.schema import fields
 
 KeyFunc = Callable[[Event], object]
 KeySpec = str | KeyFunc
@@ -96,7 +97,7 @@ def build_options(
         if not types_with:
             raise ConfigurationError(
                 f"{where}: key={key!r} names no field of the event types it subscribes to"
-                f" ({_shown(list(event_types))}); use a field name such as 'MediaId' or a callable"
+                f" ({_shown(list(event_types))}); {_key_fields(models, event_types)}, or a callable"
             )
     try:
         parsed = parse_rate(rate) if rate is not None else None
@@ -117,6 +118,19 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
         for arg in typing.get_args(annotation):
             found += _models_in(arg)
     return found
+
+
+def _key_fields(models: Mapping[str, type[BaseModel]], event_types: Iterable[str]) -> str:
+    """The field names those types have (all of them first), to say what ``key=`` could name instead."""
+    per_type = [
+        {row.path.rsplit(".", 1)[-1].removesuffix("[]") for row in fields(models[t])} for t in event_types
+    ]
+    common = set.intersection(*per_type) if per_type else set()
+    names = sorted(common) or sorted(set().union(*per_type))
+    if not names:
+        return "these types have no typed field"
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"fields {'all of them' if common else 'some of them'} have: {shown}"
 
 
 def _model_has(model: type[BaseModel], path: list[str], depth: int = 0) -> bool:
