@@ -133,7 +133,9 @@ def add_acl_user(server: RedisServer, user: str, password: str) -> None:
 # --- Sentinel ---------------------------------------------------------------------------------------------
 @dataclass
 class SentinelGroup:
-    """A primary, one replica and ``sentinels`` Sentinel processes watching them as ``MASTER``.
+    """A primary, one replica and ``sentinels`` Sentinel processes watching them as ``MASTER``: three, with a
+    quorum of two (a majority), as deploy/'s Sentinel profile ships them, so a failover needs two Sentinels to
+    agree the primary is down and one to win the election among three.
 
     The data nodes require ``password``; the Sentinels require ``sentinel_password``. Failure detection is
     fast (1 s) so that a test sees a promotion within seconds, and staggered (each further Sentinel 0.5 s
@@ -144,7 +146,7 @@ class SentinelGroup:
     workdir: Path
     password: str
     sentinel_password: str
-    sentinels: int = 2
+    sentinels: int = 3
     down_after_ms: int = 1000
     nodes: list[RedisServer] = field(default_factory=list)
     sentinel_ports: list[int] = field(default_factory=list)
@@ -196,7 +198,7 @@ class SentinelGroup:
         conf.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {directory}\nlogfile {directory / 'sentinel.log'}\n"
             f"requirepass {self.sentinel_password}\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 1\n"
+            f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} {self.sentinels // 2 + 1}\n"
             f"sentinel auth-pass {MASTER} {self.password}\n"
             f"sentinel down-after-milliseconds {MASTER} {self.down_after_ms + 500 * i}\n"
             f"sentinel failover-timeout {MASTER} 10000\n"

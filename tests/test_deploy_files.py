@@ -96,7 +96,7 @@ def all_commands() -> Iterator[tuple[str, list[str]]]:
         for command in unit_value(systemd_unit(path), "Service", "ExecStart"):
             yield path.name, shlex.split(command)
     for name, service in compose()["services"].items():
-        if name != "redis":
+        if name in PROCESS_TYPES:
             yield f"compose {name}", list(service["command"])
             yield f"compose {name} healthcheck", list(service["healthcheck"]["test"])
     for name, deployment in deployments().items():
@@ -202,8 +202,8 @@ def as_settings(env: dict[str, Any], where: str) -> Settings:
 
 
 def compose_value(value: object) -> str:
-    """A compose value as compose passes it on once its required variables are set."""
-    return SHELL_REQUIRED.sub("set-by-operator", SHELL_DEFAULT.sub(lambda m: m[2], str(value)))
+    """A compose value as compose passes it on once its required variables are set (inner ones first)."""
+    return SHELL_DEFAULT.sub(lambda m: m[2], SHELL_REQUIRED.sub("set-by-operator", str(value)))
 
 
 def k8s_secrets() -> dict[str, dict[str, str]]:
@@ -219,7 +219,7 @@ def test_configmap_secret_compose_and_env_example_values_validate() -> None:
     assert settings.consumer_metrics_host == "0.0.0.0"  # kubelet probes the pod IP
     assert settings.mns_access_key_id is None  # the consumer signs with its RAM role (RRSA), no AccessKey
     for name, service in compose()["services"].items():
-        if name != "redis":
+        if name in PROCESS_TYPES:
             env = {k: compose_value(v) for k, v in service["environment"].items()}
             as_settings(env, f"compose {name}")
     as_settings(env_example(), "systemd/*.env.example")
@@ -464,7 +464,7 @@ def seconds(duration: str) -> float:
 
 def test_compose_redis_is_durable_and_stop_periods_outlast_the_processes() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", *PROCESS_TYPES}
+    assert set(services) == {"redis", *SENTINEL_PROFILE, *PROCESS_TYPES}
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
@@ -478,6 +478,29 @@ def test_compose_redis_is_durable_and_stop_periods_outlast_the_processes() -> No
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
         broker = compose_value(services[name]["environment"]["IMS_WORKER_BROKER_URL"])
         assert broker == "redis://:set-by-operator@redis:6379/0"
+
+
+SENTINEL_PROFILE = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+
+
+def test_compose_has_a_sentinel_profile_primary_replica_three_sentinels() -> None:
+    """``--profile sentinel``: what RELIABILITY.md's failover needs to lose nothing acknowledged."""
+    services = compose()["services"]
+    for name in SENTINEL_PROFILE:
+        assert services[name]["profiles"] == ["sentinel"], name
+    assert all("profiles" not in services[name] for name in {"redis", *PROCESS_TYPES})
+    replica = " ".join(services["redis-replica"]["command"])
+    assert "--replicaof redis 6379" in replica and "--masterauth" in replica
+    for name in ("redis", "redis-replica"):  # either may be the primary after a failover
+        command = " ".join(services[name]["command"])
+        assert "--min-replicas-to-write ${REDIS_MIN_REPLICAS_TO_WRITE:-0}" in command, name
+        assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command, name
+    monitors = [" ".join(services[f"sentinel-{i}"]["command"]) for i in (1, 2, 3)]
+    assert all("sentinel monitor ims-redis redis 6379 2" in m for m in monitors)  # quorum: 2 of 3
+    broker = services["worker"]["environment"]["IMS_WORKER_BROKER_URL"]
+    assert broker.startswith("${BROKER_URL:-"), broker  # the profile's sentinel:// URL replaces it
+    sentinel = Settings(broker_url="sentinel://:pw@sentinel-1:26379/0", redis_sentinel_master="ims-redis")
+    assert sentinel.wait_replicas == 1  # safe as shipped behind Sentinel
 
 
 def test_systemd_units_run_unprivileged_restart_on_failure_and_outwait_the_grace_periods() -> None:

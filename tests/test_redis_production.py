@@ -217,7 +217,10 @@ def _publish_ok(publisher: Publisher, events: list[Event]) -> bool:
 
 
 def test_wait_replicas_refuses_a_batch_no_replica_confirmed(sentinels: SentinelGroup) -> None:
-    settings = sentinel_settings(sentinels, redis_wait_replicas=1, redis_wait_timeout_ms=300)
+    # At the default: with a sentinel:// broker, publish waits for 1 replica unless told otherwise (issue 22;
+    # RELIABILITY.md shows acknowledged events lost in a failover without it).
+    settings = sentinel_settings(sentinels, redis_wait_timeout_ms=300)
+    assert settings.redis_wait_replicas is None and settings.wait_replicas == 1
     replica = sentinels.replica_port()
     sentinels.wait_replicated(replica)  # an earlier test's failover leaves the demoted node resyncing
     publisher = Publisher(settings)
@@ -231,6 +234,15 @@ def test_wait_replicas_refuses_a_batch_no_replica_confirmed(sentinels: SentinelG
 
 
 # --- settings and redaction ---------------------------------------------------------------------------------
+def test_wait_replicas_defaults_to_1_only_behind_sentinel() -> None:
+    sentinel = "sentinel://:pw@127.0.0.1:26379/0"
+    behind = Settings(broker_url=sentinel, redis_sentinel_master=MASTER)
+    assert behind.wait_replicas == 1
+    assert behind.model_copy(update={"redis_wait_replicas": 0}).wait_replicas == 0  # explicitly off
+    assert Settings(broker_url="redis://127.0.0.1:6379/0").wait_replicas == 0
+    assert Settings(broker_url="redis://127.0.0.1:6379/0", redis_wait_replicas=2).wait_replicas == 2
+
+
 def test_sentinel_url_needs_the_master_name() -> None:
     with pytest.raises(pydantic.ValidationError, match="redis_sentinel_master"):
         Settings(broker_url="sentinel://127.0.0.1:26379")

@@ -118,7 +118,7 @@ class Publisher:
 
     def _publish_script(self, events: Sequence[Event], bypass: bool) -> list[PublishResult]:
         batch = _Batch(self._settings, events, bypass)
-        wait = self._settings.redis_wait_replicas
+        wait = self._settings.wait_replicas
         try:
             if wait:
                 timeout = self._settings.redis_wait_timeout_ms
@@ -192,7 +192,7 @@ class AsyncPublisher:
         for start, chunk in zip(range(0, len(events), SCRIPT_CHUNK), _chunks(events), strict=True):
             waits = spooled_ms[start : start + len(chunk)] if spooled_ms is not None else None
             batch = _Batch(self._settings, chunk, bypass_dedupe, waits)
-            wait, timeout = self._settings.redis_wait_replicas, self._settings.redis_wait_timeout_ms
+            wait, timeout = self._settings.wait_replicas, self._settings.redis_wait_timeout_ms
             try:
                 if wait:
                     flags = await run_replicated_async(

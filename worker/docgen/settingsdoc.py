@@ -42,7 +42,8 @@ MEANINGS: dict[str, str] = {
     "such a URL)",
     "redis_sentinel_password": "password of the Sentinels themselves (the master's goes in the URL)",
     "redis_wait_replicas": "publish returns only once this many replicas have the batch (`WAIT` after the "
-    "script), else the publish fails and upstream retries",
+    "script), else the publish fails and upstream retries; unset: 1 with a `sentinel://` broker (a failover "
+    "without it loses acknowledged events), else 0",
     "redis_wait_timeout_ms": "how long that `WAIT` may take",
     "broker_visibility_timeout": "seconds a Redis-broker message stays leased to a worker whose heartbeat "
     "stopped (live workers renew theirs); bounds crash recovery (`docs/guarantees.md`)",

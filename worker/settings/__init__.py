@@ -87,8 +87,10 @@ class Settings(BaseSettings):
     redis_sentinel_password: SecretStr | None = Field(
         default=None, description="for the Sentinels themselves; the master's is in the URL"
     )
-    redis_wait_replicas: int = Field(
-        default=0, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
+    # Unset: 1 with a sentinel:// broker (a failover without it loses acknowledged events: RELIABILITY.md),
+    # else 0. See ``wait_replicas``.
+    redis_wait_replicas: int | None = Field(
+        default=None, ge=0, le=16, description="publish waits until this many replicas have each batch (WAIT)"
     )
     redis_wait_timeout_ms: int = Field(default=1000, ge=1, le=60_000)
     broker_quorum_queues: bool = Field(
@@ -394,6 +396,13 @@ class Settings(BaseSettings):
     @property
     def effective_shim_spool_dir(self) -> str:
         return self.shim_spool_dir or f"{self.state_dir.rstrip('/') or '/'}/shim-spool"
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas each publish waits for: as set, else 1 behind Sentinel (safe as shipped), else 0."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if _scheme(self.broker_url) == "sentinel" else 0
 
     @property
     def broker_is_redis(self) -> bool:
