@@ -219,3 +219,13 @@ def test_outbox_sweep_reenqueues_a_copy_found_nowhere_and_leaves_held_and_queued
     assert pushed["headers"]["id"] == "lost" and client.llen("ims") == 2
     assert json.loads(pushed["body"]) == [["ev-1"], {}, {}]
     assert sweep(client, unacked="unacked")[0] == 1  # not held under the name asked: "held" is lost too
+
+
+def test_journal_received_indexes_and_journals_what_kombu_sent(client: redis.Redis) -> None:
+    received = '{"t":1,"e":"received","src":"ims","type":"ims.X","via":"http"}'
+    add = script(client, "journal_received")
+    assert add(keys=J, args=[JOURNAL.line(NOW), "1", f"ev-2\n{received}", "0", f"ev-2\n{received}"]) == 2
+    assert client.zscore(keyspace.JOURNAL_INDEX, "ev-2") == NOW
+    assert [e["e"] for e in entries(client, "ev-2")] == ["received", "enqueued", "received", "duplicate"]
+    assert add(keys=J, args=["", "1", f"ev-3\n{received}"]) == 0  # the journal off: nothing
+    assert not entries(client, "ev-3")

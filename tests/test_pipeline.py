@@ -28,6 +28,7 @@ from worker.cli import main
 from worker.delivery.deadletter import DeadLetterStore
 from worker.delivery.publish import Publisher
 from worker.events import Event, model_for
+from worker.journal.reader import JournalReader
 from worker.providers import normalize, queue_for
 from worker.settings import Settings
 
@@ -167,6 +168,13 @@ def test_each_source_runs_its_handlers_exactly_once(broker_env: dict[str, str], 
             assert seen[b"event_class"] == b"Event"
             assert seen[b"data_class"].decode() == f"{model.__module__}.{model.__qualname__}"
             assert seen[b"type"].decode() == event.type
+        # The journal, whichever the broker (issue 22: over amqp:// nothing was journaled at receipt).
+        histories = JournalReader(probe.client).histories([e.id for e in events])
+        assert len(histories) == len(events)
+        for history in histories:
+            kinds = [step.kind for step in history.steps]
+            assert kinds[:2] == ["received", "enqueued"] and "duplicate" in kinds, kinds
+            assert "handled" in kinds, kinds
         output = worker.output()
     assert "handler.ims" in output and "handler.unknown" in output and "handler.rtc" in output
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
+import structlog
 
 from worker import keyspace, kombuadapter, lua
 from worker.delivery.replication import run_replicated, run_replicated_async
@@ -37,6 +38,8 @@ from worker.providers import dedupe_ttl
 from worker.redact import redact_text, redact_url
 from worker.redisconn import REDIS_ERRORS, async_store_client, store_client
 from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 # Batches larger than this are split, so one script never holds Redis for long (a redrive may pass thousands).
 SCRIPT_CHUNK = 256
@@ -103,8 +106,10 @@ class Publisher:
         self._redis = store_client(settings)
         self._script = lua.register(self._redis, "publish")
         self._sender: KombuSender | None = None
+        self._journal = JournalConfig.from_settings(settings)
         if not _single_script(settings):
             self._sender = KombuSender(settings)
+            self._journal_received = lua.register(self._redis, "journal_received")
 
     def publish(self, events: Sequence[Event], *, bypass_dedupe: bool = False) -> list[PublishResult]:
         """Enqueue each event whose id is not marked yet. ``bypass_dedupe`` is for redrives only."""
@@ -148,7 +153,22 @@ class Publisher:
         except BrokerUnavailable:
             self._forget([e for e, _ in to_send])
             raise
+        self._journal_receipt(events, fresh, bypass)
         return [PublishResult(e.id, e.type, new) for e, new in zip(events, fresh, strict=True)]
+
+    def _journal_receipt(self, events: Sequence[Event], fresh: Sequence[bool], bypass: bool) -> None:
+        """What publish.lua journals at receipt, for the two-step path (amqp://): the events are sent, so a
+        journal Redis that fails now costs their history, not the events (a warning says so)."""
+        if not self._journal.enabled:
+            return
+        now, kind = now_ms(), "redriven" if bypass else "received"
+        args: list[str] = [self._journal.line(now)]
+        for event, new in zip(events, fresh, strict=True):
+            args += ["1" if new else "0", received_blob(event, now, kind)]
+        try:
+            self._journal_received(keys=keyspace.JOURNAL_KEYS, args=args)
+        except REDIS_ERRORS as exc:
+            log.warning("publish.journal_failed", events=len(events), error=redact_text(str(exc)))
 
     def _forget(self, events: Sequence[Event]) -> None:
         # Best effort: if Redis is gone too, the markers expire and the upstream retry is then enqueued.

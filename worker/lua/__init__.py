@@ -32,6 +32,7 @@ SCRIPTS = (
     "flow_acquire",
     "flow_release",
     "flow_renew",
+    "journal_received",
 )
 FRAGMENTS = ("journal", "envelope")
 
