@@ -97,7 +97,10 @@ def _kept_data(settings: Settings) -> Path | None:
 def redis_target(command: str, *, read_only: bool) -> Iterator[Target]:
     """The Redis ``command`` asks (see the module docstring); announced on stderr."""
     settings = load_settings()
-    configure_logging(settings)  # to stderr: stdout carries the answer (a table, or JSON for a script)
+    # To stderr (stdout carries the answer, a table or JSON), and warnings only unless a level was asked for:
+    # the line below already says which Redis, the embedded Redis's own start and stop lines would repeat it.
+    quiet = "log_level" not in settings.model_fields_set
+    configure_logging(settings.model_copy(update={"log_level": "WARNING"}) if quiet else settings)
     stop: EmbeddedRedis | None = None
     if set(STORE_FIELDS) & settings.model_fields_set:
         target = Target(settings, CONFIGURED)
