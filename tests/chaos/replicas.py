@@ -15,7 +15,7 @@ from tests.celery_worker import ALL_QUEUES
 from tests.chaos.procs import Service, wait_for
 from tests.chaos.stack import IMS_WORKER, Keys, Stack
 from tests.servers import free_port
-from worker.delivery.dedupe import OUTBOX_KEY
+from worker import keyspace
 from worker.shim.spoolfile import summarize
 
 PUBLIC_URL = "https://hooks.example.com"  # what the providers call: the load balancer's name
@@ -80,7 +80,7 @@ class ReplicaStack(Stack):
                 busy = (
                     any(client.llen(q) for q in ALL_QUEUES)
                     or client.hlen("unacked")
-                    or client.hlen(OUTBOX_KEY)
+                    or client.hlen(keyspace.OUTBOX)
                 )
             finally:
                 client.close()
