@@ -69,7 +69,7 @@ def test_spool_scenario(scenario: SpoolScenario, tmp_path: Path) -> None:
         pytest.skip(f"spool-disk-full needs a real small filesystem: {why}")
     summary = run_spool_scenario(scenario, tmp_path, base_seed())
     row = summary["row"]
-    assert row["events_sent"] > 0
+    assert row["callbacks_sent"] > 0
     if scenario.give_ups_expected:
         assert row["provider_gave_up"] > 0, "the bound was never reached"
         assert summary["answers"].get("answers_503", 0) > 0
