@@ -83,6 +83,10 @@ class ProviderSimulator:
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="provider")
         self._thread = threading.Thread(target=self._produce, name="provider-producer", daemon=True)
         self._turn = 0
+        # One client for every sender thread (making one per event costs the machine more than the shims do);
+        # a new connection per callback, as a provider's callback sender opens one.
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=0)
+        self._client = httpx.Client(limits=limits, timeout=IMS.timeout)
         self._healthy: set[str] = set(replicas)
         self._stopped = threading.Event()
         self._health = threading.Thread(target=self._health_checks, name="provider-lb-health", daemon=True)
@@ -98,6 +102,7 @@ class ProviderSimulator:
         self._pool.shutdown(wait=True)
         self._stopped.set()
         self._health.join(timeout=5)
+        self._client.close()
 
     def _produce(self) -> None:
         try:
@@ -116,15 +121,14 @@ class ProviderSimulator:
             policy = POLICIES[delivery.source]
             payload = unique_payload(delivery.source, delivery.seq)
             body = json.dumps(payload).encode()
-            with httpx.Client(timeout=policy.timeout) as client:
-                for attempt in range(len(policy.pauses) + 1):
-                    if attempt:
-                        time.sleep(policy.pauses[attempt - 1])
-                    answer = self._try(client, delivery, body)
-                    if answer is not None and answer.status_code == 200:
-                        delivery.delivered = True
-                        delivery.spooled = bool(_json(answer).get("spooled"))
-                        break
+            for attempt in range(len(policy.pauses) + 1):
+                if attempt:
+                    time.sleep(policy.pauses[attempt - 1])
+                answer = self._try(self._client, delivery, body)
+                if answer is not None and answer.status_code == 200:
+                    delivery.delivered = True
+                    delivery.spooled = bool(_json(answer).get("spooled"))
+                    break
             self._settle(delivery, payload)
         except Exception as exc:  # a bug of the simulator: reported, never hidden
             with self._stats_lock:
