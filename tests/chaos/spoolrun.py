@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -150,6 +151,7 @@ def run_spool_scenario(scenario: SpoolScenario, workdir: Path, seed: int) -> dic
     path = results_dir() / f"spool-{scenario.name}.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(json.dumps({k: summary[k] for k in ("scenario", "row", "answers", "seconds", "result")}, indent=1))
-    if problems:
+    if problems:  # keep the logs next to the summary: pytest's temporary directories rotate
+        shutil.copytree(stack.logdir, results_dir() / f"spool-{scenario.name}-logs", dirs_exist_ok=True)
         print(stack.tail(30))
     return summary
