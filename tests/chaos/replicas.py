@@ -12,10 +12,12 @@ import httpx
 import redis
 
 from tests.celery_worker import ALL_QUEUES
+from tests.chaos.ledger import Run, read_all
 from tests.chaos.procs import Service, wait_for
 from tests.chaos.stack import IMS_WORKER, Keys, Stack
 from tests.servers import free_port
 from worker import keyspace
+from worker.delivery.deadletter import DeadLetter
 from worker.shim.spoolfile import summarize
 
 PUBLIC_URL = "https://hooks.example.com"  # what the providers call: the load balancer's name
@@ -64,6 +66,10 @@ class ReplicaStack(Stack):
             return httpx.get(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def results(self) -> tuple[list[Run], list[DeadLetter]]:
+        """The ledger's runs and the dead letters, for the ledger check."""
+        return read_all(self.redis_url)
 
     def spooled(self) -> int:
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos.budget import results_dir
-from tests.chaos.ledger import Faults, Sent, check, read_all
+from tests.chaos.ledger import Faults, Sent, check
 from tests.chaos.providers import ProviderSimulator
 from tests.chaos.replicas import PUBLIC_URL, REPLICAS, ReplicaStack
 from tests.chaos.stack import Keys
@@ -36,6 +36,7 @@ class SpoolScenario:
     give_ups_expected: bool = False  # the size bound: 503s past it are the provider's to give up on
     prepare: Callable[[ReplicaStack], None] | None = None  # before start (the full-filesystem mount)
     cleanup: Callable[[ReplicaStack], None] | None = None
+    stack: type[ReplicaStack] = ReplicaStack
 
 
 def longest_spool_wait_ms(stack: ReplicaStack) -> int:
@@ -67,7 +68,7 @@ def log_problems(stack: ReplicaStack) -> list[str]:
 def run_spool_scenario(scenario: SpoolScenario, workdir: Path, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     keys = Keys.generate(rng)
-    stack = ReplicaStack(workdir, keys, extra_env=scenario.env)
+    stack = scenario.stack(workdir, keys, extra_env=scenario.env)
     sent, lock = Sent(), threading.Lock()
     faults = Faults()
     timeline: list[tuple[float, str]] = []
@@ -111,7 +112,7 @@ def run_spool_scenario(scenario: SpoolScenario, workdir: Path, seed: int) -> dic
         drained = stack.wait_idle(DRAIN_SECONDS)
         if not drained:
             problems.append(f"not drained within {DRAIN_SECONDS}s (spool {stack.spooled()} requests left)")
-        runs, dead = read_all(stack.redis_url)
+        runs, dead = stack.results()
         verdict = check(runs, dead, sent, faults)
         problems += [f"{name} exited on its own" for name in stack.crashed()]
     finally:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.chaos import spoolfaults
 from tests.chaos.budget import base_seed
+from tests.chaos.sentinelreplicas import SentinelReplicaStack, primary_killed
 from tests.chaos.spoolrun import SpoolScenario, run_spool_scenario
 
 pytestmark = pytest.mark.chaos
@@ -43,6 +44,13 @@ SCENARIOS = [
         "redis-maxmemory",
         "Redis at 95% of maxmemory (past the shims' 0.9 threshold) for 10 s",
         spoolfaults.redis_at_maxmemory(10.0),
+    ),
+    SpoolScenario(
+        "sentinel-failover",
+        "Sentinel-managed Redis (IMS_WORKER_REDIS_WAIT_REPLICAS=1, as the docs require with Sentinel): the "
+        "primary is killed with kill -9, the replica promoted, the old primary back 3 s later as its replica",
+        primary_killed,
+        stack=SentinelReplicaStack,
     ),
     SpoolScenario(
         "spool-size-bound",
