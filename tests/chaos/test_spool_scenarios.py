@@ -21,7 +21,7 @@ from tests.chaos.spoolrun import SpoolScenario, run_spool_scenario
 
 pytestmark = pytest.mark.chaos
 
-_MOUNT, _UNMOUNT = spoolfaults.small_filesystem("256k")
+_MOUNT, _UNMOUNT = spoolfaults.small_filesystem("768k")
 
 SCENARIOS = [
     SpoolScenario(
@@ -62,7 +62,7 @@ SCENARIOS = [
     ),
     SpoolScenario(
         "spool-disk-full",
-        "Redis stopped for 20 s; shim-a's spool directory is a 256 KiB tmpfs that fills up: shim-a answers "
+        "Redis stopped for 20 s; shim-a's spool directory is a 768 KiB tmpfs that fills up: shim-a answers "
         "503 spool_unavailable and fails /readyz, the load balancer sends the retries to shim-b",
         spoolfaults.redis_stopped(20.0),
         prepare=_MOUNT,

@@ -27,7 +27,13 @@ CREATE TABLE IF NOT EXISTS spool (
   events BLOB NOT NULL
 )
 """
-SUFFIXES = ("", "-wal", "-shm")
+SUFFIXES = ("", "-wal", "-shm", "-reserve")
+# Room kept beside each file for its deletions: on a full disk SQLite needs WAL space to delete too, and a
+# spool that cannot delete what it published would publish it again forever. Given back to the file system
+# when a deletion meets a full disk, taken again once the file is empty and its WAL truncated.
+RESERVE_BYTES = 256 * 1024
+# WAL pages between automatic checkpoints (SQLite's default is 1000: 4 MB of WAL before it is reused).
+AUTOCHECKPOINT_PAGES = 64
 
 
 class SpoolFileError(Exception):
@@ -65,6 +71,8 @@ class SpoolFile:
             if str(mode).lower() != "wal":
                 raise SpoolFileError(f"{path}: the file system does not support SQLite's WAL mode ({mode})")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={RESERVE_BYTES}")
             self._db.execute(_SCHEMA)
             depth, size = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(length(events)), 0) FROM spool"
@@ -75,6 +83,9 @@ class SpoolFile:
         self.depth: int = depth
         self.bytes: int = size
         self.oldest_ms: int | None = self._oldest()
+        self.reserve = Path(f"{path}-reserve")
+        if create:
+            write_reserve(self.reserve)  # OSError (a full disk at start): the caller refuses to start
 
     def _oldest(self) -> int | None:
         row = self._db.execute("SELECT received_ms FROM spool ORDER BY seq LIMIT 1").fetchone()
@@ -104,7 +115,21 @@ class SpoolFile:
         return [Entry(int(s), int(t), str(src), str(rid), bytes(ev)) for s, t, src, rid, ev in cursor]
 
     def delete(self, entries: Sequence[Entry]) -> None:
-        """Forget ``entries`` (their publish returned)."""
+        """Forget ``entries`` (their publish returned); on a full disk, with the room of the reserve."""
+        try:
+            self._delete(entries)
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc) or not self.reserve.exists():
+                raise
+            self.reserve.unlink()
+            self._delete(entries)
+        self.depth -= len(entries)
+        self.bytes -= sum(len(e.events) for e in entries)
+        self.oldest_ms = self._oldest() if self.depth else None
+        if not self.depth:
+            self._compact()
+
+    def _delete(self, entries: Sequence[Entry]) -> None:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM spool WHERE seq = ?", [(e.seq,) for e in entries])
@@ -113,16 +138,31 @@ class SpoolFile:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        self.depth -= len(entries)
-        self.bytes -= sum(len(e.events) for e in entries)
-        self.oldest_ms = self._oldest() if self.depth else None
+
+    def _compact(self) -> None:
+        """Empty: give the WAL's space back and take the reserve again (best effort: the disk may be full)."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not self.reserve.exists():
+                write_reserve(self.reserve)
+        except (sqlite3.Error, OSError):
+            self.reserve.unlink(missing_ok=True)  # a partial reserve is no reserve; tried again next time
 
     def close(self) -> None:
         self._db.close()
 
 
+def write_reserve(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"\0" * RESERVE_BYTES)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def remove_files(path: Path) -> None:
-    """The database and its WAL and shared-memory files."""
+    """The database, its WAL and shared-memory files and its reserve."""
     for suffix in SUFFIXES:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
