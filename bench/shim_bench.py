@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from bench import wrk
+from bench import spoolbench, wrk
 from bench.config import BenchConfig
 from bench.payloads import sample, uniquify
 from bench.procs import Service, Stack, tool, wait_for_port
@@ -38,6 +38,7 @@ PUBLIC_URL = "http://bench.invalid"
 RTC_KEY = "bench-rtc-app-key"
 CASTER_TOKEN = "bench-caster-token"
 EVENT_QUEUES = ("rtc", "live")  # where rtc.* and live.caster.* task messages land
+SHIMS = ("shim", "unbounded", *spoolbench.TARGETS)
 
 
 def requests(now: float) -> list[wrk.WrkRequest]:
@@ -55,15 +56,18 @@ def requests(now: float) -> list[wrk.WrkRequest]:
 
 def _start(stack: Stack, target: str, processes: int, redis_url: str) -> tuple[Service, int]:
     port = free_port()
-    if target in ("shim", "unbounded"):
+    if target in SHIMS:
         env = {
             "IMS_WORKER_BROKER_URL": redis_url,
             "IMS_WORKER_SHIM_PUBLIC_URL": PUBLIC_URL,
             "IMS_WORKER_RTC_APP_KEY": RTC_KEY,
             "IMS_WORKER_CASTER_TOKEN": CASTER_TOKEN,
             "IMS_WORKER_LOG_FORMAT": "json",
+            "IMS_WORKER_SHIM_SPOOL_DIR": str(stack.workdir / f"spool-{target}-{port}"),
         }
+        env.update(spoolbench.environment(target))
         args = [tool("ims-worker"), "shim", "--port", str(port), "--workers", str(processes)]
+        args += ["--host", "127.0.0.1"]
         if target == "unbounded":  # the same app on stock uvicorn: no connection cap, deadlines, body budget
             factory = "worker.shim.app:create_app_from_environment"
             args = [sys.executable, "-m", "uvicorn", factory, "--factory", "--http", "httptools"]
@@ -119,7 +123,7 @@ class _Target:
             # Server CPU per answered request: less sensitive than req/s to what else the machine runs.
             "cpu_ms_per_req": self.cpu / max(1, self.requests) * 1000,
         }
-        if self.name.startswith("shim") or self.name == "unbounded":
+        if self.name in SHIMS or self.name == "shimdup":
             # Sanity: unique bodies give 1.5 events per request (RTC 2, caster 1); duplicates give ~0.
             out["events_per_request"] = self.enqueued / max(1, self.requests)
         return out
@@ -159,7 +163,9 @@ def _group(stack: Stack, config: BenchConfig, redis_url: str, processes: int) ->
     targets: list[_Target] = []
     # The naive baseline is one uvicorn process by definition; it is measured again in every group. The
     # unbounded shim (one process) prices the bounded protocol and body budget.
-    names = ("shim", "ceiling", "naive", "unbounded") if processes == 1 else ("shim", "ceiling", "naive")
+    names: tuple[str, ...] = ("shim", "ceiling", "naive")
+    if processes == 1:
+        names += ("unbounded", *spoolbench.TARGETS)
     for name in names:
         service, port = _start(stack, name, 1 if name in ("naive", "unbounded") else processes, redis_url)
         targets.append(_Target(name, service, f"http://127.0.0.1:{port}"))
@@ -203,6 +209,7 @@ def run(config: BenchConfig) -> tuple[Metrics, dict[str, Any]]:
         metrics[f"ratio_ceiling_{n}"] = metrics[f"shim_{n}_rps"] / metrics[f"ceiling_{n}_rps"]
     if 1 in config.processes:
         metrics["ratio_bounded_1"] = metrics["shim_1_rps"] / metrics["unbounded_1_rps"]
+        metrics.update(spoolbench.ratios(metrics))
     facts = {
         "processes": list(config.processes),
         "connections": config.connections,
@@ -295,7 +302,7 @@ def rows(m: Metrics, facts: dict[str, Any]) -> list[Row]:
                 fmt(ratio(m["shim_1_cpu_ms_per_req"], m["unbounded_1_cpu_ms_per_req"]), 2, "x"),
             ),
         ]
-    return out
+    return out + spoolbench.rows(m)
 
 
 BENCHMARK = Benchmark("shim", "Shim throughput and latency (wrk, 32 connections)", run, rows)
