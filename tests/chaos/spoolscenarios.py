@@ -11,7 +11,7 @@ from tests.chaos.budget import base_seed
 from tests.chaos.sentinelreplicas import SentinelReplicaStack, primary_killed
 from tests.chaos.spoolrun import SpoolScenario, run_spool_scenario
 
-_MOUNT, _UNMOUNT = spoolfaults.small_filesystem("768k")
+_MOUNT, _UNMOUNT = spoolfaults.small_filesystem("448k")
 
 ALL = [
     SpoolScenario(
@@ -52,7 +52,7 @@ ALL = [
     ),
     SpoolScenario(
         "spool-disk-full",
-        "Redis stopped for 20 s; shim-a's spool directory is a 768 KiB tmpfs that fills up: shim-a answers "
+        "Redis stopped for 20 s; shim-a's spool directory is a 448 KiB tmpfs that fills up: shim-a answers "
         "503 spool_unavailable and fails /readyz, the load balancer sends the retries to shim-b",
         spoolfaults.redis_stopped(20.0),
         prepare=_MOUNT,
