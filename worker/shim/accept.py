@@ -14,7 +14,6 @@ drainer publishes it (the dedupe marker), so the event is still handled once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +77,9 @@ class Acceptance:
         if self._memory_guard is None:
             return True
         try:
+            if self._memory_guard.fresh:  # answered from its last reading: nothing to wait for
+                await self._memory_guard.check()
+                return True
             async with asyncio.timeout(self._budget):
                 await self._memory_guard.check()
         except RedisMemoryHigh:
@@ -92,6 +94,8 @@ class Acceptance:
         self, source: str, events: Sequence[Event], trace: Trace, *, verified: bool
     ) -> tuple[Sequence[PublishResultLike], bool]:
         """The events' results and whether they were spooled; raises the 503s when neither is possible."""
+        if not events:
+            return [], False
         if self.spool is None or not verified:
             if self._memory_guard is not None:
                 await self._memory_guard.check()  # RedisMemoryHigh: 503
@@ -102,27 +106,29 @@ class Acceptance:
         if not await self.memory_ok():
             reason = self._reason if time.monotonic() < self._straight_until else "Redis is near maxmemory"
             return await self._to_spool(source, events, trace, reason), True
-        publishing = asyncio.ensure_future(self._publish(source, events))
+        # One timer per request, no task: the publish goes on in its batch if the budget passes first (it may
+        # still land; the drainer's copy is then a duplicate).
+        publishing = self._batcher.submit(events)
+        remaining = max(0.0, self._budget - (time.monotonic() - started))
+        timer = asyncio.get_running_loop().call_later(remaining, _late, publishing, self._budget)
         try:
-            async with asyncio.timeout(max(0.0, self._budget - (time.monotonic() - started))):
-                return await asyncio.shield(publishing), False
-        except TimeoutError:
-            # It may still land: the drainer's copy is then a duplicate.
-            publishing.add_done_callback(_retrieve)
-            reason = f"Redis did not confirm within {self._budget * 1000:g} ms"
-        except (BrokerUnavailable, redis.exceptions.OutOfMemoryError) as exc:
+            results: Sequence[PublishResultLike] = await publishing
+        except (_Late, BrokerUnavailable, redis.exceptions.OutOfMemoryError) as exc:
             reason = str(exc)
+        else:
+            self._metrics.enqueued(source, time.monotonic() - started, *_counts(results))
+            return results, False
+        finally:
+            timer.cancel()
         self.redis_result(False, reason)
         return await self._to_spool(source, events, trace, reason), True
 
     async def _publish(self, source: str, events: Sequence[Event]) -> Sequence[PublishResultLike]:
         if not events:
             return []
-        started = time.perf_counter()
+        started = time.monotonic()
         results: Sequence[PublishResultLike] = await self._batcher.publish(events)
-        duplicates = sum(1 for result in results if not result.enqueued)
-        elapsed = time.perf_counter() - started
-        self._metrics.enqueued(source, elapsed, len(results) - duplicates, duplicates)
+        self._metrics.enqueued(source, time.monotonic() - started, *_counts(results))
         return results
 
     async def _to_spool(
@@ -153,7 +159,16 @@ class Acceptance:
         return [Spooled(event.id, event.type) for event in events]
 
 
-def _retrieve(future: asyncio.Future[Sequence[PublishResultLike]]) -> None:
-    # Read the outcome of a publish nobody awaits any more, so asyncio does not report it as never retrieved.
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        future.result()
+class _Late(Exception):
+    """The publish did not confirm within the spool budget."""
+
+
+def _late(future: asyncio.Future[Sequence[PublishResultLike]], budget: float) -> None:
+    if not future.done():
+        future.set_exception(_Late(f"Redis did not confirm within {budget * 1000:g} ms"))
+
+
+def _counts(results: Sequence[PublishResultLike]) -> tuple[int, int]:
+    """(enqueued, duplicates)"""
+    duplicates = sum(1 for result in results if not result.enqueued)
+    return len(results) - duplicates, duplicates

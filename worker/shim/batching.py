@@ -43,6 +43,11 @@ class PublishBatcher:
 
     async def publish(self, events: Sequence[Event]) -> Sequence[Any]:
         """This request's results, in order, once the batch it joined is confirmed by Redis."""
+        return await self.submit(events)
+
+    def submit(self, events: Sequence[Event]) -> asyncio.Future[Sequence[Any]]:
+        """The future of ``publish``. A caller may complete it first (the shim's spool budget, with an
+        exception): the batch's outcome then leaves it as it is."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Sequence[Any]] = loop.create_future()
         self._pending.append((events, future))
@@ -52,7 +57,7 @@ class PublishBatcher:
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     async def drain(self) -> None:
         """Wait for every batch already sent (at shutdown, before the publisher is closed)."""

@@ -40,6 +40,11 @@ class MemoryGuard:
         self._checked_at = float("-inf")
         self._high = False
 
+    @property
+    def fresh(self) -> bool:
+        """Whether ``check`` would answer from its last reading, without asking Redis."""
+        return time.monotonic() - self._checked_at < self._ttl
+
     async def check(self) -> None:
         """Raise ``RedisMemoryHigh`` when the last reading (at most ``ttl`` old) is near the limit."""
         now = time.monotonic()
