@@ -4,6 +4,7 @@ limit is reported; gevent and eventlet are refused at start."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.celery_worker import running_worker, wait_until
 from tests.cli import cli
 from tests.flowutil import upload_event
 from tests.plugins.overlap import RUNS
+from tests.servers import RedisServer
 from worker import keyspace
 from worker.delivery.deadletter import DeadLetterStore
 from worker.delivery.publish import Publisher
@@ -117,6 +119,32 @@ def test_threads_pool_cuts_a_hung_await_and_keeps_each_failure_its_own(
     # The sync one was not stopped (a thread cannot be): it finished, is recorded done, and was reported.
     assert "task.handler_overrunning" in output and "task.handler_stuck" in output
     assert "NotImplementedError" not in output and "was never awaited" not in output
+
+
+def test_a_broker_outage_while_threads_run_handlers_loses_nothing_and_runs_nothing_twice(
+    redis_server: RedisServer, redis_url: str, client: redis.Redis
+) -> None:
+    # Celery's default would "terminate" the running task on the lost connection, which the threads pool
+    # cannot do (NotImplementedError in the consumer): the worker lets it run on instead.
+    slow = upload_event("FileUploadComplete", "outage-1", 1)
+    client.set(f"overlap:hang:{slow.id}", 4)
+    env = env_for(redis_url, IMS_WORKER_BROKER_VISIBILITY_TIMEOUT="8")
+    with running_worker(env, pool="threads", concurrency=4) as worker:
+        publish(redis_url, [slow])
+        wait_until(lambda: "Task ims.FileUploadComplete[" in worker.output(), timeout=20)
+        redis_server.stop()
+        time.sleep(1.0)
+        redis_server.start()
+        # The run finishes and its success is recorded. Its message is acked, or, if the ack was lost with the
+        # connection, comes back after the 8 s lease and the ledger skips the handler: either way it is gone
+        # within a lease and a restore interval, and the handler ran once.
+        wait_until(lambda: client.exists(keyspace.done(slow.id, SYNC)), timeout=30)
+        wait_until(lambda: not client.hlen("unacked") and not client.llen("ims"), timeout=40)
+        time.sleep(3.0)  # a second run, if any, would be recorded by now
+        assert worker.alive()
+        output = worker.output()
+    assert [r["event_id"] for r in recorded(client)] == [slow.id]  # ran once
+    assert "NotImplementedError" not in output
 
 
 def test_the_profile_chooses_pool_and_concurrency() -> None:
