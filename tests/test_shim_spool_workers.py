@@ -96,6 +96,10 @@ def test_each_worker_owns_a_file_and_a_killed_ones_file_is_adopted_and_drained(
         wait_until(lambda: queued(server.url) == sent, timeout=60)
         wait_until(lambda: not victim_file.exists(), timeout=30)  # adopted, drained, removed
         assert sum(entries(spool).values()) == 0
+        # The killed process's per-process spool gauges left /metrics with it (its file was adopted).
+        metrics = httpx.get(base + "/metrics", timeout=10).text
+        gauges = [line for line in metrics.splitlines() if line.startswith("ims_worker_shim_spool_entries{")]
+        assert gauges and not any(f'pid="{victim}"' in line for line in gauges), gauges
     finally:
         stop_process(process, timeout=20)
         log.close()

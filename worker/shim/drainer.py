@@ -86,7 +86,8 @@ class Drainer:
             try:
                 if time.monotonic() >= next_adoption:
                     next_adoption = time.monotonic() + ADOPT_EVERY_SECONDS
-                    await self._spool.adopt()
+                    for adopted in await self._spool.adopt():
+                        self._metrics.process_gone(adopted.owner_pid)
                     self._metrics.spool_state(self._spool)
                 held = self._next()
                 if held is None:

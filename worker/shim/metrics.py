@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from worker.boundedhttp import DROPPED
@@ -161,6 +161,11 @@ class ShimMetrics:
 
     def spool_refused(self, provider: str, reason: str) -> None:
         self.spool_refusals.labels(provider, reason).inc()
+
+    def process_gone(self, pid: int) -> None:
+        """A dead process's spool was adopted: its per-process gauges leave the aggregated ``/metrics``."""
+        if self.multiprocess and pid > 0 and pid != os.getpid():
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
     def spool_state(self, spool: Spool) -> None:
         self.spool_entries.set(spool.depth)
