@@ -149,4 +149,6 @@ def test_a_busy_port_fails_fast_with_the_cause(tmp_path: Path) -> None:
             done = cli(*command, env=env, cwd=tmp_path, timeout=30)
             assert done.returncode == 2, done
             assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
-            assert time.monotonic() - began < 10
+            # Before, run --demo restarted the failing child with delays up to 30 s and never stopped; `run`
+            # starts Redis and the emulator first, which took 10.4 s once on a loaded CI machine.
+            assert time.monotonic() - began < 20

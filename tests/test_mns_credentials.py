@@ -121,7 +121,21 @@ class _LeakyCredentialsServer(BaseHTTPRequestHandler):
         pass
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_no_credentials_is_one_clear_error_without_the_secret(capfd: pytest.CaptureFixture[str]) -> None:
+    # What dictConfig(disable_existing_loggers=False), called by uvicorn and Celery, does to existing loggers.
+    logging.getLogger("credentials").disabled = False
+    library_records: list[logging.LogRecord] = []
+    library_handler = _ListHandler(library_records)
+    logging.getLogger("credentials").addHandler(library_handler)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _LeakyCredentialsServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -130,6 +144,7 @@ def test_no_credentials_is_one_clear_error_without_the_secret(capfd: pytest.Capt
         with structlog.testing.capture_logs() as logs, pytest.raises(CredentialsUnavailable) as caught:
             source.current()
     finally:
+        logging.getLogger("credentials").removeHandler(library_handler)
         server.shutdown()
         server.server_close()
     message = str(caught.value)
@@ -137,7 +152,7 @@ def test_no_credentials_is_one_clear_error_without_the_secret(capfd: pytest.Capt
     assert f"error retrieving credentials from {uri}" in message
     captured = capfd.readouterr()
     assert "leaked-secret" not in message + json.dumps(logs) + captured.out + captured.err
-    assert logging.getLogger("credentials").disabled  # the library's own logger prints raw answers
+    assert library_records == []  # the library's own logger prints raw answers: nothing reaches a handler
 
 
 def test_sources_are_named_as_operators_know_them() -> None:

@@ -33,11 +33,15 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# alibabacloud_credentials logs to "credentials" through a StreamHandler of its own, bypassing redaction.
+# alibabacloud_credentials logs to "credentials" through a StreamHandler of its own, bypassing redaction, and
+# quotes whole answers of credential services (secrets included). `disabled` alone does not hold: any
+# dictConfig(disable_existing_loggers=False) (uvicorn's, Celery's) sets it back to False on every existing
+# logger. A filter that drops every record survives that.
 _LIBRARY_LOG = logging.getLogger("credentials")
 _LIBRARY_LOG.handlers.clear()
 _LIBRARY_LOG.propagate = False
 _LIBRARY_LOG.disabled = True
+_LIBRARY_LOG.addFilter(lambda record: False)
 
 REFRESH_RETRY_BASE_SECONDS = 1.0
 REFRESH_RETRY_CAP_SECONDS = 60.0
