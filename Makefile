@@ -34,11 +34,11 @@ TEST_JOBS ?= 2
 test: $(STAMP)
 ifeq ($(COVERAGE),1)
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -m "not chaos" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -m "not chaos and not chaos_full" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --include='worker/*' --skip-covered --sort=cover --fail-under=$(COVERAGE_MIN)
 else
-	$(BIN)/python -m pytest -m "not chaos" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos and not chaos_full" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 endif
 
 coverage:

@@ -113,7 +113,9 @@ def test_a_fleet_rate_limit_holds_in_every_sliding_second(
     assert sorted(r.event_id for r in found) == sorted(e.id for e in events)
     assert most_starts_in_a_window(found, 1.0) <= 20 + RATE_TOLERANCE
     took = max(r.start for r in found) - began
-    assert 9.0 < took < 14.0, took  # 200 starts at 20/s: ~10 s, and little lost to the deferrals
+    # 200 starts at 20/s take ~10 s; the upper bound only catches a limit that throttles far below its rate.
+    # Deferred runs come back by Celery countdowns, so a CPU-starved 2-core CI machine measured 14.8-20.3 s.
+    assert 9.0 < took < 24.0, took
     assert deferral_counts(client)[("tests.plugins.flow:rated", "rate limited")] >= 150
     no_dead_letters(fleet_redis.url)
 
