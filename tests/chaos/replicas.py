@@ -11,12 +11,10 @@ from pathlib import Path
 import httpx
 import redis
 
-from tests.celery_worker import ALL_QUEUES
 from tests.chaos.ledger import Run, read_all
 from tests.chaos.procs import Service, wait_for
-from tests.chaos.stack import IMS_WORKER, Keys, Stack
+from tests.chaos.stack import IMS_WORKER, Keys, Stack, broker_busy
 from tests.servers import free_port
-from worker import keyspace
 from worker.delivery.deadletter import DeadLetter
 from worker.shim.spoolfile import summarize
 
@@ -81,15 +79,7 @@ class ReplicaStack(Stack):
 
     def idle(self) -> bool:
         try:
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
-            try:
-                busy = (
-                    any(client.llen(q) for q in ALL_QUEUES)
-                    or client.hlen("unacked")
-                    or client.hlen(keyspace.OUTBOX)
-                )
-            finally:
-                client.close()
+            busy = broker_busy(self.redis_url)
         except (redis.RedisError, OSError):
             return False
         return not busy and not self.spooled()

@@ -35,6 +35,17 @@ QUEUE = "ice-callback-chaos"
 MAX_BODY_BYTES = 64 * 1024
 
 
+def broker_busy(redis_url: str) -> bool:
+    """A task message queued or delivered but unacknowledged, or an outbox copy left (Redis errors raise)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        return bool(
+            any(client.llen(q) for q in ALL_QUEUES) or client.hlen("unacked") or client.hlen(keyspace.OUTBOX)
+        )
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every secret of the run: random per seed, so that the log scan looks for values nobody else uses."""
@@ -259,15 +270,7 @@ class Stack:
         try:
             if self.mns.stats(QUEUE).total:
                 return False
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
-            try:
-                busy = (
-                    any(client.llen(q) for q in ALL_QUEUES)
-                    or client.hlen("unacked")
-                    or client.hlen(keyspace.OUTBOX)
-                )
-            finally:
-                client.close()
+            busy = broker_busy(self.redis_url)
         except (redis.RedisError, OSError, RuntimeError):
             return False
         return not busy and not self.spooled()
