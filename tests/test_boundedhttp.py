@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -123,19 +124,33 @@ def test_an_early_answer_is_read_by_the_client_not_reset(server: int) -> None:
         data, elapsed = read_all(sock, 5)
         sender.join(5)
     assert data.startswith(b"HTTP/1.1 401") and data.endswith(b'{"error":"unauthorized"}')
+    # Announced, so that a client does not send its next request into the closing connection.
+    assert b"\r\nconnection: close\r\n" in data.partition(b"\r\n\r\n")[0] + b"\r\n"
     assert elapsed < LINGER_SECONDS + 1
+
+
+def test_a_client_that_reuses_connections_never_meets_the_closing_one(server: int) -> None:
+    """httpx's pool, as the fuzzing scenario drives the shim: an early answer, then the next request."""
+    body = b"x" * (256 * 1024)
+    with httpx.Client(base_url=f"http://127.0.0.1:{server}", timeout=5) as client:
+        for _ in range(50):
+            early = client.post("/early", content=body)
+            assert (early.status_code, early.headers["connection"]) == (401, "close")
+            assert client.post("/echo", content=b"abc").text == "3"
 
 
 def test_connection_close_and_keep_alive_are_honoured(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(post("/echo", 3) + b"abc")
-        assert read_response(sock).endswith(b"\r\n\r\n3")
+        kept = read_response(sock)
+        assert kept.endswith(b"\r\n\r\n3") and b"connection:" not in kept.lower()
         time.sleep(
             LIMITS.header_timeout + 0.3
         )  # idle between requests: keep-alive's timeout, not the header's
         sock.sendall(post("/echo", 2, "Connection: close\r\n") + b"ab")
         data, _ = read_all(sock, 5)
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\n2")
+    assert b"\r\nconnection: close\r\n" in data
 
 
 def test_connections_over_the_cap_are_refused(server: int) -> None:

@@ -15,9 +15,9 @@ keeps accepting sockets). This subclass adds, per process:
   is taken after each read is parsed, so a connection holds at most the bound plus one read (64 KiB).
 
 A connection that misses a deadline is answered ``408`` (if nothing was answered yet) and closed. An answer
-given before the body was read to its end (401, 413, 503) is followed by a lingering close: the rest of the
-body is read and dropped for up to ``LINGER_SECONDS`` after a FIN, so the client reads the answer instead of
-a connection reset, and nothing of the unread body is kept.
+given before the body was read to its end (401, 413, 503) says ``Connection: close`` and is followed by a
+lingering close: the rest of the body is read and dropped for up to ``LINGER_SECONDS`` after a FIN, so the
+client reads the answer instead of a connection reset, and nothing of the unread body is kept.
 
 Tested with uvicorn 0.54.0 and httptools 0.9.0 (tests/test_shim_limits.py drives a real shim process); the
 overridden methods (``connection_made``, ``connection_lost``, ``on_message_begin``, ``on_headers_complete``,
@@ -208,11 +208,41 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._arm(self.limits.body_timeout, "body_timeout")
         super().on_headers_complete()
-        if self.cycle is not None and not self.cycle.keep_alive:
+        cycle = self.cycle
+        if cycle is None:
+            return
+        if not cycle.keep_alive:
             # uvicorn would close the socket as the answer is written, before an unread body is drained
             # (a reset the client sees instead of the answer); on_response_complete closes it instead.
             self._close_after_response = True
-            self.cycle.keep_alive = True
+            cycle.keep_alive = True
+        cycle.send = self._announcing_close(cycle.send)  # type: ignore[method-assign]
+
+    def _announcing_close(self, send: Any) -> Any:
+        """``send`` that marks an answer ``Connection: close`` when this connection closes after it.
+
+        That is when the answer starts before the body was read to its end (401, 413, 503: the connection
+        lingers, then closes) or the client asked to close. Without the header a client keeps the connection
+        for its next request and, if it looks before the server's FIN arrives, sends it into the closing
+        socket: "server disconnected without sending a response" (seen under load in the fuzzing scenario).
+        """
+        cycle = self.cycle
+
+        async def send_announcing_close(message: dict[str, Any]) -> None:
+            if message["type"] != "http.response.start" or cycle is None:
+                await send(message)
+                return
+            if not (cycle.more_body or self._close_after_response):
+                await send(message)
+                return
+            headers = [*message.get("headers", []), (b"connection", b"close")]
+            await send({**message, "headers": headers})
+            # uvicorn took the header as "close the socket after the body": on_response_complete does that
+            # itself, after draining what is left of the request (the lingering close).
+            self._close_after_response = True
+            cycle.keep_alive = True
+
+        return send_announcing_close
 
     def on_body(self, body: bytes) -> None:
         if not self._too_large:
