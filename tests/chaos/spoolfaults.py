@@ -96,6 +96,19 @@ def shim_killed_with_a_spool(outage: float) -> Callable[[ReplicaStack, Faults, N
     return fault
 
 
+def the_issues_run(outage: float, freeze: float) -> Callable[[ReplicaStack, Faults, Note], None]:
+    """The run issue 21 reported (399 of 1,200 IMS callbacks given up before the spool): Redis stopped for
+    ``outage`` seconds with shim-a killed by kill -9 and restarted meanwhile, then, 4 s after Redis is back,
+    Redis frozen with SIGSTOP for ``freeze`` seconds."""
+    stopped, frozen = shim_killed_with_a_spool(outage), redis_frozen(freeze)
+
+    def fault(stack: ReplicaStack, faults: Faults, note: Note) -> None:
+        stopped(stack, faults, note)
+        frozen(stack, faults, note)
+
+    return fault
+
+
 def redis_at_maxmemory(seconds: float) -> Callable[[ReplicaStack, Faults, Note], None]:
     """``maxmemory`` set just above what Redis uses (95% used: past the shim's 0.9 threshold, so the shims'
     writes would soon be refused), for ``seconds``."""

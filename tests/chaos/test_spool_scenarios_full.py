@@ -3,13 +3,12 @@ discarded) and RTC (retries after 1, 2, 5, 10, 60, 120, 300 s) callbacks at 20/s
 behind a load balancer, at the default settings. Each scenario ends with the ledger check: every event the
 provider counts as delivered is handled exactly once, and the provider gave up on none.
 
-The issue's run sent 1,200 callbacks at 20/s; these send 600 (30 s) so that a scenario stays near a minute and
-a half; the outage durations are the issue's. Results: bench/results/chaos/spool-<scenario>.json (the
-RELIABILITY.md table).
+These send 600 callbacks (30 s) each, one fault per scenario, at the issue's outage durations. Results:
+bench/results/chaos/spool-<scenario>.json (the RELIABILITY.md table).
 
-This file (``make chaos-full`` only): Redis frozen, at maxmemory, a Sentinel failover, the size bound and
-a full file system; test_spool_scenarios.py has the two in ``make chaos``.
-"""
+This file (``make chaos-full`` only): Redis stopped, a shim killed with kill -9 holding its spool, Redis
+frozen, at maxmemory, a Sentinel failover, the size bound and a full file system; test_spool_scenarios.py has
+the issue's own run, with three of these faults in one, in ``make chaos``."""
 
 from __future__ import annotations
 
