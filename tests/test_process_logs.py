@@ -66,8 +66,13 @@ def test_flower_logs_json_and_never_its_password(redis_url: str) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         # Flower's exit waits for the inspect calls it sent at start-up (its thread pool is joined at exit):
-        # usually 1-2 s, but once over 20 s in a CI run with two test processes on two cores.
-        output, _ = process.communicate(timeout=60)
+        # usually 1-2 s, but once over 20 s, and once over 60 s, in CI runs with two test processes on two
+        # cores. How fast Flower exits is not what this test checks: what it wrote until then is.
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate(timeout=10)
     text = output.decode(errors="replace")
     records = json_lines(text)
     assert any(str(r["event"]).startswith("Visit me at") for r in records), text[:500]
