@@ -24,13 +24,13 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ims-worker run --demo --exit-when-done
 
-## The test suite. With COVERAGE=1 (what CI runs) the same tests are measured with line coverage of every process
+## The test suite (what CI runs). With COVERAGE=1 (`make coverage`) the same tests are measured with line coverage of every process
 ## they start (Celery workers and pool children, consumer, shim, emulator: coverage's parallel mode, combined)
 ## and the run fails below COVERAGE_MIN percent of worker/.
 ## The test files run in TEST_JOBS processes (pytest-xdist; one file per process at a time); 0 runs them in one.
 COVERAGE ?= 0
 COVERAGE_MIN ?= 88
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 test: $(STAMP)
 ifeq ($(COVERAGE),1)
 	rm -f .coverage .coverage.*
@@ -63,8 +63,9 @@ bench-smoke: $(STAMP)
 ## Fault-injection scenarios with the event-ledger check (RELIABILITY.md). Replay a failure with the seed it
 ## printed: IMS_WORKER_CHAOS_SEED=N make chaos PYTEST_ARGS='-k <scenario>'. The scenario files run side by side
 ## (CHAOS_JOBS processes, one file each at a time: a file's scenarios share private servers' names): most of a
-## scenario's time is waiting out leases and timeouts at the default settings, so 3 at once take ~4 min, not ~10.
-CHAOS_JOBS ?= 3
+## scenario's time is waiting out leases and timeouts at the default settings (a 3-process run used 0.6 of a
+## core on average), so 6 at once take about as long as the longest file (~3.5 min), where 3 took ~8 min.
+CHAOS_JOBS ?= 6
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -m "chaos and not chaos_full" tests/chaos -n $(CHAOS_JOBS) --dist loadfile $(PYTEST_ARGS)
 

@@ -1,10 +1,14 @@
-"""Fixtures of the chaos suite: the run's budget (seed, durations) and a work directory per scenario."""
+"""Fixtures of the chaos suite: the run's budget (seed, durations), and the broker scenarios' ledger Redis."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.chaos.budget import Budget, current_budget
+from tests.servers import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +20,10 @@ def budget() -> Budget:
         flush=True,
     )
     return chosen
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[RedisServer]:
+    """Where the broker scenarios' handlers write their ledger: a Redis no fault touches."""
+    with running_redis(tmp_path / "ledger", appendonly=False) as server:
+        yield server

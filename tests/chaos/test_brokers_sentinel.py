@@ -1,28 +1,26 @@
-"""Broker chaos at default delivery settings: RabbitMQ (private node: worker kill -9, broker restart) and
-Redis Sentinel (primary kill -9 and promotion, without and with ``IMS_WORKER_REDIS_WAIT_REPLICAS``).
+"""Broker chaos at default delivery settings on Redis Sentinel: primary kill -9 and promotion, without and
+with ``IMS_WORKER_REDIS_WAIT_REPLICAS``; and the replication loss window made deterministic.
 
 Each scenario prints its table row for RELIABILITY.md and writes its JSON under bench/results/chaos/.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.celery_worker import ALL_QUEUES, CeleryWorker, running_worker, wait_until
-from tests.chaos.brokers import Outcome, Producer, describe, drain, make_event, still_queued, verdict
-from tests.chaos.rabbit import PrivateRabbit
-from tests.chaos.spec import LEDGER_URL_ENV, PLUGIN
+from tests.celery_worker import ALL_QUEUES, wait_until
+from tests.chaos.brokerrun import Workers, run
+from tests.chaos.brokers import describe, make_event, still_queued
 from tests.redis_topologies import MASTER, SentinelGroup, sentinel_group
-from tests.servers import RedisServer, running_redis
+from tests.servers import RedisServer
 from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable
 from worker.events import Event
@@ -31,103 +29,7 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.chaos
 
-LOAD_SECONDS = float(os.environ.get("IMS_CHAOS_BROKER_LOAD_SECONDS", "12"))
-RATE = 25.0  # events per second: well under what two pool processes handle, so a backlog means a fault
-FAULT_AT = 0.4  # of the load phase
 
-
-class Workers:
-    """The Celery worker of a scenario; ``replace`` kill -9s it (main process and pool) and starts another."""
-
-    def __init__(self, stack: contextlib.ExitStack, env: dict[str, str]) -> None:
-        self.stack, self.env = stack, env
-        self.current = self._start()
-
-    def _start(self) -> CeleryWorker:
-        return self.stack.enter_context(running_worker(self.env, queues=ALL_QUEUES, concurrency=2))
-
-    def replace(self) -> None:
-        self.current.kill()
-        self.current = self._start()
-
-
-def run(
-    name: str,
-    broker: str,
-    label: str,
-    settings: Settings,
-    env: dict[str, str],
-    ledger: RedisServer,
-    fault: Callable[[Workers], None],
-    store: Callable[[], redis.Redis] | None,
-) -> Outcome:
-    outcome = Outcome(name, broker, label)
-    env = {"IMS_WORKER_HANDLER_MODULES": PLUGIN, LEDGER_URL_ENV: ledger.url, **env}
-    ledger_client = redis.Redis.from_url(ledger.url)
-    with contextlib.ExitStack() as stack:
-        workers = Workers(stack, env)
-        producer = Producer(settings, uuid.uuid4().hex[:10], RATE, LOAD_SECONDS)
-        producer.start()
-        time.sleep(LOAD_SECONDS * FAULT_AT)
-        outcome.fault_at = time.time()
-        fault(workers)
-        producer.join(LOAD_SECONDS + 120)
-        drain(ledger_client, producer.sent)
-        verdict(outcome, producer, ledger_client, store, list(ALL_QUEUES))
-        if outcome.lost or outcome.delayed:
-            outcome.notes.append(workers.current.output()[-3000:])
-    ledger_client.close()
-    outcome.save()
-    print(f"\n{outcome.row()}\n{describe(outcome)}", flush=True)
-    return outcome
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[RedisServer]:
-    """Where the handlers' ledger goes: a Redis no fault touches."""
-    with running_redis(tmp_path / "ledger", appendonly=False) as server:
-        yield server
-
-
-# --- RabbitMQ -----------------------------------------------------------------------------------------------
-@pytest.fixture
-def rabbit(tmp_path: Path) -> Iterator[PrivateRabbit]:
-    node = PrivateRabbit(tmp_path / "rabbit")
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
-def rabbit_run(
-    name: str, rabbit: PrivateRabbit, ledger: RedisServer, tmp_path: Path, fault: Callable[[Workers], None]
-) -> Outcome:
-    with running_redis(tmp_path / "store", appendonly=True) as store:
-        env = {"IMS_WORKER_BROKER_URL": rabbit.url, "IMS_WORKER_REDIS_URL": store.url}
-        settings = Settings(broker_url=rabbit.url, redis_url=store.url)
-        outcome = run(name, "RabbitMQ", "quorum queues, confirms", settings, env, ledger, fault, None)
-    assert set(rabbit.queue_types().values()) == {"quorum"}, rabbit.queue_types()
-    return outcome
-
-
-def test_rabbitmq_worker_kill_9(rabbit: PrivateRabbit, ledger: RedisServer, tmp_path: Path) -> None:
-    outcome = rabbit_run("worker kill -9", rabbit, ledger, tmp_path, lambda workers: workers.replace())
-    assert outcome.sent > 0 and outcome.lost == 0 and outcome.delayed == 0, describe(outcome)
-    assert outcome.recovery_seconds is not None
-
-
-def test_rabbitmq_broker_restart(rabbit: PrivateRabbit, ledger: RedisServer, tmp_path: Path) -> None:
-    def restart(_: Workers) -> None:
-        down = rabbit.restart()
-        print(f"RabbitMQ node {rabbit.name} restarted: unreachable for {down:.1f} s", flush=True)
-
-    outcome = rabbit_run("broker restart", rabbit, ledger, tmp_path, restart)
-    assert outcome.sent > 0 and outcome.lost == 0 and outcome.delayed == 0, describe(outcome)
-    assert outcome.recovery_seconds is not None
-
-
-# --- Redis Sentinel -----------------------------------------------------------------------------------------
 def kill_primary(group: SentinelGroup, restart_after: float = 3.0) -> Callable[[Workers], None]:
     """kill -9 the primary; ``restart_after`` s later bring it back (a pod restart), to become a replica."""
 
