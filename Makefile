@@ -64,15 +64,18 @@ bench-smoke: $(STAMP)
 ## printed: IMS_WORKER_CHAOS_SEED=N make chaos PYTEST_ARGS='-k <scenario>'. The scenario files run side by side
 ## (CHAOS_JOBS processes, one file each at a time: a file's scenarios share private servers' names): most of a
 ## scenario's time is waiting out leases and timeouts at the default settings (a 3-process run used 0.6 of a
-## core on average), so 6 at once take about as long as the longest file (~3.5 min), where 3 took ~8 min.
+## core on average), so 6 at once take about as long as the longest file (~3.5 min), where 3 took ~8 min;
+## tests/chaos/conftest.py orders the files so that each process gets one long and one short file.
 CHAOS_JOBS ?= 6
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -m "chaos and not chaos_full" tests/chaos -n $(CHAOS_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "chaos and not chaos_full" tests/chaos -n $(CHAOS_JOBS) --dist loadfile \
+		--no-loadscope-reorder $(PYTEST_ARGS)
 
 ## make chaos plus its slow variants (marker chaos_full): the worker-kill recovery at the default lease in the
 ## io profile (threads) too. About 5 minutes more than make chaos; not in CI.
 chaos-full: $(STAMP)
-	$(BIN)/python -m pytest -m "chaos or chaos_full" tests/chaos -n $(CHAOS_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "chaos or chaos_full" tests/chaos -n $(CHAOS_JOBS) --dist loadfile \
+		--no-loadscope-reorder $(PYTEST_ARGS)
 
 ## The same scenarios for about MINUTES minutes in all (progress printed; no per-test timeout).
 MINUTES ?= 15
