@@ -52,7 +52,8 @@ PROCESSES_HINT = 6
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    files = sorted({item.path.name for item in items}, key=lambda name: -FILE_SECONDS.get(name, 30))
+    # Name breaks ties: every xdist process must collect the same order.
+    files = sorted({item.path.name for item in items}, key=lambda name: (-FILE_SECONDS.get(name, 30), name))
     order = files[:PROCESSES_HINT] + files[PROCESSES_HINT:][::-1]
     rank = {name: index for index, name in enumerate(order)}
     items.sort(key=lambda item: rank[item.path.name])  # stable: a file's own order is kept
