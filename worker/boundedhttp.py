@@ -229,10 +229,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
 
         async def send_announcing_close(message: dict[str, Any]) -> None:
-            if message["type"] != "http.response.start" or cycle is None:
-                await send(message)
-                return
-            if not (cycle.more_body or self._close_after_response):
+            starts = message["type"] == "http.response.start"
+            if cycle is None or not starts or not (cycle.more_body or self._close_after_response):
                 await send(message)
                 return
             headers = [*message.get("headers", []), (b"connection", b"close")]
