@@ -96,6 +96,18 @@ def test_a_stalled_request_line_gets_408_and_is_closed_at_the_header_deadline(se
     assert LIMITS.header_timeout - 0.1 < elapsed < LIMITS.header_timeout + 1
 
 
+def test_a_second_request_that_stalls_in_its_headers_gets_408_at_the_header_deadline(server: int) -> None:
+    # The deadline of a request that arrives in pieces starts with its first byte, on a kept-alive connection
+    # too (its timer is set once the read that began it ends; a whole request in one read needs none).
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(post("/echo", 3) + b"abc")
+        assert read_response(sock).endswith(b"\r\n\r\n3")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\n")
+        data, elapsed = read_all(sock, 5)
+    assert data.startswith(b"HTTP/1.1 408") and b"request_timeout" in data
+    assert LIMITS.header_timeout - 0.1 < elapsed < LIMITS.header_timeout + 1
+
+
 def test_a_silent_connection_is_closed_at_the_header_deadline(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server)) as sock:
         _, elapsed = read_all(sock, 5)

@@ -149,10 +149,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ConnectionLimits = getattr(config, CONFIG_ATTRIBUTE, None) or _process_limits
         self._deadline: asyncio.TimerHandle | None = None
+        self._pending: tuple[float, str] | None = None  # a deadline set during a read: (when, why)
         self._refused = False
         self._in_headers = False
         self._lingering = False
         self._close_after_response = False
+        self._announced: object = None  # the request cycle whose answer may announce a close
         self._header_bytes = 0
         self._header_lines = 0
         self._too_large = False
@@ -179,12 +181,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused or self._lingering or self._too_large:
             return
         super().data_received(data)
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and cycle is not self._announced:
+            # This request's body goes on past this read, so its answer may start before the body's end (an
+            # early 401, 413 or 503) and the connection then closes. A request whose body came with its
+            # headers (most) cannot be answered early: it keeps uvicorn's own send. The app's task has not
+            # started yet: it runs once this read is handled.
+            self._announce_close(cycle)
         if self._in_headers and not self.transport.is_closing():
             # Still inside a request's headers after this read: every byte of it went to them (a pipelined
             # request that began inside the read counts the previous request's tail too: one read at most).
             self._header_bytes += len(data)
             if self._header_bytes > self.limits.max_header_bytes:
                 self._headers_too_large()
+        if self._pending is not None:
+            when, reason = self._pending
+            self._pending = None
+            if not self.transport.is_closing():
+                self._deadline = self.loop.call_at(when, self._expire, reason)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._too_large:
@@ -200,13 +214,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_lines = 0
         self._in_headers = True
-        self._arm(self.limits.header_timeout, "header_timeout")
+        self._arm_after_read(self.limits.header_timeout, "header_timeout")
 
     def on_headers_complete(self) -> None:
         if self._too_large:
             return
         self._in_headers = False
-        self._arm(self.limits.body_timeout, "body_timeout")
+        self._arm_after_read(self.limits.body_timeout, "body_timeout")
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is None:
@@ -216,21 +230,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # (a reset the client sees instead of the answer); on_response_complete closes it instead.
             self._close_after_response = True
             cycle.keep_alive = True
-        cycle.send = self._announcing_close(cycle.send)  # type: ignore[method-assign]
+            self._announce_close(cycle)
 
-    def _announcing_close(self, send: Any) -> Any:
-        """``send`` that marks an answer ``Connection: close`` when this connection closes after it.
+    def _announce_close(self, cycle: Any) -> None:
+        """Make ``cycle``'s answer say ``Connection: close`` when this connection closes after it.
 
         That is when the answer starts before the body was read to its end (401, 413, 503: the connection
         lingers, then closes) or the client asked to close. Without the header a client keeps the connection
         for its next request and, if it looks before the server's FIN arrives, sends it into the closing
         socket: "server disconnected without sending a response" (seen under load in the fuzzing scenario).
         """
-        cycle = self.cycle
+        self._announced = cycle
+        send = cycle.send
 
         async def send_announcing_close(message: dict[str, Any]) -> None:
             starts = message["type"] == "http.response.start"
-            if cycle is None or not starts or not (cycle.more_body or self._close_after_response):
+            if not starts or not (cycle.more_body or self._close_after_response):
                 await send(message)
                 return
             headers = [*message.get("headers", []), (b"connection", b"close")]
@@ -240,7 +255,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._close_after_response = True
             cycle.keep_alive = True
 
-        return send_announcing_close
+        cycle.send = send_announcing_close
 
     def on_body(self, body: bytes) -> None:
         if not self._too_large:
@@ -292,7 +307,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._deadline = self.loop.call_later(seconds, self._expire, reason)
 
+    def _arm_after_read(self, seconds: float, reason: str) -> None:
+        """A deadline from now, set by a parser callback; its timer starts only if the read ends with the
+        request still incomplete. Most requests arrive whole in one read, and need no timer at all."""
+        self._disarm()
+        self._pending = (self.loop.time() + seconds, reason)
+
     def _disarm(self) -> None:
+        self._pending = None
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
