@@ -17,6 +17,9 @@ import redis
 
 from tests.celery_worker import wait_until
 from tests.servers import RedisServer, free_port, redis_server_binary, stop_process, wait_for_port
+from worker.delivery.publish import Publisher
+from worker.errors import BrokerUnavailable
+from worker.events import Event
 
 MASTER = "ims-primary"
 
@@ -277,3 +280,13 @@ def sentinel_group(workdir: Path, **kwargs: object) -> Iterator[SentinelGroup]:
         yield group
     finally:
         group.stop()
+
+
+def publish_taken(publisher: Publisher, events: list[Event]) -> bool:
+    """One publish as an upstream retrying until it is taken would try it: False while Redis refuses it (right
+    after a promotion a call may still meet the demoted primary, or no replica has confirmed it yet)."""
+    try:
+        publisher.publish(events)
+    except BrokerUnavailable:
+        return False
+    return True

@@ -21,6 +21,7 @@ from tests.redis_topologies import (
     TlsRedis,
     add_acl_user,
     make_certs,
+    publish_taken,
     sentinel_group,
 )
 from tests.servers import RedisServer
@@ -197,7 +198,7 @@ def test_sentinel_broker_and_store_follow_a_failover(sentinels: SentinelGroup) -
 
         # The same publisher and the running worker both find the new primary through the Sentinels.
         after = sample_events("after-failover")
-        wait_until(lambda: _publish_ok(publisher, after), timeout=20, interval=0.2)
+        wait_until(lambda: publish_taken(publisher, after), timeout=20, interval=0.2)
         probe = store_client(settings)
         wait_until(lambda: handled_once(probe, after), timeout=30)
         assert probe.connection_pool.get_master_address()[1] == replica  # type: ignore[attr-defined]
@@ -205,15 +206,6 @@ def test_sentinel_broker_and_store_follow_a_failover(sentinels: SentinelGroup) -
         publisher.close()
     for secret in (sentinels.password, sentinels.sentinel_password):
         assert secret not in worker.output()
-
-
-def _publish_ok(publisher: Publisher, events: list[Event]) -> bool:
-    # Right after a promotion a call may still meet the demoted primary; the caller retries (as MNS does).
-    try:
-        publisher.publish(events)
-    except BrokerUnavailable:
-        return False
-    return True
 
 
 def test_wait_replicas_refuses_a_batch_no_replica_confirmed(sentinels: SentinelGroup) -> None:

@@ -19,11 +19,10 @@ import redis
 from tests.celery_worker import ALL_QUEUES, wait_until
 from tests.chaos.brokerrun import Workers, run
 from tests.chaos.brokers import describe, make_event, still_queued
-from tests.redis_topologies import MASTER, SentinelGroup, sentinel_group
+from tests.redis_topologies import MASTER, SentinelGroup, publish_taken, sentinel_group
 from tests.servers import RedisServer
 from worker.delivery.publish import Publisher
 from worker.errors import BrokerUnavailable
-from worker.events import Event
 from worker.redisconn import store_client
 from worker.settings import Settings
 
@@ -115,7 +114,7 @@ def test_sentinel_replication_window(wait_replicas: int, tmp_path: Path) -> None
         group.wait_master(replica.port, timeout=60)
         primary.start()  # a pod restart: Sentinel turns it into a replica of the new primary
         if not acknowledged:  # upstream retries until the publish is taken, as MNS redelivery would
-            wait_until(lambda: _published(publisher, events), timeout=60, interval=0.3)
+            wait_until(lambda: publish_taken(publisher, events), timeout=60, interval=0.3)
         publisher.close()
         client = store_client(settings)
         held = still_queued(client, list(ALL_QUEUES))
@@ -130,11 +129,3 @@ def test_sentinel_replication_window(wait_replicas: int, tmp_path: Path) -> None
         assert not acknowledged and kept == len(events)
     else:
         assert acknowledged and kept == 0  # what asynchronous replication loses: acknowledged, then gone
-
-
-def _published(publisher: Publisher, events: list[Event]) -> bool:
-    try:
-        publisher.publish(events)
-    except BrokerUnavailable:
-        return False
-    return True
